@@ -1,0 +1,148 @@
+//! Addresses as people type them: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT`, or a bare `PORT`.
+//!
+//! A bare port means `127.0.0.1:PORT`, because every program here is local by default:
+//! nothing leaves this machine unless an address says so.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+
+use crate::{Error, Result};
+
+/// The address a bare `PORT` stands for.
+pub const DEFAULT_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Parses and resolves an address; see [`resolve`] for the order when a name has several.
+///
+/// # Errors
+/// [`Error::Usage`] naming the value when it is not an address or the name does not resolve.
+///
+/// # Examples
+/// ```
+/// use common::addr::parse;
+/// assert_eq!(parse("8888").unwrap().to_string(), "127.0.0.1:8888");
+/// assert_eq!(parse("[::1]:53").unwrap().to_string(), "[::1]:53");
+/// assert_eq!(parse("localhost:7").unwrap().to_string(), "127.0.0.1:7");
+/// assert!(parse("no-port").is_err());
+/// ```
+pub fn parse(text: &str) -> Result<SocketAddr> {
+    resolve(text)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad(text, "the name resolves to no address"))
+}
+
+/// Every address `text` stands for, IPv4 first.
+///
+/// IPv4 comes first because the servers here (and the chapter's) bind `127.0.0.1`:
+/// on hosts where `localhost` resolves to `::1` first, taking the resolver's order would
+/// send to a port nobody listens on.
+///
+/// # Errors
+/// [`Error::Usage`] naming the value when it is not an address or the name does not resolve.
+pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(vec![SocketAddr::new(DEFAULT_IP, port)]);
+    }
+    if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() {
+        return Err(bad(text, "a port is a number from 0 to 65535"));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(bad(text, "expected IP:PORT, [IPv6]:PORT, HOST:PORT or PORT"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad(text, "a port is a number from 0 to 65535"))?;
+    if host.is_empty() || host.contains(':') || host.starts_with('[') {
+        return Err(bad(text, "expected IP:PORT, [IPv6]:PORT, HOST:PORT or PORT"));
+    }
+    let mut addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(text, &format!("cannot resolve '{host}': {}", crate::error::describe(&e))))?
+        .collect();
+    // A stable sort keeps the resolver's order within each family.
+    addrs.sort_by_key(|a| a.is_ipv6());
+    if addrs.is_empty() {
+        return Err(bad(text, "the name resolves to no address"));
+    }
+    Ok(addrs)
+}
+
+/// Whether `text` is written like an address (not whether it is a valid one).
+///
+/// The client uses it to tell `udp-client 127.0.0.1:9000 hi` from `udp-client hi`: a first
+/// word that looks like an address is the target, and a wrong one is an error rather than
+/// a message sent to the default target by mistake.
+pub fn looks_like(text: &str) -> bool {
+    let is_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if is_digits(text) || text.starts_with('[') {
+        return true;
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) => {
+            is_digits(port)
+                && !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        }
+        None => false,
+    }
+}
+
+fn bad(text: &str, why: &str) -> Error {
+    Error::Usage(format!("bad address '{text}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)"))
+}
+
+/// For clap's `value_parser`: the same as [`parse`].
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_arg(text: &str) -> std::result::Result<SocketAddr, Error> {
+    parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_written_form() {
+        assert_eq!(parse("9000").unwrap(), "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(parse("0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(parse("10.1.2.3:53").unwrap(), "10.1.2.3:53".parse().unwrap());
+        assert_eq!(parse("[::1]:8888").unwrap(), "[::1]:8888".parse().unwrap());
+        assert_eq!(parse(" 0.0.0.0:8888 ").unwrap(), "0.0.0.0:8888".parse().unwrap());
+    }
+
+    #[test]
+    fn localhost_resolves_to_ipv4_first() {
+        let addrs = resolve("localhost:8888").unwrap();
+        assert_eq!(addrs[0], "127.0.0.1:8888".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_address_naming_the_value() {
+        for text in ["", "hello", "1.2.3.4", "1.2.3.4:70000", "70000", ":80", "[::1]", "::1:80", "a b:1"] {
+            let err = parse(text).unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{text}: {err:?}");
+            assert!(err.to_string().contains(&format!("'{}'", text.trim())), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unresolvable_name_is_a_usage_error() {
+        let err = parse("no-such-host.invalid:80").unwrap_err();
+        assert!(err.to_string().contains("cannot resolve 'no-such-host.invalid'"), "{err}");
+    }
+
+    #[test]
+    fn tells_addresses_from_messages() {
+        for text in ["8888", "127.0.0.1:80", "[::1]:80", "localhost:80", "1.2.3.4:70000", "70000"] {
+            assert!(looks_like(text), "{text}");
+        }
+        for text in ["hello", "hello world", "a:b", "时间:12", "-1", "", "12:"] {
+            assert!(!looks_like(text), "{text}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Command-line plumbing every program's `main` uses: one-line usage errors, exit codes.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+/// Parses the command line; `--help` and `--version` print and exit 0, and any mistake is
+/// one line on stderr (`udp-server: invalid value 'x' for '--bind <ADDR>': …`) and exit 2.
+pub fn parse<C: Parser>(program: &str) -> Result<C, ExitCode> {
+    match C::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = err.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            print_error(program, &one_line(&err.to_string()));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Clap's message without the `error: ` prefix, the usage block and the blank lines, plus a
+/// pointer to `--help`.
+fn one_line(rendered: &str) -> String {
+    let first = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("bad usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim_end();
+    // clap adds "tip: …" lines and the usage; the value's own reason stays on the first line.
+    format!("{first} (see --help)")
+}
+
+/// Prints `program: message` on stderr, ignoring a closed stderr (there is nobody to tell).
+pub fn print_error(program: &str, message: &str) {
+    let _ = writeln!(std::io::stderr(), "{program}: {message}");
+}
+
+/// Turns a program's result into its exit code, printing the error as one line.
+pub fn exit_code<T>(program: &str, result: crate::Result<T>) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            print_error(program, &err.to_string());
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: invalid value 'x' for '--bind <ADDR>': bad address\n\nFor more information, try '--help'.\n";
+        assert_eq!(one_line(rendered), "invalid value 'x' for '--bind <ADDR>': bad address (see --help)");
+    }
+}

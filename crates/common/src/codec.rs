@@ -1,0 +1,266 @@
+//! Payload codecs: how typed text becomes datagram bytes, and how received bytes are shown.
+//!
+//! UDP carries bytes, not text. The chapter's Python calls `.encode()`/`.decode()` and
+//! crashes on bytes that are not valid UTF-8; a debugging tool must show them instead.
+//! So rendering never fails: bytes that are not valid in the encoding appear as `\xff`,
+//! and newlines, tabs and other control characters are escaped so that one datagram is
+//! always one line. A backslash itself is shown as `\\`, so the rendering is unambiguous.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use encoding_rs::{DecoderResult, EncoderResult, GBK};
+
+use crate::{Error, Result};
+
+/// How payloads are typed and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// UTF-8 text (the default, and what Python's `str.encode()` produces).
+    #[default]
+    Utf8,
+    /// GBK (Simplified Chinese), the default encoding of NetAssist on a Chinese Windows.
+    Gbk,
+    /// Hexadecimal bytes: typed as `48 65 6c`, `48656c` or `0x48 0x65`, shown as `48 65 6c`.
+    Hex,
+}
+
+impl FromStr for Encoding {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "utf8" | "utf-8" => Ok(Encoding::Utf8),
+            "gbk" | "gb2312" | "cp936" => Ok(Encoding::Gbk),
+            "hex" => Ok(Encoding::Hex),
+            _ => Err(Error::Usage(format!("unknown encoding '{text}': use utf8, gbk or hex"))),
+        }
+    }
+}
+
+impl Encoding {
+    /// Turns typed text into the bytes to send.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for bad hex, or for a character GBK cannot represent.
+    ///
+    /// # Examples
+    /// ```
+    /// use common::codec::Encoding;
+    /// assert_eq!(Encoding::Utf8.encode("hi").unwrap(), b"hi");
+    /// assert_eq!(Encoding::Gbk.encode("你好").unwrap(), [0xc4, 0xe3, 0xba, 0xc3]);
+    /// assert_eq!(Encoding::Hex.encode("0x48 65").unwrap(), b"He");
+    /// ```
+    pub fn encode(self, text: &str) -> Result<Vec<u8>> {
+        match self {
+            Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
+            Encoding::Gbk => encode_gbk(text),
+            Encoding::Hex => parse_hex(text),
+        }
+    }
+
+    /// Shows received bytes on one line; never fails, never drops a byte.
+    ///
+    /// # Examples
+    /// ```
+    /// use common::codec::Encoding;
+    /// assert_eq!(Encoding::Utf8.render(b"hi\n\xff"), "hi\\n\\xff");
+    /// assert_eq!(Encoding::Gbk.render(&[0xc4, 0xe3, 0xba, 0xc3]), "你好");
+    /// assert_eq!(Encoding::Hex.render(b"He"), "48 65");
+    /// ```
+    pub fn render(self, bytes: &[u8]) -> String {
+        match self {
+            Encoding::Utf8 => render_utf8(bytes),
+            Encoding::Gbk => render_gbk(bytes),
+            Encoding::Hex => to_hex(bytes),
+        }
+    }
+}
+
+/// Bytes as space-separated lower-case hex pairs: `48 65 6c`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Parses `48 65 6c`, `48656c`, `0x48 0x65`, `0x48656c` (commas allowed as separators).
+///
+/// # Errors
+/// [`Error::Usage`] naming the text when a digit is not hex or a group has an odd length.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
+    let bad = |why: &str| Error::Usage(format!("bad hex '{text}': {why} (e.g. 48 65 6c or 0x48656c)"));
+    let mut out = Vec::new();
+    for group in text.split(|c: char| c.is_whitespace() || c == ',').filter(|g| !g.is_empty()) {
+        let digits = group
+            .strip_prefix("0x")
+            .or_else(|| group.strip_prefix("0X"))
+            .unwrap_or(group);
+        if digits.is_empty() || digits.len() % 2 != 0 {
+            return Err(bad(&format!("'{group}' has an odd number of digits")));
+        }
+        for pair in digits.as_bytes().chunks(2) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad("not a hex digit"))?;
+            let byte = u8::from_str_radix(pair, 16)
+                .map_err(|_| bad(&format!("'{pair}' is not a hex byte")))?;
+            out.push(byte);
+        }
+    }
+    Ok(out)
+}
+
+fn render_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(&mut out, chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn render_gbk(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut decoder = GBK.new_decoder_without_bom_handling();
+        // encoding_rs writes only into spare capacity, and wants room for the worst case.
+        let room = decoder
+            .max_utf8_buffer_length_without_replacement(rest.len())
+            .unwrap_or(rest.len() * 4 + 16);
+        let mut text = String::with_capacity(room);
+        let (result, read) = decoder.decode_to_string_without_replacement(rest, &mut text, true);
+        push_escaped(&mut out, &text);
+        match result {
+            DecoderResult::Malformed(bad_len, after) => {
+                // The malformed bytes end `after` bytes before `read`; those `after` bytes
+                // are decoded again from a fresh start, so none is lost.
+                let end = read.saturating_sub(after as usize);
+                let start = end.saturating_sub(bad_len as usize);
+                for b in &rest[start..end] {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+                rest = &rest[end.max(1).min(rest.len())..];
+            }
+            // With room for the worst case, OutputFull cannot happen; if it ever did without
+            // progress, escaping one byte still moves on.
+            DecoderResult::InputEmpty | DecoderResult::OutputFull => {
+                rest = &rest[read.max(1).min(rest.len())..];
+            }
+        }
+    }
+    out
+}
+
+fn encode_gbk(text: &str) -> Result<Vec<u8>> {
+    let mut encoder = GBK.new_encoder();
+    let capacity = encoder
+        .max_buffer_length_from_utf8_without_replacement(text.len())
+        .unwrap_or(text.len() * 4);
+    let mut out = Vec::with_capacity(capacity);
+    let (result, _) = encoder.encode_from_utf8_to_vec_without_replacement(text, &mut out, true);
+    match result {
+        EncoderResult::InputEmpty => Ok(out),
+        EncoderResult::Unmappable(c) => Err(Error::Usage(format!(
+            "'{c}' cannot be written in GBK; use --encoding utf8 or hex"
+        ))),
+        EncoderResult::OutputFull => Err(Error::Usage("text too long to encode as GBK".into())),
+    }
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            // Other control and formatting characters (C1 controls, line and paragraph
+            // separators, bidi overrides) could break the line or reorder it on screen.
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_encoding_and_rejects_unknown_ones() {
+        assert_eq!("UTF-8".parse::<Encoding>().unwrap(), Encoding::Utf8);
+        assert_eq!("gbk".parse::<Encoding>().unwrap(), Encoding::Gbk);
+        assert_eq!("hex".parse::<Encoding>().unwrap(), Encoding::Hex);
+        let err = "latin9".parse::<Encoding>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown encoding 'latin9': use utf8, gbk or hex");
+    }
+
+    #[test]
+    fn utf8_rendering_keeps_one_datagram_on_one_line() {
+        assert_eq!(render_utf8(b"a\r\nb\tc\\d"), "a\\r\\nb\\tc\\\\d");
+        assert_eq!(render_utf8(b"\x00\x1b[31m\x7f"), "\\x00\\x1b[31m\\x7f");
+        assert_eq!(render_utf8("é\u{85}\u{2028}\u{202e}".as_bytes()), "é\\u{85}\\u{2028}\\u{202e}");
+        assert_eq!(render_utf8(b"ok\xff\xfe!"), "ok\\xff\\xfe!");
+        assert_eq!(render_utf8("你好".as_bytes()), "你好");
+        assert_eq!(render_utf8(b""), "");
+    }
+
+    #[test]
+    fn gbk_round_trips_and_escapes_bad_bytes_without_losing_the_rest() {
+        let bytes = encode_gbk("你好, UDP").unwrap();
+        assert_eq!(bytes, b"\xc4\xe3\xba\xc3, UDP");
+        assert_eq!(render_gbk(&bytes), "你好, UDP");
+        // 0x81 is a lead byte; a space cannot follow it, so it is malformed, and the space
+        // after it must still be shown.
+        assert_eq!(render_gbk(b"\x81 A"), "\\x81 A");
+        assert_eq!(render_gbk(b"A\xff"), "A\\xff");
+        assert_eq!(render_gbk(b"\xc4"), "\\xc4");
+        assert_eq!(render_gbk(b"\xc4\xe3\n"), "你\\n");
+        let err = encode_gbk("😀").unwrap_err();
+        assert_eq!(err.to_string(), "'😀' cannot be written in GBK; use --encoding utf8 or hex");
+    }
+
+    #[test]
+    fn hex_accepts_the_usual_spellings() {
+        assert_eq!(parse_hex("48 65 6c").unwrap(), b"Hel");
+        assert_eq!(parse_hex("48656C").unwrap(), b"Hel");
+        assert_eq!(parse_hex("0x48 0X65,0x6c").unwrap(), b"Hel");
+        assert_eq!(parse_hex("0x48656c").unwrap(), b"Hel");
+        assert_eq!(parse_hex("").unwrap(), b"");
+        assert_eq!(to_hex(b"Hel"), "48 65 6c");
+        assert_eq!(to_hex(b""), "");
+    }
+
+    #[test]
+    fn bad_hex_is_a_usage_error_naming_the_text() {
+        for text in ["4", "zz", "0x", "48 6", "é9", "0xg0"] {
+            let err = parse_hex(text).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("bad hex '{text}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn rendering_any_bytes_never_panics_and_stays_on_one_line() {
+        // A bounded sweep: every single byte, and every pair of bytes, in every encoding.
+        for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
+            for a in 0..=255u8 {
+                for b in [0u8, 0x0a, 0x40, 0x7f, 0x80, 0x81, 0xa1, 0xfe, 0xff] {
+                    let shown = enc.render(&[a, b, a]);
+                    assert!(!shown.contains('\n') && !shown.contains('\r'), "{enc:?} {a:02x} {b:02x}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Durations as people type them: `500ms`, `2s`, `1m`; a bare number is seconds.
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Parses `250us`, `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a bare number of seconds.
+///
+/// # Errors
+/// [`Error::Usage`] naming the value when it is not a non-negative number with a known unit.
+///
+/// # Examples
+/// ```
+/// use common::duration::parse;
+/// use std::time::Duration;
+/// assert_eq!(parse("500ms").unwrap(), Duration::from_millis(500));
+/// assert_eq!(parse("2").unwrap(), Duration::from_secs(2));
+/// assert_eq!(parse("1m").unwrap(), Duration::from_secs(60));
+/// ```
+pub fn parse(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" | "sec" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad(text)),
+    };
+    let value: f64 = number.parse().map_err(|_| bad(text))?;
+    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad(text))
+}
+
+/// For clap's `value_parser`: the same as [`parse`].
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_arg(text: &str) -> std::result::Result<Duration, Error> {
+    parse(text)
+}
+
+/// A duration the way people read it: `250us`, `1.5ms`, `2s`.
+pub fn display(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros < 1000 {
+        format!("{micros}us")
+    } else if micros < 1_000_000 {
+        format!("{}ms", trim_float(d.as_secs_f64() * 1e3))
+    } else {
+        format!("{}s", trim_float(d.as_secs_f64()))
+    }
+}
+
+fn trim_float(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn bad(text: &str) -> Error {
+    Error::Usage(format!("bad duration '{text}': use a number with ms, s or m (e.g. 500ms, 2s, 1m; a bare number is seconds)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_unit() {
+        assert_eq!(parse("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse("5ms").unwrap(), Duration::from_millis(5));
+        assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse("0.1").unwrap(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn rejects_nonsense_naming_it() {
+        for text in ["", "s", "-1s", "1.2.3", "5 parsecs", "1e999", "NaN", "inf"] {
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("bad duration '{text}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn displays_readably() {
+        assert_eq!(display(Duration::from_micros(250)), "250us");
+        assert_eq!(display(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(display(Duration::from_secs(2)), "2s");
+    }
+}

@@ -1,0 +1,74 @@
+//! One error type for the programs: a one-line message and the exit code it maps to.
+
+use std::fmt;
+
+/// What went wrong, sorted by who can fix it: the user's input (exit 2) or the run (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A value the user gave cannot be used: a bad address, encoding, size. Exit code 2.
+    Usage(String),
+    /// The run failed: bind refused, no reply, nobody listening. Exit code 1.
+    Runtime(String),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for bad usage, 1 for a runtime failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+
+    /// A runtime error that names what failed and the OS error behind it.
+    pub fn io(what: impl fmt::Display, err: &std::io::Error) -> Self {
+        Error::Runtime(format!("{what}: {}", crate::error::describe(err)))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) | Error::Runtime(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An OS error as a short lower-case phrase: "address already in use", not
+/// "Address already in use (os error 98)".
+pub fn describe(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.find(" (os error") {
+        Some(end) => &text[..end],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_who_can_fix_it() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Runtime("x".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn os_errors_read_as_a_phrase() {
+        let err = std::io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert_eq!(describe(&err), "address already in use");
+        let err = Error::io("cannot bind 127.0.0.1:8888", &err);
+        assert_eq!(err.to_string(), "cannot bind 127.0.0.1:8888: address already in use");
+    }
+}

@@ -1,0 +1,292 @@
+//! What the programs print on stdout: one line per datagram, or one JSON object per line.
+//!
+//! Data goes to stdout and diagnostics to stderr (the `log` crate), so `udp-server > log.txt`
+//! keeps exactly the datagrams. Every write is one whole line, so lines from two threads
+//! never interleave. A closed stdout (`udp-server | head -1`) is not an error: the output
+//! marks itself closed and the program stops quietly.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::codec::{Encoding, to_hex};
+use crate::time::LocalTime;
+
+/// How output looks; every program has these flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// JSON Lines instead of text (`--json`).
+    pub json: bool,
+    /// Prefix each datagram with the local time (`--timestamp`).
+    pub timestamp: bool,
+    /// How payloads are shown (`--encoding`).
+    pub encoding: Encoding,
+    /// No per-datagram lines (`-q`); the `listening` line and the summary stay.
+    pub quiet: bool,
+}
+
+/// One datagram to show.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// The payload as received (after any truncation).
+    pub bytes: &'a [u8],
+    /// Whether the datagram was longer than the receive buffer and cut.
+    pub truncated: bool,
+    /// The sequence number a ping reply carried, if any.
+    pub seq: Option<u64>,
+    /// The round-trip time of a ping reply, if it matched a request.
+    pub rtt: Option<Duration>,
+}
+
+impl<'a> Datagram<'a> {
+    /// A datagram with just a peer and bytes.
+    pub fn new(peer: SocketAddr, bytes: &'a [u8]) -> Self {
+        Datagram { peer, bytes, truncated: false, seq: None, rtt: None }
+    }
+}
+
+/// The program's stdout. Cheap to clone; clones share one writer.
+#[derive(Clone)]
+pub struct Output {
+    options: OutputOptions,
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    writer: Box<dyn Write + Send>,
+    closed: bool,
+}
+
+impl Output {
+    /// Output to the process's stdout.
+    pub fn stdout(options: OutputOptions) -> Self {
+        Self::new(Box::new(io::stdout()), options)
+    }
+
+    /// Output to any writer (tests pass a channel; see [`crate::testkit::capture`]).
+    pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
+        Output { options, inner: Arc::new(Mutex::new(Inner { writer, closed: false })) }
+    }
+
+    /// The options this output was made with.
+    pub fn options(&self) -> OutputOptions {
+        self.options
+    }
+
+    /// Whether stdout was closed by the reader; the program should stop.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The first line of every receiving program: `listening on 127.0.0.1:8888`, with the
+    /// real port when bound to port 0. Printed even with `-q`: scripts wait for it.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn listening(&self, addr: SocketAddr) -> io::Result<()> {
+        if self.options.json {
+            self.json_line(json!({"event": "listening", "addr": addr.to_string()}))
+        } else {
+            self.line(&format!("listening on {addr}"))
+        }
+    }
+
+    /// A datagram that arrived (`"event":"recv"`). Nothing with `-q`.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn received(&self, d: &Datagram<'_>) -> io::Result<()> {
+        self.datagram("recv", d)
+    }
+
+    /// A reply that arrived at the client (`"event":"reply"`, with `seq` and `rtt_ms`).
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn reply(&self, d: &Datagram<'_>) -> io::Result<()> {
+        self.datagram("reply", d)
+    }
+
+    /// A datagram this program sent: a JSON event only (in text mode the sender knows).
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn sent(&self, peer: SocketAddr, len: usize) -> io::Result<()> {
+        if self.options.json && !self.options.quiet {
+            self.json_line(json!({"event": "sent", "peer": peer.to_string(), "len": len}))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The summary on a clean stop: `text` to stderr, and with `--json` the object (with
+    /// `"event":"summary"` added) as the last stdout line.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn summary(&self, text: &str, mut fields: Value) -> io::Result<()> {
+        let _ = writeln!(io::stderr(), "{text}");
+        if self.options.json {
+            if let Value::Object(map) = &mut fields {
+                map.insert("event".into(), "summary".into());
+            }
+            self.json_line(fields)?;
+        }
+        Ok(())
+    }
+
+    fn datagram(&self, event: &str, d: &Datagram<'_>) -> io::Result<()> {
+        if self.options.quiet {
+            return Ok(());
+        }
+        let encoding = self.options.encoding;
+        if self.options.json {
+            // "text" is the escaped, one-line rendering; "hex" gives the exact bytes.
+            let text = match encoding {
+                Encoding::Hex => Encoding::Utf8.render(d.bytes),
+                other => other.render(d.bytes),
+            };
+            let mut obj = json!({
+                "event": event,
+                "peer": d.peer.to_string(),
+                "len": d.bytes.len(),
+                "text": text,
+                "hex": to_hex(d.bytes).replace(' ', ""),
+                "truncated": d.truncated,
+            });
+            if event == "reply" {
+                obj["seq"] = d.seq.map_or(Value::Null, Value::from);
+                obj["rtt_ms"] = d.rtt.map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
+            }
+            if self.options.timestamp {
+                obj["time"] = LocalTime::now().rfc3339().into();
+            }
+            return self.json_line(obj);
+        }
+        let time = if self.options.timestamp { format!("{}  ", LocalTime::now().clock()) } else { String::new() };
+        let truncated = if d.truncated { " (truncated)" } else { "" };
+        let rtt = d.rtt.map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
+        let payload = encoding.render(d.bytes);
+        self.line(&format!("{time}{}  {} B{truncated}  {payload}{rtt}", d.peer, d.bytes.len()))
+    }
+
+    fn json_line(&self, value: Value) -> io::Result<()> {
+        self.line(&value.to_string())
+    }
+
+    /// Writes one whole line and flushes it, so a reader (a script, `tail -f`) sees each
+    /// datagram as it arrives.
+    fn line(&self, text: &str) -> io::Result<()> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(text.len() + 1);
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'\n');
+        let result = inner.writer.write_all(&buf).and_then(|()| inner.writer.flush());
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                log::debug!("stdout was closed; stopping");
+                inner.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while printing cannot leave the writer half-valid, so a poisoned lock is fine.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::capture;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:54321".parse().unwrap()
+    }
+
+    #[test]
+    fn text_lines_hold_address_length_and_escaped_payload() {
+        let (out, lines) = capture(OutputOptions::default());
+        out.listening("127.0.0.1:8888".parse().unwrap()).unwrap();
+        out.received(&Datagram::new(peer(), b"hi\nthere")).unwrap();
+        out.received(&Datagram { truncated: true, ..Datagram::new(peer(), b"abc") }).unwrap();
+        out.reply(&Datagram { seq: Some(3), rtt: Some(Duration::from_micros(1500)), ..Datagram::new(peer(), b"seq=3 ping") })
+            .unwrap();
+        let within = Duration::from_secs(1);
+        assert_eq!(lines.next(within).unwrap(), "listening on 127.0.0.1:8888");
+        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  8 B  hi\\nthere");
+        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  3 B (truncated)  abc");
+        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  10 B  seq=3 ping  rtt 1.500 ms");
+    }
+
+    #[test]
+    fn json_lines_carry_the_spec_fields() {
+        let (out, lines) = capture(OutputOptions { json: true, ..Default::default() });
+        out.listening("[::1]:9".parse().unwrap()).unwrap();
+        out.received(&Datagram::new(peer(), b"A\xff")).unwrap();
+        out.sent(peer(), 2).unwrap();
+        out.reply(&Datagram { seq: Some(1), rtt: Some(Duration::from_micros(250)), ..Datagram::new(peer(), b"x") }).unwrap();
+        out.summary("done", json!({"received": 1})).unwrap();
+        let within = Duration::from_secs(1);
+        let next = || -> Value { serde_json::from_str(&lines.next(within).unwrap()).unwrap() };
+        assert_eq!(next(), json!({"event": "listening", "addr": "[::1]:9"}));
+        assert_eq!(
+            next(),
+            json!({"event": "recv", "peer": "127.0.0.1:54321", "len": 2, "text": "A\\xff", "hex": "41ff", "truncated": false})
+        );
+        assert_eq!(next(), json!({"event": "sent", "peer": "127.0.0.1:54321", "len": 2}));
+        let reply = next();
+        assert_eq!((reply["event"].as_str(), reply["seq"].as_u64(), reply["rtt_ms"].as_f64()), (Some("reply"), Some(1), Some(0.25)));
+        assert_eq!(next(), json!({"event": "summary", "received": 1}));
+    }
+
+    #[test]
+    fn quiet_keeps_only_the_listening_line() {
+        let (out, lines) = capture(OutputOptions { quiet: true, ..Default::default() });
+        out.received(&Datagram::new(peer(), b"x")).unwrap();
+        out.listening(peer()).unwrap();
+        assert_eq!(lines.next(Duration::from_secs(1)).unwrap(), "listening on 127.0.0.1:54321");
+    }
+
+    #[test]
+    fn timestamps_prefix_text_and_add_a_time_field() {
+        let (out, lines) = capture(OutputOptions { timestamp: true, ..Default::default() });
+        out.received(&Datagram::new(peer(), b"x")).unwrap();
+        let line = lines.next(Duration::from_secs(1)).unwrap();
+        let (clock, rest) = line.split_once("  ").unwrap();
+        assert_eq!(clock.len(), "08:15:07.123".len(), "{line}");
+        assert_eq!(rest, "127.0.0.1:54321  1 B  x");
+    }
+
+    #[test]
+    fn a_closed_reader_stops_output_without_an_error() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Output::new(Box::new(Closed), OutputOptions::default());
+        assert!(!out.is_closed());
+        out.received(&Datagram::new(peer(), b"x")).unwrap();
+        assert!(out.is_closed());
+    }
+}

@@ -1,0 +1,250 @@
+//! `udp-server`: the chapter's UDP server — create a socket, **bind** it, then answer
+//! datagrams with `recvfrom`/`sendto` in a loop.
+//!
+//! ```sh
+//! cargo run -p udp-server                  # terminal 1: listening on 127.0.0.1:8888
+//! cargo run -p udp-client -- hello         # terminal 2: prints the echo of "hello"
+//! ```
+//!
+//! Caveats a learner meets soon:
+//! - The default `127.0.0.1` is reachable only from this machine. `--bind 0.0.0.0:8888`
+//!   accepts datagrams from other machines too (NetAssist, `nc -u HOST 8888`); a firewall
+//!   may still stand in the way.
+//! - On a host with several addresses, a server bound to `0.0.0.0` may answer from a
+//!   different address than the one the client wrote to; a client that filters by address
+//!   (as `udp-client` does, being connected) then ignores the reply. Bind the exact address.
+//! - One socket serves every peer: UDP has no connections, so there is no `listen` or
+//!   `accept`; each datagram carries its sender's address and the reply goes back there.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+
+use common::output::{Datagram, Output, OutputOptions};
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
+use common::{Error, Result};
+use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Where the server listens when no `--bind` is given: this machine only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8888";
+
+/// The default receive buffer: larger than any UDP payload, so nothing is ever cut.
+/// The chapter's `recvfrom(1024)` is `--buffer-size 1024`.
+pub const DEFAULT_BUFFER_SIZE: usize = 65_535;
+
+/// How the server answers each datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The same bytes back to the sender (an echo server, the chapter's example).
+    Echo,
+    /// No answer: a sink that only prints what arrives.
+    None,
+    /// A fixed answer, cut to the length of the request it answers (see [`reply_for`]).
+    Text(Vec<u8>),
+}
+
+/// Everything `run` needs; `main` builds it from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address to bind (`--bind`); port 0 lets the OS pick one.
+    pub bind: SocketAddr,
+    /// How to answer (`--reply`).
+    pub reply: Reply,
+    /// The largest datagram kept whole (`--buffer-size`); longer ones are cut and reported.
+    pub buffer_size: usize,
+    /// Stop after this many datagrams (`--count`).
+    pub count: Option<u64>,
+    /// How datagrams are printed.
+    pub output: OutputOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            reply: Reply::Echo,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            count: None,
+            output: OutputOptions::default(),
+        }
+    }
+}
+
+/// What happened during a run: the summary printed on stop.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The address the server was bound to (with the real port).
+    pub local: Option<SocketAddr>,
+    /// Datagrams received.
+    pub received: u64,
+    /// Payload bytes received (after any truncation).
+    pub bytes: u64,
+    /// Replies sent.
+    pub replied: u64,
+    /// Distinct sender addresses.
+    pub peers: u64,
+    /// Datagrams longer than the buffer, cut.
+    pub truncated: u64,
+}
+
+impl Summary {
+    /// The `{"event":"summary",…}` fields of SPEC §2.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "received": self.received, "bytes": self.bytes, "replied": self.replied,
+            "peers": self.peers, "truncated": self.truncated,
+        })
+    }
+
+    /// One line for stderr.
+    pub fn to_text(&self) -> String {
+        format!(
+            "udp-server: received {} datagrams ({} B) from {} peers, replied {}, truncated {}",
+            self.received, self.bytes, self.peers, self.replied, self.truncated
+        )
+    }
+}
+
+/// Binds, then receives and answers datagrams until `--count` is reached, `shutdown` is
+/// triggered or stdout is closed. Prints `listening on ADDR` first.
+///
+/// # Errors
+/// [`Error::Runtime`] when the address cannot be bound or the socket fails.
+///
+/// # Examples
+/// ```
+/// use common::{output::OutputOptions, shutdown::Shutdown, testkit};
+/// use std::time::Duration;
+///
+/// let config = udp_server::Config { bind: "127.0.0.1:0".parse().unwrap(), count: Some(1), ..Default::default() };
+/// let (out, lines) = testkit::capture(OutputOptions::default());
+/// let server = std::thread::spawn(move || udp_server::run(&config, &Shutdown::new(), &out));
+/// let addr = testkit::listening_addr(&lines.next(Duration::from_secs(5)).unwrap()).unwrap();
+///
+/// let client = testkit::local_socket(Duration::from_secs(5)).unwrap();
+/// client.send_to(b"hello", addr).unwrap();
+/// assert_eq!(testkit::recv(&client).unwrap().0, b"hello");
+/// assert_eq!(server.join().unwrap().unwrap().received, 1);
+/// ```
+pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary> {
+    // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
+    // SOCK_DGRAM is what makes it UDP; the address family follows the bind address.
+    let socket = Socket::new(Domain::for_address(config.bind), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+
+    // Step 2, bind(): Python's `sock.bind(('127.0.0.1', 8888))`. A server must bind, so that
+    // clients know where to send; a client may skip it and let the OS pick a port.
+    socket.bind(&config.bind.into()).map_err(|e| bind_error(config.bind, &e))?;
+    let socket = UdpSocket::from(socket);
+    // Wake up regularly so Ctrl-C is noticed even when no datagram arrives.
+    socket
+        .set_read_timeout(Some(POLL_INTERVAL))
+        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+    let local = socket.local_addr().map_err(|e| Error::io("cannot read the bound address", &e))?;
+    announce(config, local);
+    out.listening(local).map_err(stdout_error)?;
+
+    // Step 3, recvfrom() and sendto() in a loop: Python's
+    //     data, addr = sock.recvfrom(1024)
+    //     sock.sendto(data, addr)
+    // One extra byte of buffer tells a datagram that fits exactly from one that was cut:
+    // like Python's recvfrom, std's recv_from drops the rest of a long datagram silently.
+    let mut buf = vec![0u8; config.buffer_size + 1];
+    let mut stats = Stats::default();
+    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| stats.summary.received < n) {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if is_wake_up(&e) => continue,
+            Err(e) if is_earlier_send_error(&e) => {
+                log::debug!("an earlier reply was refused by its peer: {}", common::error::describe(&e));
+                continue;
+            }
+            Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
+        };
+        let truncated = len > config.buffer_size;
+        let data = &buf[..len.min(config.buffer_size)];
+        stats.record(peer, data.len(), truncated);
+        out.received(&Datagram { truncated, ..Datagram::new(peer, data) }).map_err(stdout_error)?;
+
+        if let Some(reply) = reply_for(&config.reply, data) {
+            match socket.send_to(reply, peer) {
+                Ok(_) => stats.summary.replied += 1,
+                // A reply that cannot go out (full send buffer, unreachable peer) is lost,
+                // as any UDP datagram may be; the server carries on.
+                Err(e) => log::warn!("reply to {peer} not sent: {}", common::error::describe(&e)),
+            }
+        }
+    }
+
+    // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
+    drop(socket);
+    Ok(Summary { local: Some(local), ..stats.summary })
+}
+
+/// The reply to `request`, or `None` for no reply.
+///
+/// A reply is never longer than its request: a UDP server that answers a small datagram
+/// with a large one can be abused to flood a third party whose address was forged as the
+/// sender (a reflection attack), so a fixed `--reply` text is cut to the request's length.
+pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
+    match reply {
+        Reply::Echo => Some(request),
+        Reply::None => None,
+        Reply::Text(text) => Some(&text[..text.len().min(request.len())]),
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    summary: Summary,
+    peers: HashSet<SocketAddr>,
+}
+
+impl Stats {
+    fn record(&mut self, peer: SocketAddr, len: usize, truncated: bool) {
+        let s = &mut self.summary;
+        s.received += 1;
+        s.bytes += len as u64;
+        s.truncated += u64::from(truncated);
+        if self.peers.insert(peer) {
+            s.peers += 1;
+        }
+    }
+}
+
+/// Start-up logs: who can reach the server, and what the reply does.
+fn announce(config: &Config, local: SocketAddr) {
+    if local.ip().is_loopback() {
+        log::info!(
+            "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind 0.0.0.0:{}",
+            local.port()
+        );
+    } else {
+        log::info!("other machines can reach this server at port {} (mind your firewall); Ctrl-C stops it", local.port());
+    }
+    match &config.reply {
+        Reply::Echo => log::info!("echoing every datagram back to its sender"),
+        Reply::None => log::info!("printing datagrams without replying (--reply none)"),
+        Reply::Text(text) => log::info!(
+            "replying with a fixed {}-byte text, cut to each request's length so a reply is never longer than its request",
+            text.len()
+        ),
+    }
+}
+
+fn bind_error(addr: SocketAddr, err: &std::io::Error) -> Error {
+    let hint = match err.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            " (is another server running? try another port, e.g. --bind {}:0 for any free one)",
+            addr.ip()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into(),
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need root; try a port above 1023)".into(),
+        _ => String::new(),
+    };
+    Error::Runtime(format!("cannot bind {addr}: {}{hint}", common::error::describe(err)))
+}
+
+fn stdout_error(err: std::io::Error) -> Error {
+    Error::io("cannot write to stdout", &err)
+}
