@@ -1,1 +1,376 @@
+//! `udp-client`: the chapter's UDP client in three steps — create a socket, send and
+//! receive, close. It never binds a port: the OS picks one, and the client shows which.
+//!
+//! ```sh
+//! cargo run -p udp-server                      # terminal 1
+//! cargo run -p udp-client -- hello             # terminal 2: one datagram, prints the echo
+//! cargo run -p udp-client                      # interactive: each line you type is a datagram
+//! cargo run -p udp-client -- --count 10        # ping: RTT per reply, loss, a summary
+//! ```
+//!
+//! Caveats:
+//! - UDP does not tell the sender whether anyone received a datagram. The client uses
+//!   `connect()` (which sends nothing for UDP) so that the kernel reports an ICMP "port
+//!   unreachable" as an error, and says "no one is listening" at once instead of waiting.
+//! - A connected socket also drops datagrams from any other address, so a reply from a
+//!   multi-homed server that answers from another of its addresses is never seen.
 
+mod ping;
+
+use std::io::{self, BufRead};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::duration::display;
+use common::output::{Datagram, Output, OutputOptions};
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_wake_up};
+use common::{Error, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+
+pub use ping::PingSummary;
+
+/// Where the client sends when no TARGET is given: the default `udp-server`.
+pub const DEFAULT_TARGET: &str = "127.0.0.1:8888";
+/// How long to wait for a reply (one-shot, ping, after end of input).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// In a flood, a datagram not echoed within this long counts as lost (unless `--timeout`).
+pub const DEFAULT_FLOOD_TIMEOUT: Duration = Duration::from_millis(200);
+/// Time between pings.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Datagrams in flight at once in a flood (`--interval 0`).
+pub const DEFAULT_WINDOW: u16 = 64;
+/// Receive buffer: larger than any UDP payload, so a reply is never cut.
+const RECV_BUFFER: usize = 65_536;
+
+/// Everything `run` needs; `main` builds it from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to send.
+    pub target: SocketAddr,
+    /// The datagram to send; `None` reads lines from the input (interactive).
+    pub message: Option<Vec<u8>>,
+    /// How long to wait for a reply; `None` for the mode's default.
+    pub timeout: Option<Duration>,
+    /// Send without waiting for any reply.
+    pub no_reply: bool,
+    /// Ping mode: send this many sequence-numbered datagrams.
+    pub count: Option<u64>,
+    /// Ping mode: time between sends; zero floods with `window` datagrams in flight.
+    pub interval: Duration,
+    /// Flood: the most datagrams in flight at once.
+    pub window: usize,
+    /// One-shot: resend this many times when no reply comes (stop-and-wait).
+    pub retries: u32,
+    /// How replies are printed.
+    pub output: OutputOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            message: None,
+            timeout: None,
+            no_reply: false,
+            count: None,
+            interval: DEFAULT_INTERVAL,
+            window: usize::from(DEFAULT_WINDOW),
+            retries: 0,
+            output: OutputOptions::default(),
+        }
+    }
+}
+
+/// What a run did, by mode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Summary {
+    /// One datagram sent; `reply` is false with `--no-reply` or after a stop request.
+    OneShot {
+        /// Whether a reply arrived.
+        reply: bool,
+        /// How many resends it took.
+        retries: u32,
+    },
+    /// Lines sent, datagrams received.
+    Interactive {
+        /// Datagrams sent (one per line).
+        sent: u64,
+        /// Datagrams received from the target.
+        received: u64,
+    },
+    /// The ping statistics.
+    Ping(PingSummary),
+}
+
+impl Summary {
+    /// The summary text (stderr) and JSON fields, or `None` for a one-shot run, whose
+    /// output is the reply itself.
+    pub fn report(&self) -> Option<(String, serde_json::Value)> {
+        match self {
+            Summary::OneShot { .. } => None,
+            Summary::Interactive { sent, received } => Some((
+                format!("udp-client: sent {sent} datagrams, received {received}"),
+                serde_json::json!({"sent": sent, "received": received}),
+            )),
+            Summary::Ping(p) => Some((p.to_text(), p.to_json())),
+        }
+    }
+}
+
+/// Sends to `config.target` as the mode asks, printing what comes back. `input` feeds the
+/// interactive mode (stdin in `main`, a buffer in tests).
+///
+/// # Errors
+/// [`Error::Usage`] for a payload over the UDP limit or a target port of 0;
+/// [`Error::Runtime`] when nobody listens at the target (one-shot), no reply comes in time,
+/// or the socket fails.
+///
+/// # Examples
+/// ```
+/// use common::{output::OutputOptions, shutdown::Shutdown, testkit};
+/// use std::time::Duration;
+///
+/// // A peer that echoes one datagram, as the chapter's server does.
+/// let peer = testkit::local_socket(Duration::from_secs(5)).unwrap();
+/// let config = udp_client::Config {
+///     target: peer.local_addr().unwrap(),
+///     message: Some(b"hello".to_vec()),
+///     ..Default::default()
+/// };
+/// let client = std::thread::spawn(move || {
+///     let (out, _lines) = testkit::capture(OutputOptions::default());
+///     udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty()))
+/// });
+/// let (data, from) = testkit::recv(&peer).unwrap();
+/// peer.send_to(&data, from).unwrap();
+/// assert_eq!(data, b"hello");
+/// let summary = client.join().unwrap().unwrap();
+/// assert_eq!(summary, udp_client::Summary::OneShot { reply: true, retries: 0 });
+/// ```
+pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Summary> {
+    let target = config.target;
+    if target.port() == 0 {
+        return Err(Error::Usage(format!("cannot send to {target}: port 0 is not a destination")));
+    }
+    if let Some(message) = &config.message {
+        check_size(message.len() + ping::header_len(config), target)?;
+    }
+
+    // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
+    // No bind(): like the chapter's client, we let the OS choose a free port.
+    let socket = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    // connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the
+    // peer, so the OS picks our port now (we can show it), drops datagrams from anyone
+    // else, and reports an ICMP "port unreachable" on the next receive: the only way for
+    // a UDP sender to learn promptly that nobody is listening.
+    socket.connect(&target.into()).map_err(|e| Error::io(format!("cannot send to {target}"), &e))?;
+    let socket = UdpSocket::from(socket);
+    let local = socket.local_addr().map_err(|e| Error::io("cannot read the local address", &e))?;
+    log::info!("sending to {target} from {local} (a port the OS chose; a client need not bind one)");
+
+    // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
+    // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
+    let summary = match (&config.message, config.count) {
+        (_, Some(count)) => Summary::Ping(ping::run(&socket, config, count, shutdown, out)?),
+        (Some(message), None) => one_shot(&socket, config, message, shutdown, out)?,
+        (None, None) => interactive(&socket, config, shutdown, out, input)?,
+    };
+
+    // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
+    drop(socket);
+    Ok(summary)
+}
+
+/// Send one datagram, wait for one reply; resend up to `retries` times (stop-and-wait,
+/// the simplest way an application adds the reliability UDP lacks).
+fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shutdown, out: &Output) -> Result<Summary> {
+    let target = config.target;
+    let timeout = config.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut buf = vec![0u8; RECV_BUFFER];
+    for attempt in 0..=config.retries {
+        if attempt > 0 {
+            log::warn!("no reply within {}; sending again (retry {attempt} of {})", display(timeout), config.retries);
+        }
+        let sent_at = Instant::now();
+        send(socket, message, target)?;
+        out.sent(target, message.len()).map_err(stdout_error)?;
+        if config.no_reply {
+            return Ok(Summary::OneShot { reply: false, retries: attempt });
+        }
+        match recv_until(socket, &mut buf, sent_at + timeout, shutdown) {
+            Ok(Some((len, peer))) => {
+                let reply = Datagram { rtt: Some(sent_at.elapsed()), ..Datagram::new(peer, &buf[..len]) };
+                out.reply(&reply).map_err(stdout_error)?;
+                return Ok(Summary::OneShot { reply: true, retries: attempt });
+            }
+            Ok(None) if shutdown.is_triggered() => return Ok(Summary::OneShot { reply: false, retries: attempt }),
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(nobody_listening(target)),
+            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
+        }
+    }
+    let tries = if config.retries > 0 { format!(" ({} tries)", config.retries + 1) } else { String::new() };
+    Err(Error::Runtime(format!(
+        "no reply from {target} within {}{tries}: the datagram or its reply may be lost, or the peer never answers (try --timeout 5s, --retries 3, or --no-reply)",
+        display(timeout)
+    )))
+}
+
+/// Each input line is one datagram; whatever the target sends is printed as it arrives,
+/// like the chapter's chat program and NetAssist. Input is read on a thread of its own, so
+/// this loop keeps receiving (and notices Ctrl-C) while the user types.
+fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Summary> {
+    log::info!("each line you type is sent as one datagram; end with Ctrl-D, stop with Ctrl-C");
+    let target = config.target;
+    let sender = socket.try_clone().map_err(|e| Error::io("cannot share the socket", &e))?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    {
+        let (sent, out, encoding) = (Arc::clone(&sent), out.clone(), config.output.encoding);
+        // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
+        thread::spawn(move || {
+            send_lines(input, &sender, target, encoding, &out, &sent);
+            let _ = done_tx.send(());
+        });
+    }
+
+    let timeout = if config.no_reply { Duration::ZERO } else { config.timeout.unwrap_or(DEFAULT_TIMEOUT) };
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut received = 0u64;
+    let mut input_ended_at: Option<Instant> = None;
+    let mut warned_refused = false;
+    while !shutdown.is_triggered() && !out.is_closed() {
+        if input_ended_at.is_none() && done_rx.try_recv().is_ok() {
+            input_ended_at = Some(Instant::now());
+        }
+        // After the last line, wait for stragglers: until as many datagrams came back as
+        // were sent (an echo is done), or until the timeout.
+        if let Some(ended) = input_ended_at {
+            if received >= sent.load(Ordering::SeqCst) || ended.elapsed() >= timeout {
+                break;
+            }
+        }
+        match recv_until(socket, &mut buf, Instant::now() + POLL_INTERVAL, shutdown) {
+            Ok(Some((len, peer))) => {
+                received += 1;
+                warned_refused = false;
+                out.received(&Datagram::new(peer, &buf[..len])).map_err(stdout_error)?;
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                if !warned_refused {
+                    log::warn!("{}; what you send is lost until a server runs there", nobody_listening(target));
+                    warned_refused = true;
+                }
+            }
+            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
+        }
+    }
+    Ok(Summary::Interactive { sent: sent.load(Ordering::SeqCst), received })
+}
+
+/// The input thread of the interactive mode: one datagram per line, without its newline.
+fn send_lines(mut input: Box<dyn BufRead + Send>, socket: &UdpSocket, target: SocketAddr, encoding: common::codec::Encoding, out: &Output, sent: &AtomicU64) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                log::error!("cannot read input: {}", common::error::describe(&e));
+                return;
+            }
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        // UTF-8 input goes out byte for byte, even if it is not valid UTF-8.
+        let bytes = match encoding {
+            common::codec::Encoding::Utf8 => Ok(text.to_vec()),
+            other => other.encode(&String::from_utf8_lossy(text)),
+        };
+        let result = bytes.and_then(|bytes| {
+            check_size(bytes.len(), target)?;
+            send(socket, &bytes, target)?;
+            Ok(bytes.len())
+        });
+        match result {
+            Ok(len) => {
+                sent.fetch_add(1, Ordering::SeqCst);
+                if out.sent(target, len).is_err() || out.is_closed() {
+                    return;
+                }
+            }
+            Err(e) => log::warn!("line not sent: {e}"),
+        }
+    }
+}
+
+/// Waits for one datagram until `deadline`, waking every [`POLL_INTERVAL`] to check for a
+/// stop request. `Ok(None)`: the deadline passed or a stop was requested.
+fn recv_until(socket: &UdpSocket, buf: &mut [u8], deadline: Instant, shutdown: &Shutdown) -> io::Result<Option<(usize, SocketAddr)>> {
+    loop {
+        if shutdown.is_triggered() {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        socket.set_read_timeout(Some(left.min(POLL_INTERVAL)))?;
+        match socket.recv_from(buf) {
+            Ok(got) => return Ok(Some(got)),
+            Err(e) if is_wake_up(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends one datagram on the connected socket.
+fn send(socket: &UdpSocket, payload: &[u8], target: SocketAddr) -> Result<()> {
+    socket.send(payload).map(drop).map_err(|e| send_error(&e, payload.len(), target))
+}
+
+/// What a failed send means for the user.
+fn send_error(err: &io::Error, len: usize, target: SocketAddr) -> Error {
+    if err.kind() == io::ErrorKind::ConnectionRefused {
+        nobody_listening(target)
+    } else if err.raw_os_error() == Some(EMSGSIZE) {
+        Error::Usage(format!("cannot send {len} bytes to {target}: message too long for one datagram"))
+    } else {
+        Error::io(format!("cannot send to {target}"), err)
+    }
+}
+
+/// EMSGSIZE: "message too long". Linux and macOS differ (90, 40); std has no ErrorKind for it.
+#[cfg(target_os = "linux")]
+const EMSGSIZE: i32 = 90;
+#[cfg(not(target_os = "linux"))]
+const EMSGSIZE: i32 = 40;
+
+/// A datagram must fit the protocol limit; refuse before the OS does, with the numbers.
+fn check_size(len: usize, target: SocketAddr) -> Result<()> {
+    let max = common::max_payload(&target);
+    if len > max {
+        let family = if target.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err(Error::Usage(format!(
+            "message is {len} bytes, but a UDP datagram over {family} carries at most {max}; split it or send less"
+        )));
+    }
+    Ok(())
+}
+
+fn nobody_listening(target: SocketAddr) -> Error {
+    Error::Runtime(format!(
+        "no one is listening at {target} (the OS reported 'port unreachable'); start a server there (cargo run -p udp-server) or check the port"
+    ))
+}
+
+fn stdout_error(err: io::Error) -> Error {
+    Error::io("cannot write to stdout", &err)
+}

@@ -1,1 +1,183 @@
-fn main(){}
+//! `udp-client` command line: parse the options, set up logging and Ctrl-C, call
+//! [`udp_client::run`], print the summary, turn the result into an exit code.
+
+use std::io::BufReader;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use common::codec::Encoding;
+use common::output::{Output, OutputOptions};
+use common::shutdown::Shutdown;
+use udp_client::Config;
+
+const PROGRAM: &str = "udp-client";
+
+/// A UDP client: sends datagrams and prints what comes back; one-shot, interactive or ping.
+#[derive(Debug, Parser)]
+#[command(
+    name = PROGRAM,
+    version,
+    after_help = "TARGET is taken from the first word only if it looks like an address (IP:PORT,
+[IPv6]:PORT, HOST:PORT or PORT); otherwise every word is the message and TARGET is 127.0.0.1:8888.
+
+Examples:
+  udp-client hello                        one datagram \"hello\" to 127.0.0.1:8888; print the reply
+  udp-client 192.168.1.20:8080 hi there   one datagram \"hi there\" to another machine
+  udp-client 9000                         interactive: each line you type is one datagram
+  udp-client --count 10                   ping: 10 numbered datagrams, RTT and loss summary
+  udp-client --count 10000 --interval 0   flood: 64 in flight, datagrams/s echoed
+  udp-client --no-reply hello             send and exit (for a sink such as nc -u -l)
+  udp-client --retries 3 hello            resend up to 3 times if no reply comes
+  udp-client --encoding hex \"48 65 6c\"     send raw bytes; show replies as hex"
+)]
+struct Cli {
+    /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
+    #[arg(value_name = "TARGET")]
+    target: Option<String>,
+
+    /// The message: words joined with spaces into one datagram. None: read lines from stdin.
+    #[arg(value_name = "MESSAGE")]
+    message: Vec<String>,
+
+    /// How long to wait for a reply [default: 2s; in a flood, 200ms per datagram].
+    #[arg(long, value_name = "DUR", value_parser = common::duration::parse_arg)]
+    timeout: Option<Duration>,
+
+    /// Do not wait for replies.
+    #[arg(long)]
+    no_reply: bool,
+
+    /// Ping mode: send N numbered datagrams and report loss and round-trip times.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+
+    /// Ping mode: time between datagrams; 0 floods, keeping --window datagrams in flight.
+    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse_arg)]
+    interval: Duration,
+
+    /// Flood: datagrams in flight at once.
+    #[arg(short, long, value_name = "N", default_value_t = udp_client::DEFAULT_WINDOW, value_parser = clap::value_parser!(u16).range(1..))]
+    window: u16,
+
+    /// One-shot: resend up to N times when no reply comes within --timeout.
+    #[arg(short, long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+
+    /// How the message is typed and replies shown: utf8, gbk or hex.
+    #[arg(short, long, value_name = "utf8|gbk|hex", default_value = "utf8")]
+    encoding: Encoding,
+
+    /// Print JSON Lines on stdout (one object per datagram, a summary last).
+    #[arg(long)]
+    json: bool,
+
+    /// Prefix each datagram with the local time.
+    #[arg(long)]
+    timestamp: bool,
+
+    /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// No per-datagram lines and no info logs.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match common::cli::parse::<Cli>(PROGRAM) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    common::logging::init(PROGRAM, cli.verbose, cli.quiet);
+    let config = match config_from(cli) {
+        Ok(config) => config,
+        Err(err) => return common::cli::exit_code::<()>(PROGRAM, Err(err)),
+    };
+    let shutdown = Shutdown::new();
+    if let Err(err) = shutdown.on_signals() {
+        return common::cli::exit_code::<()>(PROGRAM, Err(err));
+    }
+    let out = Output::stdout(config.output);
+    let input = Box::new(BufReader::new(std::io::stdin()));
+    let result = udp_client::run(&config, &shutdown, &out, input).and_then(|summary| {
+        if let Some((text, json)) = summary.report() {
+            if !out.is_closed() {
+                out.summary(&text, json).map_err(|e| common::Error::io("cannot write to stdout", &e))?;
+            }
+        }
+        match summary {
+            udp_client::Summary::Ping(ping) => ping.check(),
+            _ => Ok(()),
+        }
+    });
+    common::cli::exit_code(PROGRAM, result)
+}
+
+/// Splits the words into TARGET and MESSAGE, and encodes the message.
+fn config_from(cli: Cli) -> common::Result<Config> {
+    let mut words = cli.message;
+    let target: SocketAddr = match cli.target {
+        Some(first) if common::addr::looks_like(&first) => common::addr::parse(&first)?,
+        Some(first) => {
+            words.insert(0, first);
+            common::addr::parse(udp_client::DEFAULT_TARGET)?
+        }
+        None => common::addr::parse(udp_client::DEFAULT_TARGET)?,
+    };
+    let message = if words.is_empty() { None } else { Some(cli.encoding.encode(&words.join(" "))?) };
+    Ok(Config {
+        target,
+        message,
+        timeout: cli.timeout,
+        no_reply: cli.no_reply,
+        count: cli.count,
+        interval: cli.interval,
+        window: usize::from(cli.window),
+        retries: cli.retries,
+        output: OutputOptions { json: cli.json, timestamp: cli.timestamp, encoding: cli.encoding, quiet: cli.quiet },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn config(args: &[&str]) -> common::Result<Config> {
+        config_from(Cli::try_parse_from(std::iter::once("udp-client").chain(args.iter().copied())).unwrap())
+    }
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_first_word_is_the_target_only_if_it_looks_like_an_address() {
+        let c = config(&["hello"]).unwrap();
+        assert_eq!((c.target, c.message), ("127.0.0.1:8888".parse().unwrap(), Some(b"hello".to_vec())));
+        let c = config(&["9000", "hi", "there"]).unwrap();
+        assert_eq!((c.target, c.message), ("127.0.0.1:9000".parse().unwrap(), Some(b"hi there".to_vec())));
+        let c = config(&["[::1]:53"]).unwrap();
+        assert_eq!((c.target, c.message), ("[::1]:53".parse().unwrap(), None));
+        let c = config(&["localhost:7", ""]).unwrap();
+        assert_eq!((c.target, c.message), ("127.0.0.1:7".parse().unwrap(), Some(Vec::new())));
+    }
+
+    #[test]
+    fn a_bad_target_is_an_error_not_a_message() {
+        let err = config(&["127.0.0.1:70000", "hi"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("'127.0.0.1:70000'"), "{err}");
+    }
+
+    #[test]
+    fn messages_are_encoded_with_the_chosen_encoding() {
+        assert_eq!(config(&["-e", "gbk", "你好"]).unwrap().message, Some(vec![0xc4, 0xe3, 0xba, 0xc3]));
+        assert_eq!(config(&["-e", "hex", "48", "0x65"]).unwrap().message, Some(b"He".to_vec()));
+        assert_eq!(config(&["-e", "hex", "4"]).unwrap_err().exit_code(), 2);
+    }
+}

@@ -30,7 +30,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8888";
 
 /// The default receive buffer: larger than any UDP payload, so nothing is ever cut.
 /// The chapter's `recvfrom(1024)` is `--buffer-size 1024`.
-pub const DEFAULT_BUFFER_SIZE: usize = 65_535;
+pub const DEFAULT_BUFFER_SIZE: u16 = 65_535;
 
 /// How the server answers each datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Default for Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8888)),
             reply: Reply::Echo,
-            buffer_size: DEFAULT_BUFFER_SIZE,
+            buffer_size: usize::from(DEFAULT_BUFFER_SIZE),
             count: None,
             output: OutputOptions::default(),
         }

@@ -8,7 +8,7 @@ use clap::Parser;
 use common::codec::Encoding;
 use common::output::{Output, OutputOptions};
 use common::shutdown::Shutdown;
-use udp_server::{Config, DEFAULT_BUFFER_SIZE, Reply};
+use udp_server::{Config, Reply};
 
 const PROGRAM: &str = "udp-server";
 
@@ -37,8 +37,8 @@ struct Cli {
     reply: String,
 
     /// Receive buffer in bytes (1-65535); a longer datagram is cut and reported as truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
-    buffer_size: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = udp_server::DEFAULT_BUFFER_SIZE, value_parser = clap::value_parser!(u16).range(1..))]
+    buffer_size: u16,
 
     /// Stop after N datagrams.
     #[arg(short = 'n', long, value_name = "N")]
@@ -99,7 +99,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
     Ok(Config {
         bind: cli.bind,
         reply,
-        buffer_size: cli.buffer_size,
+        buffer_size: usize::from(cli.buffer_size),
         count: cli.count,
         output: OutputOptions { json: cli.json, timestamp: cli.timestamp, encoding: cli.encoding, quiet: cli.quiet },
     })

@@ -1,0 +1,416 @@
+//! Ping mode: sequence-numbered datagrams, replies matched by their number, and the loss,
+//! duplicates, reordering and round-trip times a network really shows.
+//!
+//! Each request is the text `seq=N MESSAGE` (MESSAGE defaults to `ping`), readable in any
+//! server's output; an echo server returns it unchanged, so the number identifies the
+//! reply. With `--interval 0` the client floods instead: it keeps `--window` datagrams in
+//! flight and reports echoed datagrams per second.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::output::{Datagram, Output};
+use common::shutdown::{Shutdown, is_wake_up};
+use common::stats::{Rtt, RttSummary};
+use common::{Error, Result};
+use serde_json::json;
+
+use crate::{Config, DEFAULT_FLOOD_TIMEOUT, DEFAULT_TIMEOUT, RECV_BUFFER, nobody_listening, recv_until, send_error, stdout_error};
+
+/// The ping statistics printed at the end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PingSummary {
+    /// Where the pings went.
+    pub target: Option<SocketAddr>,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests that got at least one reply.
+    pub received: u64,
+    /// Requests that got no reply.
+    pub lost: u64,
+    /// Extra copies of replies already received.
+    pub duplicates: u64,
+    /// Replies that arrived after the reply to a later request.
+    pub reordered: u64,
+    /// Datagrams whose content matched no request (not an echo).
+    pub unmatched: u64,
+    /// Round-trip times of first replies.
+    pub rtt: Option<RttSummary>,
+    /// Flood only: echoed datagrams per second.
+    pub rate: Option<f64>,
+    /// Whether a reply was expected (false with `--no-reply`).
+    pub expect_replies: bool,
+    /// Whether the run was stopped by Ctrl-C or SIGTERM.
+    pub stopped: bool,
+}
+
+impl PingSummary {
+    /// Lost replies as a percentage of requests.
+    pub fn loss_percent(&self) -> f64 {
+        if self.sent == 0 { 0.0 } else { self.lost as f64 * 100.0 / self.sent as f64 }
+    }
+
+    /// The JSON fields of SPEC §2.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut obj = json!({
+            "sent": self.sent, "received": self.received, "lost": self.lost,
+            "duplicates": self.duplicates, "reordered": self.reordered, "unmatched": self.unmatched,
+            "loss_percent": (self.loss_percent() * 100.0).round() / 100.0,
+            "rtt_ms": self.rtt.map_or(serde_json::Value::Null, |r| r.to_json()),
+        });
+        if let Some(rate) = self.rate {
+            obj["rate_per_s"] = json!(rate.round());
+        }
+        obj
+    }
+
+    /// Ping-style text for stderr.
+    pub fn to_text(&self) -> String {
+        let target = self.target.map_or(String::new(), |t| format!("{t} "));
+        let mut text = format!(
+            "--- {target}udp ping statistics ---\n{} sent, {} received, {:.1}% loss, {} duplicates, {} reordered",
+            self.sent, self.received, self.loss_percent(), self.duplicates, self.reordered
+        );
+        if self.unmatched > 0 {
+            text += &format!(", {} unmatched", self.unmatched);
+        }
+        if let Some(r) = self.rtt {
+            text += &format!("\nrtt min/avg/p50/p99/max = {:.3}/{:.3}/{:.3}/{:.3}/{:.3} ms", r.min, r.avg, r.p50, r.p99, r.max);
+        }
+        if let Some(rate) = self.rate {
+            text += &format!("\n{rate:.0} datagrams/s echoed");
+        }
+        text
+    }
+
+    /// A run with replies expected and none received failed (exit 1), unless stopped.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when no request got a reply.
+    pub fn check(&self) -> Result<()> {
+        if self.expect_replies && self.received == 0 && self.sent > 0 && !self.stopped {
+            let target = self.target.map_or("the target".into(), |t| t.to_string());
+            return Err(Error::Runtime(format!("no reply from {target} to any of {} requests", self.sent)));
+        }
+        Ok(())
+    }
+}
+
+/// Where each sequence number stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotSent,
+    InFlight(Instant),
+    Answered,
+    /// A flood gave up waiting for it; a late reply still counts as received.
+    Expired(Instant),
+}
+
+/// Matches replies to requests by sequence number.
+struct Tracker {
+    states: Vec<State>,
+    highest_answered: u64,
+    rtt: Rtt,
+    summary: PingSummary,
+}
+
+/// What a reply turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+enum Match {
+    First { rtt: Duration, was_in_flight: bool },
+    Duplicate,
+    Unmatched,
+}
+
+impl Tracker {
+    fn new(count: u64, target: SocketAddr) -> Self {
+        Tracker {
+            states: vec![State::NotSent; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 28)],
+            highest_answered: 0,
+            rtt: Rtt::default(),
+            summary: PingSummary { target: Some(target), ..Default::default() },
+        }
+    }
+
+    fn sent(&mut self, seq: u64, at: Instant) {
+        if let Some(state) = self.state(seq) {
+            *state = State::InFlight(at);
+            self.summary.sent += 1;
+        }
+    }
+
+    fn reply(&mut self, payload: &[u8], now: Instant) -> (Option<u64>, Match) {
+        let Some(seq) = parse_seq(payload) else { return (None, self.unmatched()) };
+        let Some(state) = self.state(seq) else { return (Some(seq), self.unmatched()) };
+        let (sent_at, was_in_flight) = match *state {
+            State::InFlight(at) => (at, true),
+            State::Expired(at) => (at, false),
+            State::Answered => {
+                self.summary.duplicates += 1;
+                return (Some(seq), Match::Duplicate);
+            }
+            State::NotSent => return (Some(seq), self.unmatched()),
+        };
+        *state = State::Answered;
+        let rtt = now.saturating_duration_since(sent_at);
+        self.rtt.add(rtt);
+        self.summary.received += 1;
+        if seq < self.highest_answered {
+            self.summary.reordered += 1;
+        }
+        self.highest_answered = self.highest_answered.max(seq);
+        (Some(seq), Match::First { rtt, was_in_flight })
+    }
+
+    fn unmatched(&mut self) -> Match {
+        self.summary.unmatched += 1;
+        Match::Unmatched
+    }
+
+    fn state(&mut self, seq: u64) -> Option<&mut State> {
+        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.states.get_mut(index)
+    }
+
+    fn all_answered(&self) -> bool {
+        self.summary.received == self.summary.sent
+    }
+
+    fn finish(mut self, config: &Config, stopped: bool) -> PingSummary {
+        self.summary.lost = self.summary.sent - self.summary.received;
+        self.summary.rtt = self.rtt.summary();
+        self.summary.expect_replies = !config.no_reply;
+        self.summary.stopped = stopped;
+        self.summary
+    }
+}
+
+/// The sequence number at the start of a reply: `seq=17 …`.
+fn parse_seq(payload: &[u8]) -> Option<u64> {
+    let rest = payload.strip_prefix(b"seq=")?;
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// The request for `seq`: `seq=N MESSAGE`.
+fn request(seq: u64, message: &[u8]) -> Vec<u8> {
+    let mut payload = format!("seq={seq} ").into_bytes();
+    payload.extend_from_slice(message);
+    payload
+}
+
+/// How many bytes the `seq=N ` prefix adds at most, for the size check.
+pub(crate) fn header_len(config: &Config) -> usize {
+    config.count.map_or(0, |count| format!("seq={count} ").len())
+}
+
+const DEFAULT_MESSAGE: &[u8] = b"ping";
+
+pub(crate) fn run(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown, out: &Output) -> Result<PingSummary> {
+    if config.interval.is_zero() {
+        return flood(socket, config, count, shutdown);
+    }
+    let target = config.target;
+    let message = config.message.as_deref().unwrap_or(DEFAULT_MESSAGE);
+    let timeout = config.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut tracker = Tracker::new(count, target);
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut refused = false;
+
+    let mut next_send = Instant::now();
+    let mut last_send = next_send;
+    for seq in 1..=count {
+        // Between sends, print whatever replies arrive.
+        receive(socket, &mut buf, next_send, shutdown, out, &mut tracker, &mut refused, target)?;
+        if shutdown.is_triggered() || out.is_closed() {
+            break;
+        }
+        last_send = Instant::now();
+        let payload = request(seq, message);
+        match socket.send(&payload) {
+            Ok(_) => tracker.sent(seq, last_send),
+            // An ICMP error from an earlier request can surface on this send; the request
+            // itself was not sent, and counts as neither sent nor lost.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
+            Err(e) => return Err(send_error(&e, payload.len(), target)),
+        }
+        next_send += config.interval;
+    }
+    // After the last request, wait up to the timeout for the replies still missing.
+    if !config.no_reply {
+        let deadline = last_send + timeout;
+        while !tracker.all_answered() && !shutdown.is_triggered() && !out.is_closed() && Instant::now() < deadline {
+            receive(socket, &mut buf, deadline, shutdown, out, &mut tracker, &mut refused, target)?;
+        }
+    }
+    Ok(tracker.finish(config, shutdown.is_triggered()))
+}
+
+/// Receives and prints replies until `until`, or until every request is answered once
+/// nothing more is to be sent.
+#[allow(clippy::too_many_arguments)]
+fn receive(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    until: Instant,
+    shutdown: &Shutdown,
+    out: &Output,
+    tracker: &mut Tracker,
+    refused: &mut bool,
+    target: SocketAddr,
+) -> Result<()> {
+    loop {
+        match recv_until(socket, buf, until, shutdown) {
+            Ok(Some((len, peer))) => {
+                let now = Instant::now();
+                let payload = &buf[..len];
+                let (seq, matched) = tracker.reply(payload, now);
+                let rtt = match matched {
+                    Match::First { rtt, .. } => Some(rtt),
+                    Match::Duplicate => {
+                        log::warn!("duplicate reply for seq={}", seq.unwrap_or_default());
+                        None
+                    }
+                    Match::Unmatched => None,
+                };
+                out.reply(&Datagram { seq, rtt, ..Datagram::new(peer, payload) }).map_err(stdout_error)?;
+                if tracker.all_answered() && tracker.summary.sent == tracker.states.len() as u64 {
+                    return Ok(());
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(refused, target),
+            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
+        }
+    }
+}
+
+fn warn_refused(refused: &mut bool, target: SocketAddr) {
+    if !*refused {
+        log::warn!("{}", nobody_listening(target));
+        *refused = true;
+    }
+}
+
+/// `--interval 0`: keep up to `window` requests in flight, refilling as replies return;
+/// a request unanswered for the timeout is given up (and counted lost unless it turns up).
+/// No line per reply (like `ping -f`): printing would cost more than the datagrams.
+fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -> Result<PingSummary> {
+    let target = config.target;
+    let message = config.message.as_deref().unwrap_or(DEFAULT_MESSAGE);
+    let loss_timeout = config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT);
+    let window = config.window.max(1);
+    log::info!("flooding {target} with {count} datagrams, {window} in flight at most; no line per reply");
+
+    // A short fixed read timeout: the loop wakes to expire lost requests and check Ctrl-C.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+    let mut tracker = Tracker::new(count, target);
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(window);
+    let mut outstanding = 0usize;
+    let mut next_seq = 1u64;
+    let mut refused = false;
+    let start = Instant::now();
+    let mut last_reply = start;
+
+    while !shutdown.is_triggered() {
+        while outstanding < window && next_seq <= count {
+            let now = Instant::now();
+            let payload = request(next_seq, message);
+            match socket.send(&payload) {
+                Ok(_) => {
+                    tracker.sent(next_seq, now);
+                    in_flight.push_back(next_seq);
+                    outstanding += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
+                Err(e) => return Err(send_error(&e, payload.len(), target)),
+            }
+            next_seq += 1;
+        }
+        if config.no_reply || (next_seq > count && outstanding == 0) {
+            break;
+        }
+        match socket.recv(&mut buf) {
+            Ok(len) => {
+                let now = Instant::now();
+                if let (_, Match::First { was_in_flight: true, .. }) = tracker.reply(&buf[..len], now) {
+                    outstanding -= 1;
+                    last_reply = now;
+                }
+            }
+            Err(e) if is_wake_up(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
+            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
+        }
+        // Give up on requests older than the loss timeout, oldest first.
+        let now = Instant::now();
+        while let Some(&seq) = in_flight.front() {
+            match tracker.state(seq).copied() {
+                Some(State::InFlight(at)) if now.duration_since(at) >= loss_timeout => {
+                    if let Some(state) = tracker.state(seq) {
+                        *state = State::Expired(at);
+                    }
+                    outstanding -= 1;
+                    in_flight.pop_front();
+                }
+                Some(State::InFlight(_)) => break,
+                _ => {
+                    in_flight.pop_front();
+                }
+            }
+        }
+    }
+    let elapsed = last_reply.duration_since(start).as_secs_f64();
+    let mut summary = tracker.finish(config, shutdown.is_triggered());
+    if elapsed > 0.0 && summary.received > 0 {
+        summary.rate = Some(summary.received as f64 / elapsed);
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_round_trip_through_the_payload() {
+        assert_eq!(request(17, b"ping"), b"seq=17 ping");
+        assert_eq!(parse_seq(b"seq=17 ping"), Some(17));
+        assert_eq!(parse_seq(b"seq=3"), Some(3));
+        for bad in [&b"seq= 1"[..], b"seq=x", b"SEQ=1", b"", b"seq=99999999999999999999999"] {
+            assert_eq!(parse_seq(bad), None);
+        }
+    }
+
+    #[test]
+    fn the_tracker_counts_loss_duplicates_and_reordering_exactly() {
+        let target = "127.0.0.1:9".parse().unwrap();
+        let mut t = Tracker::new(5, target);
+        let t0 = Instant::now();
+        for seq in 1..=5 {
+            t.sent(seq, t0);
+        }
+        // Replies: 1, 3, 2 (late: reordered), 3 again (duplicate), 4; 5 never comes; junk.
+        for payload in [&b"seq=1 ping"[..], b"seq=3 ping", b"seq=2 ping", b"seq=3 ping", b"seq=4 ping", b"hello", b"seq=9 x"] {
+            t.reply(payload, t0 + Duration::from_millis(1));
+        }
+        let s = t.finish(&Config::default(), false);
+        assert_eq!((s.sent, s.received, s.lost, s.duplicates, s.reordered, s.unmatched), (5, 4, 1, 1, 1, 2));
+        assert_eq!(s.loss_percent(), 20.0);
+        assert_eq!(s.rtt.unwrap().max, 1.0);
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn no_reply_at_all_is_a_failure_unless_stopped() {
+        let s = PingSummary { sent: 3, expect_replies: true, ..Default::default() };
+        assert_eq!(s.check().unwrap_err().exit_code(), 1);
+        assert!(PingSummary { stopped: true, ..s.clone() }.check().is_ok());
+        assert!(PingSummary { expect_replies: false, ..s }.check().is_ok());
+    }
+}
