@@ -1,0 +1,222 @@
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::output::OutputOptions;
+use common::shutdown::Shutdown;
+use common::testkit::{self, Lines};
+use common::{Error, Result};
+use udp_server::{Config, Reply, Summary};
+
+use crate::WAIT;
+
+/// A server running on a thread, bound to 127.0.0.1:0 unless the config says otherwise.
+struct Running {
+    addr: SocketAddr,
+    lines: Lines,
+    shutdown: Shutdown,
+    done: mpsc::Receiver<Result<Summary>>,
+}
+
+impl Running {
+    fn start(config: Config) -> Self {
+        let (out, lines) = testkit::capture(config.output);
+        let shutdown = Shutdown::new();
+        let (tx, done) = mpsc::channel();
+        let stop = shutdown.clone();
+        thread::spawn(move || {
+            let _ = tx.send(udp_server::run(&config, &stop, &out));
+        });
+        let first = lines.next(WAIT).expect("a listening line");
+        let addr = testkit::listening_addr(&first).expect("an address in the listening line");
+        Running { addr, lines, shutdown, done }
+    }
+
+    fn stop(self) -> Summary {
+        self.shutdown.trigger();
+        self.done.recv_timeout(WAIT).expect("the server stops").expect("a clean stop")
+    }
+}
+
+fn local() -> Config {
+    Config { bind: "127.0.0.1:0".parse().unwrap(), ..Default::default() }
+}
+
+fn client() -> UdpSocket {
+    testkit::local_socket(WAIT).unwrap()
+}
+
+#[test]
+fn echoes_each_peer_its_own_bytes_on_one_socket() {
+    let server = Running::start(local());
+    let peers: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
+    for (i, peer) in peers.iter().enumerate() {
+        peer.send_to(format!("from peer {i}").as_bytes(), server.addr).unwrap();
+    }
+    for (i, peer) in peers.iter().enumerate() {
+        let (data, from) = testkit::recv(peer).unwrap();
+        assert_eq!(data, format!("from peer {i}").as_bytes());
+        assert_eq!(from, server.addr, "the reply comes from the server's address");
+    }
+    let summary = server.stop();
+    assert_eq!((summary.received, summary.replied, summary.peers, summary.bytes), (3, 3, 3, 33));
+}
+
+#[test]
+fn prints_one_line_per_datagram_with_peer_length_and_payload() {
+    let server = Running::start(local());
+    let peer = client();
+    peer.send_to(b"hello\nworld\xff", server.addr).unwrap();
+    testkit::recv(&peer).unwrap();
+    let line = server.lines.next(WAIT).unwrap();
+    assert_eq!(line, format!("{}  12 B  hello\\nworld\\xff", peer.local_addr().unwrap()));
+    server.stop();
+}
+
+#[test]
+fn a_zero_byte_datagram_is_a_datagram() {
+    let server = Running::start(local());
+    let peer = client();
+    peer.send_to(b"", server.addr).unwrap();
+    let (data, _) = testkit::recv(&peer).unwrap();
+    assert!(data.is_empty());
+    assert_eq!(server.stop().received, 1);
+}
+
+#[test]
+fn the_largest_ipv4_datagram_is_echoed_whole() {
+    let server = Running::start(local());
+    let peer = client();
+    let big: Vec<u8> = (0..common::MAX_UDP_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
+    peer.send_to(&big, server.addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, big);
+    let summary = server.stop();
+    assert_eq!((summary.bytes, summary.truncated), (65_507, 0));
+}
+
+#[test]
+fn reply_none_answers_nothing() {
+    let server = Running::start(Config { reply: Reply::None, count: Some(1), ..local() });
+    let peer = client();
+    peer.send_to(b"anyone?", server.addr).unwrap();
+    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((summary.received, summary.replied), (1, 0));
+    // The server has stopped and said it sent nothing; the wire agrees.
+    peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    assert!(testkit::recv(&peer).is_err());
+}
+
+#[test]
+fn a_fixed_reply_is_never_longer_than_its_request() {
+    let server = Running::start(Config { reply: Reply::Text(b"HELLO WORLD".to_vec()), ..local() });
+    let peer = client();
+    for (request, expected) in [(&b"abc"[..], &b"HEL"[..]), (b"twenty bytes long...", b"HELLO WORLD")] {
+        peer.send_to(request, server.addr).unwrap();
+        assert_eq!(testkit::recv(&peer).unwrap().0, expected);
+    }
+    assert_eq!(server.stop().replied, 2);
+}
+
+#[test]
+fn a_small_buffer_truncates_like_recvfrom_1024_and_says_so() {
+    let server = Running::start(Config { buffer_size: 1024, ..local() });
+    let peer = client();
+    let long: Vec<u8> = (0..3000).map(|i| b'a' + (i % 26) as u8).collect();
+    peer.send_to(&long, server.addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, &long[..1024], "the echo holds what recvfrom kept");
+    assert!(server.lines.next(WAIT).unwrap().contains("  1024 B (truncated)  abc"));
+    peer.send_to(&long[..1024], server.addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0.len(), 1024);
+    assert!(!server.lines.next(WAIT).unwrap().contains("truncated"), "exactly 1024 bytes fit");
+    let summary = server.stop();
+    assert_eq!((summary.received, summary.truncated, summary.bytes), (2, 1, 2048));
+}
+
+#[test]
+fn json_lines_report_truncation_and_every_field() {
+    let output = OutputOptions { json: true, ..Default::default() };
+    let server = Running::start(Config { buffer_size: 4, output, ..local() });
+    let peer = client();
+    peer.send_to(b"hello", server.addr).unwrap();
+    testkit::recv(&peer).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&server.lines.next(WAIT).unwrap()).unwrap();
+    assert_eq!(
+        event,
+        serde_json::json!({"event": "recv", "peer": peer.local_addr().unwrap().to_string(), "len": 4,
+                           "text": "hell", "hex": "68656c6c", "truncated": true})
+    );
+    server.stop();
+}
+
+#[test]
+fn count_stops_after_n_datagrams() {
+    let server = Running::start(Config { count: Some(2), ..local() });
+    let peer = client();
+    for payload in [b"one", b"two"] {
+        peer.send_to(payload, server.addr).unwrap();
+        testkit::recv(&peer).unwrap();
+    }
+    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((summary.received, summary.replied), (2, 2));
+}
+
+#[test]
+fn a_stop_request_ends_the_loop_within_250_ms() {
+    let server = Running::start(local());
+    let asked = Instant::now();
+    server.shutdown.trigger();
+    server.done.recv_timeout(WAIT).unwrap().unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(250), "took {:?}", asked.elapsed());
+}
+
+#[test]
+fn gbk_payloads_are_shown_as_chinese_text() {
+    let output = OutputOptions { encoding: common::codec::Encoding::Gbk, ..Default::default() };
+    let server = Running::start(Config { output, ..local() });
+    let peer = client();
+    peer.send_to(&[0xc4, 0xe3, 0xba, 0xc3], server.addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, [0xc4, 0xe3, 0xba, 0xc3]);
+    assert!(server.lines.next(WAIT).unwrap().ends_with("  4 B  你好"));
+    server.stop();
+}
+
+#[test]
+fn serves_ipv6() {
+    let server = Running::start(Config { bind: "[::1]:0".parse().unwrap(), ..Default::default() });
+    assert!(server.addr.is_ipv6() && server.addr.port() != 0);
+    let peer = UdpSocket::bind("[::1]:0").unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.send_to(b"over IPv6", server.addr).unwrap();
+    let (data, from) = testkit::recv(&peer).unwrap();
+    assert_eq!((data.as_slice(), from), (&b"over IPv6"[..], server.addr));
+    server.stop();
+}
+
+#[test]
+fn a_port_in_use_is_a_runtime_error_with_a_hint() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = Config { bind: taken.local_addr().unwrap(), ..Default::default() };
+    let (out, _lines) = testkit::capture(OutputOptions::default());
+    let err = udp_server::run(&config, &Shutdown::new(), &out).unwrap_err();
+    assert!(matches!(err, Error::Runtime(_)));
+    let text = err.to_string();
+    assert!(text.starts_with(&format!("cannot bind {}: address already in use", config.bind)), "{text}");
+    assert!(text.contains("is another server running?"), "{text}");
+}
+
+#[test]
+fn a_peer_that_went_away_does_not_stop_the_server() {
+    let server = Running::start(local());
+    // This peer sends, then closes before the echo arrives: the echo earns an ICMP
+    // "port unreachable", which Linux may report on the server's next receive.
+    let gone = client();
+    gone.send_to(b"bye", server.addr).unwrap();
+    drop(gone);
+    let peer = client();
+    for i in 0..3 {
+        peer.send_to(format!("still there {i}").as_bytes(), server.addr).unwrap();
+        assert_eq!(testkit::recv(&peer).unwrap().0, format!("still there {i}").as_bytes());
+    }
+    assert_eq!(server.stop().received, 4);
+}

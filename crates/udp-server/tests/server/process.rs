@@ -1,0 +1,163 @@
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::testkit::{self, Process};
+
+use crate::WAIT;
+
+const BIN: &str = env!("CARGO_BIN_EXE_udp-server");
+
+fn server(args: &[&str]) -> (Process, SocketAddr) {
+    let mut all = vec!["--bind", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let process = Process::spawn(BIN, &all).unwrap();
+    let addr = process.listening(WAIT).expect("a listening line first");
+    (process, addr)
+}
+
+fn echo(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let peer = testkit::local_socket(WAIT).unwrap();
+    peer.send_to(payload, addr).unwrap();
+    testkit::recv(&peer).unwrap().0
+}
+
+#[test]
+fn the_first_line_names_the_real_port_and_sigterm_prints_a_summary() {
+    let (mut server, addr) = server(&[]);
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
+    assert_eq!(echo(addr, b"hello"), b"hello");
+    assert!(server.stdout.next(WAIT).unwrap().ends_with("  5 B  hello"));
+    let asked = Instant::now();
+    server.signal("TERM").unwrap();
+    let status = server.wait(WAIT).expect("exits");
+    assert!(asked.elapsed() < Duration::from_millis(250), "stopped in {:?}", asked.elapsed());
+    assert_eq!(status.code(), Some(0));
+    let summary = server.stderr.find(WAIT, |l| l.contains("received")).unwrap();
+    assert_eq!(summary, "udp-server: received 1 datagrams (5 B) from 1 peers, replied 1, truncated 0");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_too() {
+    let (mut server, _) = server(&[]);
+    server.signal("INT").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert!(server.stderr.find(WAIT, |l| l.contains("received 0 datagrams")).is_some());
+}
+
+#[test]
+fn json_mode_starts_with_listening_and_ends_with_the_summary() {
+    let (mut server, addr) = server(&["--json"]);
+    assert_eq!(echo(addr, b"hi"), b"hi");
+    server.signal("TERM").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let lines = server.stdout.rest(WAIT);
+    let events: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2, "{lines:?}");
+    assert_eq!(events[0]["event"], "recv");
+    assert_eq!(
+        events[1],
+        serde_json::json!({"event": "summary", "received": 1, "bytes": 2, "replied": 1, "peers": 1, "truncated": 0})
+    );
+}
+
+#[test]
+fn count_ends_the_process_with_exit_0() {
+    let (mut server, addr) = server(&["--count", "1", "--quiet"]);
+    assert_eq!(echo(addr, b"only one"), b"only one");
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert!(server.stdout.rest(WAIT).is_empty(), "-q prints no datagram lines");
+}
+
+#[test]
+fn buffer_size_1024_cuts_a_3000_byte_datagram_and_says_so() {
+    let (_server, addr) = server(&["--buffer-size", "1024"]);
+    let echoed = echo(addr, &[b'x'; 3000]);
+    assert_eq!(echoed.len(), 1024);
+    assert!(_server.stdout.next(WAIT).unwrap().contains("1024 B (truncated)"));
+}
+
+#[test]
+fn bad_usage_is_one_line_and_exit_2() {
+    for (args, needle) in [
+        (&["--bind", "nonsense"][..], "'nonsense'"),
+        (&["--bind", "127.0.0.1:70000"], "'127.0.0.1:70000'"),
+        (&["--encoding", "latin9"], "unknown encoding 'latin9'"),
+        (&["--buffer-size", "0"], "--buffer-size"),
+        (&["--buffer-size", "70000"], "--buffer-size"),
+        (&["--reply", "zz", "--encoding", "hex"], "bad hex 'zz'"),
+        (&["--count", "-1"], "'-1'"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr}");
+        assert!(stderr.starts_with("udp-server: ") && stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn a_port_in_use_is_exit_1_with_a_hint() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN).args(["--bind", &addr]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    let last = stderr.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!("udp-server: cannot bind {addr}: address already in use (is another server running? try another port, e.g. --bind 127.0.0.1:0 for any free one)")
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_server_quietly() {
+    // As `udp-server | head -1`: read the first line, then close the pipe.
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = testkit::Lines::from_reader(child.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // `reader` is dropped here: the read end of the pipe closes.
+    });
+    let first = rx.recv_timeout(WAIT).unwrap();
+    let addr = testkit::listening_addr(first.trim_end()).unwrap();
+    let peer = testkit::local_socket(WAIT).unwrap();
+    peer.send_to(b"nobody reads this line", addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, b"nobody reads this line");
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = done_rx.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let errors = stderr.rest(WAIT);
+    assert!(!errors.iter().any(|l| l.contains("panicked") || l.contains("error")), "{errors:?}");
+}
+
+#[test]
+fn help_shows_an_example_per_mode_and_version_works() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for example in ["udp-server --bind 0.0.0.0:8888", "--reply none", "--buffer-size 1024", "--encoding gbk"] {
+        assert!(text.contains(example), "missing {example}");
+    }
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("udp-server {}", env!("CARGO_PKG_VERSION")));
+}
