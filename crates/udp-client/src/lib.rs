@@ -19,9 +19,9 @@ mod ping;
 
 use std::io::{self, BufRead};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -229,12 +229,13 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
     let target = config.target;
     let sender = socket.try_clone().map_err(|e| Error::io("cannot share the socket", &e))?;
     let sent = Arc::new(AtomicU64::new(0));
+    let unechoed = Arc::new(Mutex::new(VecDeque::new()));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     {
-        let (sent, out, encoding) = (Arc::clone(&sent), out.clone(), config.output.encoding);
+        let (sent, unechoed, out, encoding) = (Arc::clone(&sent), Arc::clone(&unechoed), out.clone(), config.output.encoding);
         // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
         thread::spawn(move || {
-            send_lines(input, &sender, target, encoding, &out, &sent);
+            send_lines(input, &sender, target, encoding, &out, &sent, &unechoed);
             let _ = done_tx.send(());
         });
     }
@@ -248,10 +249,10 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
         if input_ended_at.is_none() && done_rx.try_recv().is_ok() {
             input_ended_at = Some(Instant::now());
         }
-        // After the last line, wait for stragglers: until as many datagrams came back as
-        // were sent (an echo is done), or until the timeout.
+        // After the last line, wait for stragglers: until every line has come back (an
+        // echo server is done), or until the timeout (any other peer).
         if let Some(ended) = input_ended_at {
-            if received >= sent.load(Ordering::SeqCst) || ended.elapsed() >= timeout {
+            if lock(&unechoed).is_empty() || ended.elapsed() >= timeout {
                 break;
             }
         }
@@ -259,6 +260,11 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
             Ok(Some((len, peer))) => {
                 received += 1;
                 warned_refused = false;
+                let mut waiting = lock(&unechoed);
+                if let Some(i) = waiting.iter().position(|sent: &Vec<u8>| sent[..] == buf[..len]) {
+                    waiting.remove(i);
+                }
+                drop(waiting);
                 out.received(&Datagram::new(peer, &buf[..len])).map_err(stdout_error)?;
             }
             Ok(None) => {}
@@ -274,8 +280,24 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
     Ok(Summary::Interactive { sent: sent.load(Ordering::SeqCst), received })
 }
 
+/// Lines sent whose echo has not come back yet, newest last; only the latest few are kept.
+type Unechoed = Mutex<VecDeque<Vec<u8>>>;
+const UNECHOED_KEPT: usize = 1024;
+
+fn lock(unechoed: &Unechoed) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+    unechoed.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The input thread of the interactive mode: one datagram per line, without its newline.
-fn send_lines(mut input: Box<dyn BufRead + Send>, socket: &UdpSocket, target: SocketAddr, encoding: common::codec::Encoding, out: &Output, sent: &AtomicU64) {
+fn send_lines(
+    mut input: Box<dyn BufRead + Send>,
+    socket: &UdpSocket,
+    target: SocketAddr,
+    encoding: common::codec::Encoding,
+    out: &Output,
+    sent: &AtomicU64,
+    unechoed: &Unechoed,
+) {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -296,8 +318,17 @@ fn send_lines(mut input: Box<dyn BufRead + Send>, socket: &UdpSocket, target: So
         };
         let result = bytes.and_then(|bytes| {
             check_size(bytes.len(), target)?;
+            let len = bytes.len();
+            {
+                // Recorded before sending, so a fast echo always finds its line.
+                let mut waiting = lock(unechoed);
+                if waiting.len() == UNECHOED_KEPT {
+                    waiting.pop_front();
+                }
+                waiting.push_back(bytes.clone());
+            }
             send(socket, &bytes, target)?;
-            Ok(bytes.len())
+            Ok(len)
         });
         match result {
             Ok(len) => {

@@ -177,7 +177,10 @@ mod tests {
     #[test]
     fn messages_are_encoded_with_the_chosen_encoding() {
         assert_eq!(config(&["-e", "gbk", "你好"]).unwrap().message, Some(vec![0xc4, 0xe3, 0xba, 0xc3]));
-        assert_eq!(config(&["-e", "hex", "48", "0x65"]).unwrap().message, Some(b"He".to_vec()));
-        assert_eq!(config(&["-e", "hex", "4"]).unwrap_err().exit_code(), 2);
+        assert_eq!(config(&["-e", "hex", "48 0x65"]).unwrap().message, Some(b"He".to_vec()));
+        // A bare number first is a port, whatever the encoding: quote hex as one word.
+        let c = config(&["-e", "hex", "48", "65"]).unwrap();
+        assert_eq!((c.target.port(), c.message), (48, Some(b"e".to_vec())));
+        assert_eq!(config(&["-e", "hex", "4 5"]).unwrap_err().exit_code(), 2);
     }
 }
