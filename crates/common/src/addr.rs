@@ -60,7 +60,12 @@ pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
     }
     let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| bad(text, &format!("cannot resolve '{host}': {}", crate::error::describe(&e))))?
+        .map_err(|e| {
+            bad(
+                text,
+                &format!("cannot resolve '{host}': {}", crate::error::describe(&e)),
+            )
+        })?
         .collect();
     // A stable sort keeps the resolver's order within each family.
     addrs.sort_by_key(|a| a.is_ipv6());
@@ -91,7 +96,9 @@ pub fn looks_like(text: &str) -> bool {
 }
 
 fn bad(text: &str, why: &str) -> Error {
-    Error::Usage(format!("bad address '{text}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)"))
+    Error::Usage(format!(
+        "bad address '{text}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)"
+    ))
 }
 
 /// For clap's `value_parser`: the same as [`parse`].
@@ -123,7 +130,17 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_address_naming_the_value() {
-        for text in ["", "hello", "1.2.3.4", "1.2.3.4:70000", "70000", ":80", "[::1]", "::1:80", "a b:1"] {
+        for text in [
+            "",
+            "hello",
+            "1.2.3.4",
+            "1.2.3.4:70000",
+            "70000",
+            ":80",
+            "[::1]",
+            "::1:80",
+            "a b:1",
+        ] {
             let err = parse(text).unwrap_err();
             assert!(matches!(err, Error::Usage(_)), "{text}: {err:?}");
             assert!(err.to_string().contains(&format!("'{}'", text.trim())), "{err}");
@@ -133,12 +150,22 @@ mod tests {
     #[test]
     fn an_unresolvable_name_is_a_usage_error() {
         let err = parse("no-such-host.invalid:80").unwrap_err();
-        assert!(err.to_string().contains("cannot resolve 'no-such-host.invalid'"), "{err}");
+        assert!(
+            err.to_string().contains("cannot resolve 'no-such-host.invalid'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn tells_addresses_from_messages() {
-        for text in ["8888", "127.0.0.1:80", "[::1]:80", "localhost:80", "1.2.3.4:70000", "70000"] {
+        for text in [
+            "8888",
+            "127.0.0.1:80",
+            "[::1]:80",
+            "localhost:80",
+            "1.2.3.4:70000",
+            "70000",
+        ] {
             assert!(looks_like(text), "{text}");
         }
         for text in ["hello", "hello world", "a:b", "时间:12", "-1", "", "12:"] {

@@ -56,7 +56,11 @@ mod tests {
 
     #[test]
     fn clap_errors_become_one_line() {
-        let rendered = "error: invalid value 'x' for '--bind <ADDR>': bad address\n\nFor more information, try '--help'.\n";
-        assert_eq!(one_line(rendered), "invalid value 'x' for '--bind <ADDR>': bad address (see --help)");
+        let rendered =
+            "error: invalid value 'x' for '--bind <ADDR>': bad address\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "invalid value 'x' for '--bind <ADDR>': bad address (see --help)"
+        );
     }
 }

@@ -96,7 +96,10 @@ pub fn to_hex(bytes: &[u8]) -> String {
 pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
     let bad = |why: &str| Error::Usage(format!("bad hex '{text}': {why} (e.g. 48 65 6c or 0x48656c)"));
     let mut out = Vec::new();
-    for group in text.split(|c: char| c.is_whitespace() || c == ',').filter(|g| !g.is_empty()) {
+    for group in text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|g| !g.is_empty())
+    {
         let digits = group
             .strip_prefix("0x")
             .or_else(|| group.strip_prefix("0X"))
@@ -106,8 +109,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
         }
         for pair in digits.as_bytes().chunks(2) {
             let pair = std::str::from_utf8(pair).map_err(|_| bad("not a hex digit"))?;
-            let byte = u8::from_str_radix(pair, 16)
-                .map_err(|_| bad(&format!("'{pair}' is not a hex byte")))?;
+            let byte = u8::from_str_radix(pair, 16).map_err(|_| bad(&format!("'{pair}' is not a hex byte")))?;
             out.push(byte);
         }
     }
@@ -186,7 +188,9 @@ fn push_escaped(out: &mut String, text: &str) {
             }
             // Other control and formatting characters (C1 controls, line and paragraph
             // separators, bidi overrides) could break the line or reorder it on screen.
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -211,7 +215,10 @@ mod tests {
     fn utf8_rendering_keeps_one_datagram_on_one_line() {
         assert_eq!(render_utf8(b"a\r\nb\tc\\d"), "a\\r\\nb\\tc\\\\d");
         assert_eq!(render_utf8(b"\x00\x1b[31m\x7f"), "\\x00\\x1b[31m\\x7f");
-        assert_eq!(render_utf8("é\u{85}\u{2028}\u{202e}".as_bytes()), "é\\u{85}\\u{2028}\\u{202e}");
+        assert_eq!(
+            render_utf8("é\u{85}\u{2028}\u{202e}".as_bytes()),
+            "é\\u{85}\\u{2028}\\u{202e}"
+        );
         assert_eq!(render_utf8(b"ok\xff\xfe!"), "ok\\xff\\xfe!");
         assert_eq!(render_utf8("你好".as_bytes()), "你好");
         assert_eq!(render_utf8(b""), "");
@@ -229,7 +236,10 @@ mod tests {
         assert_eq!(render_gbk(b"\xc4"), "\\xc4");
         assert_eq!(render_gbk(b"\xc4\xe3\n"), "你\\n");
         let err = encode_gbk("😀").unwrap_err();
-        assert_eq!(err.to_string(), "'😀' cannot be written in GBK; use --encoding utf8 or hex");
+        assert_eq!(
+            err.to_string(),
+            "'😀' cannot be written in GBK; use --encoding utf8 or hex"
+        );
     }
 
     #[test]
@@ -258,7 +268,10 @@ mod tests {
             for a in 0..=255u8 {
                 for b in [0u8, 0x0a, 0x40, 0x7f, 0x80, 0x81, 0xa1, 0xfe, 0xff] {
                     let shown = enc.render(&[a, b, a]);
-                    assert!(!shown.contains('\n') && !shown.contains('\r'), "{enc:?} {a:02x} {b:02x}");
+                    assert!(
+                        !shown.contains('\n') && !shown.contains('\r'),
+                        "{enc:?} {a:02x} {b:02x}"
+                    );
                 }
             }
         }

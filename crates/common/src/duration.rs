@@ -61,7 +61,9 @@ fn trim_float(x: f64) -> String {
 }
 
 fn bad(text: &str) -> Error {
-    Error::Usage(format!("bad duration '{text}': use a number with ms, s or m (e.g. 500ms, 2s, 1m; a bare number is seconds)"))
+    Error::Usage(format!(
+        "bad duration '{text}': use a number with ms, s or m (e.g. 500ms, 2s, 1m; a bare number is seconds)"
+    ))
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! - [`stats`]: round-trip time percentiles;
 //! - [`testkit`]: helpers the workspace's tests share (deadlines on every wait).
 
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod addr;
 pub mod cli;
 pub mod codec;

@@ -46,7 +46,13 @@ pub struct Datagram<'a> {
 impl<'a> Datagram<'a> {
     /// A datagram with just a peer and bytes.
     pub fn new(peer: SocketAddr, bytes: &'a [u8]) -> Self {
-        Datagram { peer, bytes, truncated: false, seq: None, rtt: None }
+        Datagram {
+            peer,
+            bytes,
+            truncated: false,
+            seq: None,
+            rtt: None,
+        }
     }
 }
 
@@ -70,7 +76,10 @@ impl Output {
 
     /// Output to any writer (tests pass a channel; see [`crate::testkit::capture`]).
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
-        Output { options, inner: Arc::new(Mutex::new(Inner { writer, closed: false })) }
+        Output {
+            options,
+            inner: Arc::new(Mutex::new(Inner { writer, closed: false })),
+        }
     }
 
     /// The options this output was made with.
@@ -161,18 +170,30 @@ impl Output {
             });
             if event == "reply" {
                 obj["seq"] = d.seq.map_or(Value::Null, Value::from);
-                obj["rtt_ms"] = d.rtt.map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
+                obj["rtt_ms"] = d
+                    .rtt
+                    .map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
             }
             if self.options.timestamp {
                 obj["time"] = LocalTime::now().rfc3339().into();
             }
             return self.json_line(obj);
         }
-        let time = if self.options.timestamp { format!("{}  ", LocalTime::now().clock()) } else { String::new() };
+        let time = if self.options.timestamp {
+            format!("{}  ", LocalTime::now().clock())
+        } else {
+            String::new()
+        };
         let truncated = if d.truncated { " (truncated)" } else { "" };
-        let rtt = d.rtt.map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
+        let rtt = d
+            .rtt
+            .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
         let payload = encoding.render(d.bytes);
-        self.line(&format!("{time}{}  {} B{truncated}  {payload}{rtt}", d.peer, d.bytes.len()))
+        self.line(&format!(
+            "{time}{}  {} B{truncated}  {payload}{rtt}",
+            d.peer,
+            d.bytes.len()
+        ))
     }
 
     fn json_line(&self, value: Value) -> io::Result<()> {
@@ -224,23 +245,42 @@ mod tests {
         let (out, lines) = capture(OutputOptions::default());
         out.listening("127.0.0.1:8888".parse().unwrap()).unwrap();
         out.received(&Datagram::new(peer(), b"hi\nthere")).unwrap();
-        out.received(&Datagram { truncated: true, ..Datagram::new(peer(), b"abc") }).unwrap();
-        out.reply(&Datagram { seq: Some(3), rtt: Some(Duration::from_micros(1500)), ..Datagram::new(peer(), b"seq=3 ping") })
-            .unwrap();
+        out.received(&Datagram {
+            truncated: true,
+            ..Datagram::new(peer(), b"abc")
+        })
+        .unwrap();
+        out.reply(&Datagram {
+            seq: Some(3),
+            rtt: Some(Duration::from_micros(1500)),
+            ..Datagram::new(peer(), b"seq=3 ping")
+        })
+        .unwrap();
         let within = Duration::from_secs(1);
         assert_eq!(lines.next(within).unwrap(), "listening on 127.0.0.1:8888");
         assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  8 B  hi\\nthere");
         assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  3 B (truncated)  abc");
-        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  10 B  seq=3 ping  rtt 1.500 ms");
+        assert_eq!(
+            lines.next(within).unwrap(),
+            "127.0.0.1:54321  10 B  seq=3 ping  rtt 1.500 ms"
+        );
     }
 
     #[test]
     fn json_lines_carry_the_spec_fields() {
-        let (out, lines) = capture(OutputOptions { json: true, ..Default::default() });
+        let (out, lines) = capture(OutputOptions {
+            json: true,
+            ..Default::default()
+        });
         out.listening("[::1]:9".parse().unwrap()).unwrap();
         out.received(&Datagram::new(peer(), b"A\xff")).unwrap();
         out.sent(peer(), 2).unwrap();
-        out.reply(&Datagram { seq: Some(1), rtt: Some(Duration::from_micros(250)), ..Datagram::new(peer(), b"x") }).unwrap();
+        out.reply(&Datagram {
+            seq: Some(1),
+            rtt: Some(Duration::from_micros(250)),
+            ..Datagram::new(peer(), b"x")
+        })
+        .unwrap();
         out.summary("done", json!({"received": 1})).unwrap();
         let within = Duration::from_secs(1);
         let next = || -> Value { serde_json::from_str(&lines.next(within).unwrap()).unwrap() };
@@ -251,21 +291,33 @@ mod tests {
         );
         assert_eq!(next(), json!({"event": "sent", "peer": "127.0.0.1:54321", "len": 2}));
         let reply = next();
-        assert_eq!((reply["event"].as_str(), reply["seq"].as_u64(), reply["rtt_ms"].as_f64()), (Some("reply"), Some(1), Some(0.25)));
+        assert_eq!(
+            (reply["event"].as_str(), reply["seq"].as_u64(), reply["rtt_ms"].as_f64()),
+            (Some("reply"), Some(1), Some(0.25))
+        );
         assert_eq!(next(), json!({"event": "summary", "received": 1}));
     }
 
     #[test]
     fn quiet_keeps_only_the_listening_line() {
-        let (out, lines) = capture(OutputOptions { quiet: true, ..Default::default() });
+        let (out, lines) = capture(OutputOptions {
+            quiet: true,
+            ..Default::default()
+        });
         out.received(&Datagram::new(peer(), b"x")).unwrap();
         out.listening(peer()).unwrap();
-        assert_eq!(lines.next(Duration::from_secs(1)).unwrap(), "listening on 127.0.0.1:54321");
+        assert_eq!(
+            lines.next(Duration::from_secs(1)).unwrap(),
+            "listening on 127.0.0.1:54321"
+        );
     }
 
     #[test]
     fn timestamps_prefix_text_and_add_a_time_field() {
-        let (out, lines) = capture(OutputOptions { timestamp: true, ..Default::default() });
+        let (out, lines) = capture(OutputOptions {
+            timestamp: true,
+            ..Default::default()
+        });
         out.received(&Datagram::new(peer(), b"x")).unwrap();
         let line = lines.next(Duration::from_secs(1)).unwrap();
         let (clock, rest) = line.split_once("  ").unwrap();

@@ -65,7 +65,10 @@ pub fn is_wake_up(err: &io::Error) -> bool {
 pub fn is_earlier_send_error(err: &io::Error) -> bool {
     matches!(
         err.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
     )
 }
 
@@ -84,10 +87,16 @@ mod tests {
 
     #[test]
     fn timeouts_and_signals_are_wake_ups_not_failures() {
-        for kind in [io::ErrorKind::WouldBlock, io::ErrorKind::TimedOut, io::ErrorKind::Interrupted] {
+        for kind in [
+            io::ErrorKind::WouldBlock,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::Interrupted,
+        ] {
             assert!(is_wake_up(&io::Error::from(kind)));
         }
         assert!(!is_wake_up(&io::Error::from(io::ErrorKind::ConnectionRefused)));
-        assert!(is_earlier_send_error(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert!(is_earlier_send_error(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
     }
 }

@@ -64,7 +64,16 @@ impl Lines {
 /// An [`Output`] whose lines arrive in a [`Lines`], for running a program in-process.
 pub fn capture(options: OutputOptions) -> (Output, Lines) {
     let (tx, rx) = mpsc::channel();
-    (Output::new(Box::new(LineSender { tx, partial: Vec::new() }), options), Lines { rx })
+    (
+        Output::new(
+            Box::new(LineSender {
+                tx,
+                partial: Vec::new(),
+            }),
+            options,
+        ),
+        Lines { rx },
+    )
 }
 
 struct LineSender {
@@ -79,7 +88,9 @@ impl Write for LineSender {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line[..end]).into_owned();
             // A test that stopped listening is like a closed stdout.
-            self.tx.send(text).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+            self.tx
+                .send(text)
+                .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
         }
         Ok(buf.len())
     }
@@ -165,7 +176,14 @@ impl Process {
         thread::spawn(move || {
             let _ = tx.send(child.wait());
         });
-        Ok(Process { pid, exit, exited: None, stdin, stdout: Lines::from_reader(stdout), stderr: Lines::from_reader(stderr) })
+        Ok(Process {
+            pid,
+            exit,
+            exited: None,
+            stdin,
+            stdout: Lines::from_reader(stdout),
+            stderr: Lines::from_reader(stderr),
+        })
     }
 
     /// The process id.
@@ -178,8 +196,14 @@ impl Process {
     /// # Errors
     /// When `kill` cannot be run or fails.
     pub fn signal(&self, name: &str) -> io::Result<()> {
-        let status = Command::new("kill").args(["-s", name, &self.pid.to_string()]).status()?;
-        if status.success() { Ok(()) } else { Err(io::Error::other(format!("kill -s {name} failed"))) }
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid.to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -s {name} failed")))
+        }
     }
 
     /// Waits up to `within` for the process to exit.

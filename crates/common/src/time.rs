@@ -69,7 +69,13 @@ impl LocalTime {
 
     /// `08:15:07.123` — the prefix of a text line.
     pub fn clock(&self) -> String {
-        format!("{:02}:{:02}:{:02}.{:03}", self.hour, self.minute, self.second, self.micros / 1000)
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            self.hour,
+            self.minute,
+            self.second,
+            self.micros / 1000
+        )
     }
 
     /// `2026-11-25T08:15:07.123456+01:00` — RFC 3339, for JSON.
@@ -109,6 +115,10 @@ mod tests {
     #[test]
     fn now_is_a_plausible_local_time() {
         let t = LocalTime::now();
-        assert!(t.year >= 2024 && (1..=12).contains(&t.month) && t.hour < 24, "{}", t.rfc3339());
+        assert!(
+            t.year >= 2024 && (1..=12).contains(&t.month) && t.hour < 24,
+            "{}",
+            t.rfc3339()
+        );
     }
 }

@@ -15,11 +15,14 @@
 //! - A connected socket also drops datagrams from any other address, so a reply from a
 //!   multi-homed server that answers from another of its addresses is never seen.
 
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod ping;
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::net::{SocketAddr, UdpSocket};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
@@ -154,7 +157,9 @@ impl Summary {
 pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Summary> {
     let target = config.target;
     if target.port() == 0 {
-        return Err(Error::Usage(format!("cannot send to {target}: port 0 is not a destination")));
+        return Err(Error::Usage(format!(
+            "cannot send to {target}: port 0 is not a destination"
+        )));
     }
     if let Some(message) = &config.message {
         check_size(message.len() + ping::header_len(config), target)?;
@@ -168,9 +173,13 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
     // peer, so the OS picks our port now (we can show it), drops datagrams from anyone
     // else, and reports an ICMP "port unreachable" on the next receive: the only way for
     // a UDP sender to learn promptly that nobody is listening.
-    socket.connect(&target.into()).map_err(|e| Error::io(format!("cannot send to {target}"), &e))?;
+    socket
+        .connect(&target.into())
+        .map_err(|e| Error::io(format!("cannot send to {target}"), &e))?;
     let socket = UdpSocket::from(socket);
-    let local = socket.local_addr().map_err(|e| Error::io("cannot read the local address", &e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the local address", &e))?;
     log::info!("sending to {target} from {local} (a port the OS chose; a client need not bind one)");
 
     // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
@@ -194,27 +203,49 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
     let mut buf = vec![0u8; RECV_BUFFER];
     for attempt in 0..=config.retries {
         if attempt > 0 {
-            log::warn!("no reply within {}; sending again (retry {attempt} of {})", display(timeout), config.retries);
+            log::warn!(
+                "no reply within {}; sending again (retry {attempt} of {})",
+                display(timeout),
+                config.retries
+            );
         }
         let sent_at = Instant::now();
         send(socket, message, target)?;
         out.sent(target, message.len()).map_err(stdout_error)?;
         if config.no_reply {
-            return Ok(Summary::OneShot { reply: false, retries: attempt });
+            return Ok(Summary::OneShot {
+                reply: false,
+                retries: attempt,
+            });
         }
         match recv_until(socket, &mut buf, sent_at + timeout, shutdown) {
             Ok(Some((len, peer))) => {
-                let reply = Datagram { rtt: Some(sent_at.elapsed()), ..Datagram::new(peer, &buf[..len]) };
+                let reply = Datagram {
+                    rtt: Some(sent_at.elapsed()),
+                    ..Datagram::new(peer, &buf[..len])
+                };
                 out.reply(&reply).map_err(stdout_error)?;
-                return Ok(Summary::OneShot { reply: true, retries: attempt });
+                return Ok(Summary::OneShot {
+                    reply: true,
+                    retries: attempt,
+                });
             }
-            Ok(None) if shutdown.is_triggered() => return Ok(Summary::OneShot { reply: false, retries: attempt }),
+            Ok(None) if shutdown.is_triggered() => {
+                return Ok(Summary::OneShot {
+                    reply: false,
+                    retries: attempt,
+                });
+            }
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(nobody_listening(target)),
             Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
     }
-    let tries = if config.retries > 0 { format!(" ({} tries)", config.retries + 1) } else { String::new() };
+    let tries = if config.retries > 0 {
+        format!(" ({} tries)", config.retries + 1)
+    } else {
+        String::new()
+    };
     Err(Error::Runtime(format!(
         "no reply from {target} within {}{tries}: the datagram or its reply may be lost, or the peer never answers (try --timeout 5s, --retries 3, or --no-reply)",
         display(timeout)
@@ -224,15 +255,28 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
 /// Each input line is one datagram; whatever the target sends is printed as it arrives,
 /// like the chapter's chat program and NetAssist. Input is read on a thread of its own, so
 /// this loop keeps receiving (and notices Ctrl-C) while the user types.
-fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Summary> {
+fn interactive(
+    socket: &UdpSocket,
+    config: &Config,
+    shutdown: &Shutdown,
+    out: &Output,
+    input: Box<dyn BufRead + Send>,
+) -> Result<Summary> {
     log::info!("each line you type is sent as one datagram; end with Ctrl-D, stop with Ctrl-C");
     let target = config.target;
-    let sender = socket.try_clone().map_err(|e| Error::io("cannot share the socket", &e))?;
+    let sender = socket
+        .try_clone()
+        .map_err(|e| Error::io("cannot share the socket", &e))?;
     let sent = Arc::new(AtomicU64::new(0));
     let unechoed = Arc::new(Mutex::new(VecDeque::new()));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     {
-        let (sent, unechoed, out, encoding) = (Arc::clone(&sent), Arc::clone(&unechoed), out.clone(), config.output.encoding);
+        let (sent, unechoed, out, encoding) = (
+            Arc::clone(&sent),
+            Arc::clone(&unechoed),
+            out.clone(),
+            config.output.encoding,
+        );
         // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
         thread::spawn(move || {
             send_lines(input, &sender, target, encoding, &out, &sent, &unechoed);
@@ -240,7 +284,11 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
         });
     }
 
-    let timeout = if config.no_reply { Duration::ZERO } else { config.timeout.unwrap_or(DEFAULT_TIMEOUT) };
+    let timeout = if config.no_reply {
+        Duration::ZERO
+    } else {
+        config.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    };
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut received = 0u64;
     let mut input_ended_at: Option<Instant> = None;
@@ -270,14 +318,20 @@ fn interactive(socket: &UdpSocket, config: &Config, shutdown: &Shutdown, out: &O
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 if !warned_refused {
-                    log::warn!("{}; what you send is lost until a server runs there", nobody_listening(target));
+                    log::warn!(
+                        "{}; what you send is lost until a server runs there",
+                        nobody_listening(target)
+                    );
                     warned_refused = true;
                 }
             }
             Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
     }
-    Ok(Summary::Interactive { sent: sent.load(Ordering::SeqCst), received })
+    Ok(Summary::Interactive {
+        sent: sent.load(Ordering::SeqCst),
+        received,
+    })
 }
 
 /// Lines sent whose echo has not come back yet, newest last; only the latest few are kept.
@@ -344,7 +398,12 @@ fn send_lines(
 
 /// Waits for one datagram until `deadline`, waking every [`POLL_INTERVAL`] to check for a
 /// stop request. `Ok(None)`: the deadline passed or a stop was requested.
-fn recv_until(socket: &UdpSocket, buf: &mut [u8], deadline: Instant, shutdown: &Shutdown) -> io::Result<Option<(usize, SocketAddr)>> {
+fn recv_until(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> io::Result<Option<(usize, SocketAddr)>> {
     loop {
         if shutdown.is_triggered() {
             return Ok(None);
@@ -364,7 +423,10 @@ fn recv_until(socket: &UdpSocket, buf: &mut [u8], deadline: Instant, shutdown: &
 
 /// Sends one datagram on the connected socket.
 fn send(socket: &UdpSocket, payload: &[u8], target: SocketAddr) -> Result<()> {
-    socket.send(payload).map(drop).map_err(|e| send_error(&e, payload.len(), target))
+    socket
+        .send(payload)
+        .map(drop)
+        .map_err(|e| send_error(&e, payload.len(), target))
 }
 
 /// What a failed send means for the user.
@@ -372,7 +434,9 @@ fn send_error(err: &io::Error, len: usize, target: SocketAddr) -> Error {
     if err.kind() == io::ErrorKind::ConnectionRefused {
         nobody_listening(target)
     } else if err.raw_os_error() == Some(EMSGSIZE) {
-        Error::Usage(format!("cannot send {len} bytes to {target}: message too long for one datagram"))
+        Error::Usage(format!(
+            "cannot send {len} bytes to {target}: message too long for one datagram"
+        ))
     } else {
         Error::io(format!("cannot send to {target}"), err)
     }

@@ -1,6 +1,9 @@
 //! `udp-client` command line: parse the options, set up logging and Ctrl-C, call
 //! [`udp_client::run`], print the summary, turn the result into an exit code.
 
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -105,7 +108,8 @@ fn main() -> ExitCode {
     let result = udp_client::run(&config, &shutdown, &out, input).and_then(|summary| {
         if let Some((text, json)) = summary.report() {
             if !out.is_closed() {
-                out.summary(&text, json).map_err(|e| common::Error::io("cannot write to stdout", &e))?;
+                out.summary(&text, json)
+                    .map_err(|e| common::Error::io("cannot write to stdout", &e))?;
             }
         }
         match summary {
@@ -127,7 +131,11 @@ fn config_from(cli: Cli) -> common::Result<Config> {
         }
         None => common::addr::parse(udp_client::DEFAULT_TARGET)?,
     };
-    let message = if words.is_empty() { None } else { Some(cli.encoding.encode(&words.join(" "))?) };
+    let message = if words.is_empty() {
+        None
+    } else {
+        Some(cli.encoding.encode(&words.join(" "))?)
+    };
     Ok(Config {
         target,
         message,
@@ -137,7 +145,12 @@ fn config_from(cli: Cli) -> common::Result<Config> {
         interval: cli.interval,
         window: usize::from(cli.window),
         retries: cli.retries,
-        output: OutputOptions { json: cli.json, timestamp: cli.timestamp, encoding: cli.encoding, quiet: cli.quiet },
+        output: OutputOptions {
+            json: cli.json,
+            timestamp: cli.timestamp,
+            encoding: cli.encoding,
+            quiet: cli.quiet,
+        },
     })
 }
 
@@ -158,13 +171,22 @@ mod tests {
     #[test]
     fn the_first_word_is_the_target_only_if_it_looks_like_an_address() {
         let c = config(&["hello"]).unwrap();
-        assert_eq!((c.target, c.message), ("127.0.0.1:8888".parse().unwrap(), Some(b"hello".to_vec())));
+        assert_eq!(
+            (c.target, c.message),
+            ("127.0.0.1:8888".parse().unwrap(), Some(b"hello".to_vec()))
+        );
         let c = config(&["9000", "hi", "there"]).unwrap();
-        assert_eq!((c.target, c.message), ("127.0.0.1:9000".parse().unwrap(), Some(b"hi there".to_vec())));
+        assert_eq!(
+            (c.target, c.message),
+            ("127.0.0.1:9000".parse().unwrap(), Some(b"hi there".to_vec()))
+        );
         let c = config(&["[::1]:53"]).unwrap();
         assert_eq!((c.target, c.message), ("[::1]:53".parse().unwrap(), None));
         let c = config(&["localhost:7", ""]).unwrap();
-        assert_eq!((c.target, c.message), ("127.0.0.1:7".parse().unwrap(), Some(Vec::new())));
+        assert_eq!(
+            (c.target, c.message),
+            ("127.0.0.1:7".parse().unwrap(), Some(Vec::new()))
+        );
     }
 
     #[test]
@@ -176,7 +198,10 @@ mod tests {
 
     #[test]
     fn messages_are_encoded_with_the_chosen_encoding() {
-        assert_eq!(config(&["-e", "gbk", "你好"]).unwrap().message, Some(vec![0xc4, 0xe3, 0xba, 0xc3]));
+        assert_eq!(
+            config(&["-e", "gbk", "你好"]).unwrap().message,
+            Some(vec![0xc4, 0xe3, 0xba, 0xc3])
+        );
         assert_eq!(config(&["-e", "hex", "48 0x65"]).unwrap().message, Some(b"He".to_vec()));
         // A bare number first is a port, whatever the encoding: quote hex as one word.
         let c = config(&["-e", "hex", "48", "65"]).unwrap();

@@ -17,7 +17,9 @@ use common::stats::{Rtt, RttSummary};
 use common::{Error, Result};
 use serde_json::json;
 
-use crate::{Config, DEFAULT_FLOOD_TIMEOUT, DEFAULT_TIMEOUT, RECV_BUFFER, nobody_listening, recv_until, send_error, stdout_error};
+use crate::{
+    Config, DEFAULT_FLOOD_TIMEOUT, DEFAULT_TIMEOUT, RECV_BUFFER, nobody_listening, recv_until, send_error, stdout_error,
+};
 
 /// The ping statistics printed at the end.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -49,7 +51,11 @@ pub struct PingSummary {
 impl PingSummary {
     /// Lost replies as a percentage of requests.
     pub fn loss_percent(&self) -> f64 {
-        if self.sent == 0 { 0.0 } else { self.lost as f64 * 100.0 / self.sent as f64 }
+        if self.sent == 0 {
+            0.0
+        } else {
+            self.lost as f64 * 100.0 / self.sent as f64
+        }
     }
 
     /// The JSON fields of SPEC §2.
@@ -71,13 +77,20 @@ impl PingSummary {
         let target = self.target.map_or(String::new(), |t| format!("{t} "));
         let mut text = format!(
             "--- {target}udp ping statistics ---\n{} sent, {} received, {:.1}% loss, {} duplicates, {} reordered",
-            self.sent, self.received, self.loss_percent(), self.duplicates, self.reordered
+            self.sent,
+            self.received,
+            self.loss_percent(),
+            self.duplicates,
+            self.reordered
         );
         if self.unmatched > 0 {
             text += &format!(", {} unmatched", self.unmatched);
         }
         if let Some(r) = self.rtt {
-            text += &format!("\nrtt min/avg/p50/p99/max = {:.3}/{:.3}/{:.3}/{:.3}/{:.3} ms", r.min, r.avg, r.p50, r.p99, r.max);
+            text += &format!(
+                "\nrtt min/avg/p50/p99/max = {:.3}/{:.3}/{:.3}/{:.3}/{:.3} ms",
+                r.min, r.avg, r.p50, r.p99, r.max
+            );
         }
         if let Some(rate) = self.rate {
             text += &format!("\n{rate:.0} datagrams/s echoed");
@@ -92,7 +105,10 @@ impl PingSummary {
     pub fn check(&self) -> Result<()> {
         if self.expect_replies && self.received == 0 && self.sent > 0 && !self.stopped {
             let target = self.target.map_or("the target".into(), |t| t.to_string());
-            return Err(Error::Runtime(format!("no reply from {target} to any of {} requests", self.sent)));
+            return Err(Error::Runtime(format!(
+                "no reply from {target} to any of {} requests",
+                self.sent
+            )));
         }
         Ok(())
     }
@@ -130,7 +146,10 @@ impl Tracker {
             states: vec![State::NotSent; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 28)],
             highest_answered: 0,
             rtt: Rtt::default(),
-            summary: PingSummary { target: Some(target), ..Default::default() },
+            summary: PingSummary {
+                target: Some(target),
+                ..Default::default()
+            },
         }
     }
 
@@ -142,8 +161,12 @@ impl Tracker {
     }
 
     fn reply(&mut self, payload: &[u8], now: Instant) -> (Option<u64>, Match) {
-        let Some(seq) = parse_seq(payload) else { return (None, self.unmatched()) };
-        let Some(state) = self.state(seq) else { return (Some(seq), self.unmatched()) };
+        let Some(seq) = parse_seq(payload) else {
+            return (None, self.unmatched());
+        };
+        let Some(state) = self.state(seq) else {
+            return (Some(seq), self.unmatched());
+        };
         let (sent_at, was_in_flight) = match *state {
             State::InFlight(at) => (at, true),
             State::Expired(at) => (at, false),
@@ -208,7 +231,13 @@ pub(crate) fn header_len(config: &Config) -> usize {
 
 const DEFAULT_MESSAGE: &[u8] = b"ping";
 
-pub(crate) fn run(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown, out: &Output) -> Result<PingSummary> {
+pub(crate) fn run(
+    socket: &UdpSocket,
+    config: &Config,
+    count: u64,
+    shutdown: &Shutdown,
+    out: &Output,
+) -> Result<PingSummary> {
     if config.interval.is_zero() {
         return flood(socket, config, count, shutdown);
     }
@@ -223,7 +252,16 @@ pub(crate) fn run(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Sh
     let mut last_send = next_send;
     for seq in 1..=count {
         // Between sends, print whatever replies arrive.
-        receive(socket, &mut buf, next_send, shutdown, out, &mut tracker, &mut refused, target)?;
+        receive(
+            socket,
+            &mut buf,
+            next_send,
+            shutdown,
+            out,
+            &mut tracker,
+            &mut refused,
+            target,
+        )?;
         if shutdown.is_triggered() || out.is_closed() {
             break;
         }
@@ -242,7 +280,16 @@ pub(crate) fn run(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Sh
     if !config.no_reply {
         let deadline = last_send + timeout;
         while !tracker.all_answered() && !shutdown.is_triggered() && !out.is_closed() && Instant::now() < deadline {
-            receive(socket, &mut buf, deadline, shutdown, out, &mut tracker, &mut refused, target)?;
+            receive(
+                socket,
+                &mut buf,
+                deadline,
+                shutdown,
+                out,
+                &mut tracker,
+                &mut refused,
+                target,
+            )?;
         }
     }
     Ok(tracker.finish(config, shutdown.is_triggered()))
@@ -275,7 +322,12 @@ fn receive(
                     }
                     Match::Unmatched => None,
                 };
-                out.reply(&Datagram { seq, rtt, ..Datagram::new(peer, payload) }).map_err(stdout_error)?;
+                out.reply(&Datagram {
+                    seq,
+                    rtt,
+                    ..Datagram::new(peer, payload)
+                })
+                .map_err(stdout_error)?;
                 if tracker.all_answered() && tracker.summary.sent == tracker.states.len() as u64 {
                     return Ok(());
                 }
@@ -338,7 +390,13 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
         match socket.recv(&mut buf) {
             Ok(len) => {
                 let now = Instant::now();
-                if let (_, Match::First { was_in_flight: true, .. }) = tracker.reply(&buf[..len], now) {
+                if let (
+                    _,
+                    Match::First {
+                        was_in_flight: true, ..
+                    },
+                ) = tracker.reply(&buf[..len], now)
+                {
                     outstanding -= 1;
                     last_reply = now;
                 }
@@ -396,11 +454,22 @@ mod tests {
             t.sent(seq, t0);
         }
         // Replies: 1, 3, 2 (late: reordered), 3 again (duplicate), 4; 5 never comes; junk.
-        for payload in [&b"seq=1 ping"[..], b"seq=3 ping", b"seq=2 ping", b"seq=3 ping", b"seq=4 ping", b"hello", b"seq=9 x"] {
+        for payload in [
+            &b"seq=1 ping"[..],
+            b"seq=3 ping",
+            b"seq=2 ping",
+            b"seq=3 ping",
+            b"seq=4 ping",
+            b"hello",
+            b"seq=9 x",
+        ] {
             t.reply(payload, t0 + Duration::from_millis(1));
         }
         let s = t.finish(&Config::default(), false);
-        assert_eq!((s.sent, s.received, s.lost, s.duplicates, s.reordered, s.unmatched), (5, 4, 1, 1, 1, 2));
+        assert_eq!(
+            (s.sent, s.received, s.lost, s.duplicates, s.reordered, s.unmatched),
+            (5, 4, 1, 1, 1, 2)
+        );
         assert_eq!(s.loss_percent(), 20.0);
         assert_eq!(s.rtt.unwrap().max, 1.0);
         assert!(s.check().is_ok());
@@ -408,9 +477,27 @@ mod tests {
 
     #[test]
     fn no_reply_at_all_is_a_failure_unless_stopped() {
-        let s = PingSummary { sent: 3, expect_replies: true, ..Default::default() };
+        let s = PingSummary {
+            sent: 3,
+            expect_replies: true,
+            ..Default::default()
+        };
         assert_eq!(s.check().unwrap_err().exit_code(), 1);
-        assert!(PingSummary { stopped: true, ..s.clone() }.check().is_ok());
-        assert!(PingSummary { expect_replies: false, ..s }.check().is_ok());
+        assert!(
+            PingSummary {
+                stopped: true,
+                ..s.clone()
+            }
+            .check()
+            .is_ok()
+        );
+        assert!(
+            PingSummary {
+                expect_replies: false,
+                ..s
+            }
+            .check()
+            .is_ok()
+        );
     }
 }

@@ -16,6 +16,9 @@
 //! - One socket serves every peer: UDP has no connections, so there is no `listen` or
 //!   `accept`; each datagram carries its sender's address and the reply goes back there.
 
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 
@@ -134,13 +137,17 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
 
     // Step 2, bind(): Python's `sock.bind(('127.0.0.1', 8888))`. A server must bind, so that
     // clients know where to send; a client may skip it and let the OS pick a port.
-    socket.bind(&config.bind.into()).map_err(|e| bind_error(config.bind, &e))?;
+    socket
+        .bind(&config.bind.into())
+        .map_err(|e| bind_error(config.bind, &e))?;
     let socket = UdpSocket::from(socket);
     // Wake up regularly so Ctrl-C is noticed even when no datagram arrives.
     socket
         .set_read_timeout(Some(POLL_INTERVAL))
         .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-    let local = socket.local_addr().map_err(|e| Error::io("cannot read the bound address", &e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the bound address", &e))?;
     announce(config, local);
     out.listening(local).map_err(stdout_error)?;
 
@@ -156,7 +163,10 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
             Ok(got) => got,
             Err(e) if is_wake_up(&e) => continue,
             Err(e) if is_earlier_send_error(&e) => {
-                log::debug!("an earlier reply was refused by its peer: {}", common::error::describe(&e));
+                log::debug!(
+                    "an earlier reply was refused by its peer: {}",
+                    common::error::describe(&e)
+                );
                 continue;
             }
             Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
@@ -164,7 +174,11 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         let truncated = len > config.buffer_size;
         let data = &buf[..len.min(config.buffer_size)];
         stats.record(peer, data.len(), truncated);
-        out.received(&Datagram { truncated, ..Datagram::new(peer, data) }).map_err(stdout_error)?;
+        out.received(&Datagram {
+            truncated,
+            ..Datagram::new(peer, data)
+        })
+        .map_err(stdout_error)?;
 
         if let Some(reply) = reply_for(&config.reply, data) {
             match socket.send_to(reply, peer) {
@@ -178,7 +192,10 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
 
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     drop(socket);
-    Ok(Summary { local: Some(local), ..stats.summary })
+    Ok(Summary {
+        local: Some(local),
+        ..stats.summary
+    })
 }
 
 /// The reply to `request`, or `None` for no reply.
@@ -220,7 +237,10 @@ fn announce(config: &Config, local: SocketAddr) {
             local.port()
         );
     } else {
-        log::info!("other machines can reach this server at port {} (mind your firewall); Ctrl-C stops it", local.port());
+        log::info!(
+            "other machines can reach this server at port {} (mind your firewall); Ctrl-C stops it",
+            local.port()
+        );
     }
     match &config.reply {
         Reply::Echo => log::info!("echoing every datagram back to its sender"),
@@ -238,7 +258,9 @@ fn bind_error(addr: SocketAddr, err: &std::io::Error) -> Error {
             " (is another server running? try another port, e.g. --bind {}:0 for any free one)",
             addr.ip()
         ),
-        std::io::ErrorKind::AddrNotAvailable => " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into()
+        }
         std::io::ErrorKind::PermissionDenied => " (ports below 1024 need root; try a port above 1023)".into(),
         _ => String::new(),
     };

@@ -1,6 +1,9 @@
 //! `udp-server` command line: parse the options, set up logging and Ctrl-C, call
 //! [`udp_server::run`], print the summary, turn the result into an exit code.
 
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -101,7 +104,12 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         reply,
         buffer_size: usize::from(cli.buffer_size),
         count: cli.count,
-        output: OutputOptions { json: cli.json, timestamp: cli.timestamp, encoding: cli.encoding, quiet: cli.quiet },
+        output: OutputOptions {
+            json: cli.json,
+            timestamp: cli.timestamp,
+            encoding: cli.encoding,
+            quiet: cli.quiet,
+        },
     })
 }
 

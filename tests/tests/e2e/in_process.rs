@@ -28,7 +28,12 @@ fn server(config: udp_server::Config) -> Server {
         let _ = tx.send(udp_server::run(&config, &stop, &out));
     });
     let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
-    Server { addr, lines, shutdown, done }
+    Server {
+        addr,
+        lines,
+        shutdown,
+        done,
+    }
 }
 
 impl Server {
@@ -39,7 +44,10 @@ impl Server {
 }
 
 fn local_server() -> Server {
-    server(udp_server::Config { bind: "127.0.0.1:0".parse().unwrap(), ..Default::default() })
+    server(udp_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
 }
 
 fn client(config: udp_client::Config, input: &'static [u8]) -> (common::Result<Summary>, Lines) {
@@ -51,10 +59,25 @@ fn client(config: udp_client::Config, input: &'static [u8]) -> (common::Result<S
 #[test]
 fn one_shot_echo() {
     let server = local_server();
-    let config = udp_client::Config { target: server.addr, message: Some(b"hello".to_vec()), ..Default::default() };
+    let config = udp_client::Config {
+        target: server.addr,
+        message: Some(b"hello".to_vec()),
+        ..Default::default()
+    };
     let (result, lines) = client(config, b"");
-    assert_eq!(result.unwrap(), Summary::OneShot { reply: true, retries: 0 });
-    assert!(lines.next(WAIT).unwrap().starts_with(&format!("{}  5 B  hello  rtt ", server.addr)));
+    assert_eq!(
+        result.unwrap(),
+        Summary::OneShot {
+            reply: true,
+            retries: 0
+        }
+    );
+    assert!(
+        lines
+            .next(WAIT)
+            .unwrap()
+            .starts_with(&format!("{}  5 B  hello  rtt ", server.addr))
+    );
     let seen = server.lines.next(WAIT).unwrap();
     assert!(seen.ends_with("  5 B  hello"), "{seen}");
     let s = server.stop();
@@ -64,10 +87,20 @@ fn one_shot_echo() {
 #[test]
 fn ping_counts_agree_on_both_sides() {
     let server = local_server();
-    let config = udp_client::Config { target: server.addr, count: Some(20), interval: Duration::from_millis(2), ..Default::default() };
+    let config = udp_client::Config {
+        target: server.addr,
+        count: Some(20),
+        interval: Duration::from_millis(2),
+        ..Default::default()
+    };
     let (result, lines) = client(config, b"");
-    let Summary::Ping(ping) = result.unwrap() else { panic!("a ping summary") };
-    assert_eq!((ping.sent, ping.received, ping.lost, ping.duplicates, ping.reordered), (20, 20, 0, 0, 0));
+    let Summary::Ping(ping) = result.unwrap() else {
+        panic!("a ping summary")
+    };
+    assert_eq!(
+        (ping.sent, ping.received, ping.lost, ping.duplicates, ping.reordered),
+        (20, 20, 0, 0, 0)
+    );
     assert_eq!(lines.rest(Duration::from_millis(50)).len(), 20);
     let s = server.stop();
     assert_eq!((s.received, s.replied, s.peers), (20, 20, 1));
@@ -76,7 +109,10 @@ fn ping_counts_agree_on_both_sides() {
 #[test]
 fn interactive_lines_are_datagrams_with_their_boundaries() {
     let server = local_server();
-    let config = udp_client::Config { target: server.addr, ..Default::default() };
+    let config = udp_client::Config {
+        target: server.addr,
+        ..Default::default()
+    };
     // Three lines, three datagrams: UDP keeps message boundaries (TCP would not).
     let (result, lines) = client(config, b"one\ntwo two\nthree three three\n");
     assert_eq!(result.unwrap(), Summary::Interactive { sent: 3, received: 3 });
@@ -88,27 +124,56 @@ fn interactive_lines_are_datagrams_with_their_boundaries() {
 
 #[test]
 fn a_server_with_the_chapters_buffer_cuts_what_the_client_sends() {
-    let server = server(udp_server::Config { bind: "127.0.0.1:0".parse().unwrap(), buffer_size: 1024, ..Default::default() });
-    let config = udp_client::Config { target: server.addr, message: Some(vec![b'z'; 3000]), ..Default::default() };
+    let server = server(udp_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        buffer_size: 1024,
+        ..Default::default()
+    });
+    let config = udp_client::Config {
+        target: server.addr,
+        message: Some(vec![b'z'; 3000]),
+        ..Default::default()
+    };
     let (result, lines) = client(config, b"");
     result.unwrap();
-    assert!(lines.next(WAIT).unwrap().contains("  1024 B  zzz"), "the echo holds 1024 of 3000 bytes");
+    assert!(
+        lines.next(WAIT).unwrap().contains("  1024 B  zzz"),
+        "the echo holds 1024 of 3000 bytes"
+    );
     assert_eq!(server.stop().truncated, 1);
 }
 
 #[test]
 fn json_on_both_sides_agrees_on_peer_and_length() {
-    let json = OutputOptions { json: true, ..Default::default() };
-    let server = server(udp_server::Config { bind: "[::1]:0".parse().unwrap(), output: json, ..Default::default() });
-    let config = udp_client::Config { target: server.addr, message: Some("你好".as_bytes().to_vec()), output: json, ..Default::default() };
+    let json = OutputOptions {
+        json: true,
+        ..Default::default()
+    };
+    let server = server(udp_server::Config {
+        bind: "[::1]:0".parse().unwrap(),
+        output: json,
+        ..Default::default()
+    });
+    let config = udp_client::Config {
+        target: server.addr,
+        message: Some("你好".as_bytes().to_vec()),
+        output: json,
+        ..Default::default()
+    };
     let (result, lines) = client(config, b"");
     result.unwrap();
     let sent: serde_json::Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
     let reply: serde_json::Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
     let recv: serde_json::Value = serde_json::from_str(&server.lines.next(WAIT).unwrap()).unwrap();
     assert_eq!((sent["event"].as_str(), sent["len"].as_u64()), (Some("sent"), Some(6)));
-    assert_eq!((reply["event"].as_str(), reply["text"].as_str(), reply["hex"].as_str()), (Some("reply"), Some("你好"), Some("e4bda0e5a5bd")));
+    assert_eq!(
+        (reply["event"].as_str(), reply["text"].as_str(), reply["hex"].as_str()),
+        (Some("reply"), Some("你好"), Some("e4bda0e5a5bd"))
+    );
     assert_eq!(reply["peer"], server.addr.to_string());
-    assert_eq!((recv["event"].as_str(), recv["len"].as_u64(), recv["hex"].as_str()), (Some("recv"), Some(6), Some("e4bda0e5a5bd")));
+    assert_eq!(
+        (recv["event"].as_str(), recv["len"].as_u64(), recv["hex"].as_str()),
+        (Some("recv"), Some(6), Some("e4bda0e5a5bd"))
+    );
     server.stop();
 }

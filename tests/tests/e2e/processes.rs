@@ -10,7 +10,11 @@ fn bin(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo test --workspace`, which builds it", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`, which builds it",
+        path.display()
+    );
     path.to_string_lossy().into_owned()
 }
 
@@ -18,7 +22,10 @@ fn bin(name: &str) -> String {
 fn the_readme_pair_server_and_client_hello() {
     let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0"]).unwrap();
     let addr = server.listening(WAIT).unwrap();
-    let out = Command::new(bin("udp-client")).args([&addr.to_string(), "hello"]).output().unwrap();
+    let out = Command::new(bin("udp-client"))
+        .args([&addr.to_string(), "hello"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let reply = String::from_utf8_lossy(&out.stdout);
     assert!(reply.starts_with(&format!("{addr}  5 B  hello  rtt ")), "{reply}");
@@ -32,13 +39,26 @@ fn ping_through_the_real_server_by_name() {
     let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();
     let addr = server.listening(WAIT).unwrap();
     let target = format!("localhost:{}", addr.port());
-    let out = Command::new(bin("udp-client")).args([&target, "-n", "10", "-i", "5ms", "--json"]).output().unwrap();
+    let out = Command::new(bin("udp-client"))
+        .args([&target, "-n", "10", "-i", "5ms", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!((summary["sent"].as_u64(), summary["received"].as_u64()), (Some(10), Some(10)));
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["received"].as_u64()),
+        (Some(10), Some(10))
+    );
     server.signal("TERM").unwrap();
     assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
     let last: serde_json::Value = serde_json::from_str(&server.stdout.rest(WAIT).pop().unwrap()).unwrap();
-    assert_eq!((last["event"].as_str(), last["received"].as_u64(), last["replied"].as_u64()), (Some("summary"), Some(10), Some(10)));
+    assert_eq!(
+        (
+            last["event"].as_str(),
+            last["received"].as_u64(),
+            last["replied"].as_u64()
+        ),
+        (Some("summary"), Some(10), Some(10))
+    );
 }

@@ -45,7 +45,9 @@ impl Peer {
             let end = Instant::now() + 2 * WAIT;
             let mut n = 0;
             while Instant::now() < end {
-                let Ok((data, from)) = testkit::recv(&socket) else { continue };
+                let Ok((data, from)) = testkit::recv(&socket) else {
+                    continue;
+                };
                 for reply in answer(n, &data) {
                     let _ = socket.send_to(&reply, from);
                 }

@@ -10,7 +10,12 @@ use crate::{BIN, Peer, WAIT, closed_port};
 
 fn run(args: &[&str]) -> (Option<i32>, Vec<String>, Vec<String>) {
     let out = Command::new(BIN).args(args).env_remove("RUST_LOG").output().unwrap();
-    let lines = |b: &[u8]| String::from_utf8_lossy(b).lines().map(str::to_string).collect::<Vec<_>>();
+    let lines = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     (out.status.code(), lines(&out.stdout), lines(&out.stderr))
 }
 
@@ -23,10 +28,18 @@ fn one_shot_sends_the_words_as_one_datagram_and_prints_the_reply() {
     assert_eq!(data, b"hello world");
     assert_eq!(code, Some(0), "{stderr:?}");
     assert_eq!(stdout.len(), 1);
-    assert!(stdout[0].starts_with(&format!("{addr}  11 B  hello world  rtt ")), "{stdout:?}");
+    assert!(
+        stdout[0].starts_with(&format!("{addr}  11 B  hello world  rtt ")),
+        "{stdout:?}"
+    );
     // The client did not bind a port: the OS chose one, and the client says which.
     assert_ne!(from.port(), 0);
-    assert!(stderr.iter().any(|l| l.contains(&format!("from {from} (a port the OS chose"))), "{stderr:?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains(&format!("from {from} (a port the OS chose"))),
+        "{stderr:?}"
+    );
 }
 
 #[test]
@@ -34,10 +47,20 @@ fn nobody_listening_is_reported_at_once_not_after_the_timeout() {
     let target = closed_port().to_string();
     let started = Instant::now();
     let (code, stdout, stderr) = run(&["--timeout", "10s", &target, "anyone?"]);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty());
-    assert!(stderr.last().unwrap().starts_with(&format!("udp-client: no one is listening at {target}")), "{stderr:?}");
+    assert!(
+        stderr
+            .last()
+            .unwrap()
+            .starts_with(&format!("udp-client: no one is listening at {target}")),
+        "{stderr:?}"
+    );
 }
 
 #[test]
@@ -47,8 +70,18 @@ fn a_silent_peer_means_exit_1_after_the_timeout() {
     let (code, _, stderr) = run(&["--timeout", "300ms", &peer.addr.to_string(), "hello?"]);
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(code, Some(1));
-    assert!(stderr.last().unwrap().contains(&format!("no reply from {} within 300ms", peer.addr)), "{stderr:?}");
-    assert_eq!(peer.all(Duration::from_millis(100)), vec![b"hello?".to_vec()], "sent once, no retries");
+    assert!(
+        stderr
+            .last()
+            .unwrap()
+            .contains(&format!("no reply from {} within 300ms", peer.addr)),
+        "{stderr:?}"
+    );
+    assert_eq!(
+        peer.all(Duration::from_millis(100)),
+        vec![b"hello?".to_vec()],
+        "sent once, no retries"
+    );
 }
 
 #[test]
@@ -74,7 +107,13 @@ fn retries_resend_until_a_reply_comes() {
 #[test]
 fn interactive_sends_each_line_and_prints_everything_the_target_sends() {
     // The peer echoes, and answers the first line with an unsolicited datagram too.
-    let peer = Peer::new(|n, data| if n == 0 { vec![b"news".to_vec(), data.to_vec()] } else { vec![data.to_vec()] });
+    let peer = Peer::new(|n, data| {
+        if n == 0 {
+            vec![b"news".to_vec(), data.to_vec()]
+        } else {
+            vec![data.to_vec()]
+        }
+    });
     let mut client = Process::spawn_with_stdin(BIN, &[&peer.addr.to_string()]).unwrap();
     let mut stdin = client.stdin.take().unwrap();
     stdin.write_all(b"first line\n").unwrap();
@@ -84,8 +123,16 @@ fn interactive_sends_each_line_and_prints_everything_the_target_sends() {
     drop(stdin);
     assert!(client.stdout.next(WAIT).unwrap().ends_with("  13 B  second 你好"));
     assert_eq!(client.wait(WAIT).and_then(|s| s.code()), Some(0));
-    assert!(client.stderr.find(WAIT, |l| l == "udp-client: sent 2 datagrams, received 3").is_some());
-    assert_eq!(peer.all(Duration::from_millis(100)), vec![b"first line".to_vec(), "second 你好".as_bytes().to_vec()]);
+    assert!(
+        client
+            .stderr
+            .find(WAIT, |l| l == "udp-client: sent 2 datagrams, received 3")
+            .is_some()
+    );
+    assert_eq!(
+        peer.all(Duration::from_millis(100)),
+        vec![b"first line".to_vec(), "second 你好".as_bytes().to_vec()]
+    );
 }
 
 #[test]
@@ -94,11 +141,20 @@ fn sigterm_stops_an_interactive_client_within_250_ms() {
     let mut client = Process::spawn_with_stdin(BIN, &["--json", &peer.addr.to_string()]).unwrap();
     let mut stdin = client.stdin.take().unwrap();
     stdin.write_all(b"x\n").unwrap();
-    assert!(client.stdout.find(WAIT, |l| l.contains("\"reply\"") || l.contains("\"recv\"")).is_some());
+    assert!(
+        client
+            .stdout
+            .find(WAIT, |l| l.contains("\"reply\"") || l.contains("\"recv\""))
+            .is_some()
+    );
     let asked = Instant::now();
     client.signal("TERM").unwrap();
     assert_eq!(client.wait(WAIT).and_then(|s| s.code()), Some(0));
-    assert!(asked.elapsed() < Duration::from_millis(250), "stopped in {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(250),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
     let last: Value = serde_json::from_str(&client.stdout.rest(WAIT).pop().unwrap()).unwrap();
     assert_eq!(last, serde_json::json!({"event": "summary", "sent": 1, "received": 1}));
 }
@@ -112,10 +168,18 @@ fn ping_matches_replies_by_sequence_number() {
     for (i, line) in stdout.iter().enumerate() {
         assert!(line.contains(&format!("  seq={} ping  rtt ", i + 1)), "{line}");
     }
-    assert!(stderr.contains(&"5 sent, 5 received, 0.0% loss, 0 duplicates, 0 reordered".to_string()), "{stderr:?}");
+    assert!(
+        stderr.contains(&"5 sent, 5 received, 0.0% loss, 0 duplicates, 0 reordered".to_string()),
+        "{stderr:?}"
+    );
     assert!(stderr.iter().any(|l| l.starts_with("rtt min/avg/p50/p99/max = ")));
     let sent: Vec<Vec<u8>> = peer.all(Duration::from_millis(100));
-    assert_eq!(sent, (1..=5).map(|i| format!("seq={i} ping").into_bytes()).collect::<Vec<_>>());
+    assert_eq!(
+        sent,
+        (1..=5)
+            .map(|i| format!("seq={i} ping").into_bytes())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -128,19 +192,44 @@ fn ping_reports_loss_duplicates_and_reordering_exactly() {
         4 => vec![data.to_vec(), b"seq=4 ping".to_vec()],
         _ => vec![data.to_vec()],
     });
-    let (code, stdout, stderr) = run(&["--json", "-n", "5", "-i", "20ms", "--timeout", "500ms", &peer.addr.to_string()]);
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "-n",
+        "5",
+        "-i",
+        "20ms",
+        "--timeout",
+        "500ms",
+        &peer.addr.to_string(),
+    ]);
     assert_eq!(code, Some(0), "{stderr:?}");
     let summary: Value = serde_json::from_str(stdout.last().unwrap()).unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(
-        (&summary["sent"], &summary["received"], &summary["lost"], &summary["duplicates"], &summary["reordered"]),
-        (&Value::from(5), &Value::from(4), &Value::from(1), &Value::from(1), &Value::from(1)),
+        (
+            &summary["sent"],
+            &summary["received"],
+            &summary["lost"],
+            &summary["duplicates"],
+            &summary["reordered"]
+        ),
+        (
+            &Value::from(5),
+            &Value::from(4),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1)
+        ),
         "{summary}"
     );
     for key in ["min", "avg", "p50", "p99", "max"] {
         assert!(summary["rtt_ms"][key].as_f64().is_some(), "{summary}");
     }
-    let replies: Vec<Value> = stdout.iter().map(|l| serde_json::from_str(l).unwrap()).filter(|v: &Value| v["event"] == "reply").collect();
+    let replies: Vec<Value> = stdout
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["event"] == "reply")
+        .collect();
     let seqs: Vec<u64> = replies.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 3, 3, 5, 4]);
     assert!(replies[2]["rtt_ms"].is_null(), "a duplicate has no round-trip time");
@@ -151,8 +240,15 @@ fn ping_with_nobody_listening_fails_with_exit_1() {
     let target = closed_port().to_string();
     let (code, _, stderr) = run(&["-n", "3", "-i", "10ms", "--timeout", "200ms", &target]);
     assert_eq!(code, Some(1));
-    assert!(stderr.iter().any(|l| l.contains(&format!("no one is listening at {target}"))));
-    assert_eq!(stderr.last().unwrap(), &format!("udp-client: no reply from {target} to any of 3 requests"));
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains(&format!("no one is listening at {target}")))
+    );
+    assert_eq!(
+        stderr.last().unwrap(),
+        &format!("udp-client: no reply from {target} to any of 3 requests")
+    );
 }
 
 #[test]
@@ -162,7 +258,14 @@ fn a_flood_keeps_a_window_in_flight_and_counts_every_echo() {
     assert_eq!(code, Some(0), "{stderr:?}");
     assert_eq!(stdout.len(), 1, "a flood prints only the summary");
     let summary: Value = serde_json::from_str(&stdout[0]).unwrap();
-    assert_eq!((summary["sent"].as_u64(), summary["received"].as_u64(), summary["lost"].as_u64()), (Some(2000), Some(2000), Some(0)));
+    assert_eq!(
+        (
+            summary["sent"].as_u64(),
+            summary["received"].as_u64(),
+            summary["lost"].as_u64()
+        ),
+        (Some(2000), Some(2000), Some(0))
+    );
     assert!(summary["rate_per_s"].as_f64().unwrap() > 0.0);
     let seen = peer.all(Duration::from_millis(200));
     assert_eq!(seen.len(), 2000);

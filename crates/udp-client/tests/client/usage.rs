@@ -9,7 +9,10 @@ fn bad_usage_is_one_line_and_exit_2() {
     let too_big = "x".repeat(common::MAX_UDP_PAYLOAD_V4 + 1);
     for (args, needle) in [
         (vec!["127.0.0.1:70000", "hi"], "bad address '127.0.0.1:70000'"),
-        (vec!["no-such-host.invalid:9", "hi"], "cannot resolve 'no-such-host.invalid'"),
+        (
+            vec!["no-such-host.invalid:9", "hi"],
+            "cannot resolve 'no-such-host.invalid'",
+        ),
         (vec!["127.0.0.1:0", "hi"], "port 0 is not a destination"),
         (vec!["--encoding", "latin9", "hi"], "unknown encoding 'latin9'"),
         (vec!["--encoding", "hex", &addr, "4g"], "bad hex '4g'"),
@@ -25,10 +28,16 @@ fn bad_usage_is_one_line_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{short:?}: {stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| !l.contains("sending to")).collect();
         assert_eq!(errors.len(), 1, "{short:?}: {stderr}");
-        assert!(errors[0].starts_with("udp-client: ") && errors[0].contains(needle), "{short:?}: {stderr}");
+        assert!(
+            errors[0].starts_with("udp-client: ") && errors[0].contains(needle),
+            "{short:?}: {stderr}"
+        );
         assert!(out.stdout.is_empty());
     }
-    assert!(peer.all(std::time::Duration::from_millis(100)).is_empty(), "nothing bad was sent");
+    assert!(
+        peer.all(std::time::Duration::from_millis(100)).is_empty(),
+        "nothing bad was sent"
+    );
 }
 
 #[test]
@@ -36,9 +45,20 @@ fn help_shows_an_example_per_mode_and_version_works() {
     let help = Command::new(BIN).arg("--help").output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8_lossy(&help.stdout);
-    for example in ["udp-client hello", "udp-client 9000", "--count 10", "--interval 0", "--no-reply", "--retries 3", "--encoding hex"] {
+    for example in [
+        "udp-client hello",
+        "udp-client 9000",
+        "--count 10",
+        "--interval 0",
+        "--no-reply",
+        "--retries 3",
+        "--encoding hex",
+    ] {
         assert!(text.contains(example), "missing {example}");
     }
     let version = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("udp-client {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("udp-client {}", env!("CARGO_PKG_VERSION"))
+    );
 }

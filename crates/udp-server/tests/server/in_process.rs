@@ -30,17 +30,28 @@ impl Running {
         });
         let first = lines.next(WAIT).expect("a listening line");
         let addr = testkit::listening_addr(&first).expect("an address in the listening line");
-        Running { addr, lines, shutdown, done }
+        Running {
+            addr,
+            lines,
+            shutdown,
+            done,
+        }
     }
 
     fn stop(self) -> Summary {
         self.shutdown.trigger();
-        self.done.recv_timeout(WAIT).expect("the server stops").expect("a clean stop")
+        self.done
+            .recv_timeout(WAIT)
+            .expect("the server stops")
+            .expect("a clean stop")
     }
 }
 
 fn local() -> Config {
-    Config { bind: "127.0.0.1:0".parse().unwrap(), ..Default::default() }
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    }
 }
 
 fn client() -> UdpSocket {
@@ -60,7 +71,10 @@ fn echoes_each_peer_its_own_bytes_on_one_socket() {
         assert_eq!(from, server.addr, "the reply comes from the server's address");
     }
     let summary = server.stop();
-    assert_eq!((summary.received, summary.replied, summary.peers, summary.bytes), (3, 3, 3, 33));
+    assert_eq!(
+        (summary.received, summary.replied, summary.peers, summary.bytes),
+        (3, 3, 3, 33)
+    );
 }
 
 #[test]
@@ -70,7 +84,10 @@ fn prints_one_line_per_datagram_with_peer_length_and_payload() {
     peer.send_to(b"hello\nworld\xff", server.addr).unwrap();
     testkit::recv(&peer).unwrap();
     let line = server.lines.next(WAIT).unwrap();
-    assert_eq!(line, format!("{}  12 B  hello\\nworld\\xff", peer.local_addr().unwrap()));
+    assert_eq!(
+        line,
+        format!("{}  12 B  hello\\nworld\\xff", peer.local_addr().unwrap())
+    );
     server.stop();
 }
 
@@ -97,7 +114,11 @@ fn the_largest_ipv4_datagram_is_echoed_whole() {
 
 #[test]
 fn reply_none_answers_nothing() {
-    let server = Running::start(Config { reply: Reply::None, count: Some(1), ..local() });
+    let server = Running::start(Config {
+        reply: Reply::None,
+        count: Some(1),
+        ..local()
+    });
     let peer = client();
     peer.send_to(b"anyone?", server.addr).unwrap();
     let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
@@ -109,7 +130,10 @@ fn reply_none_answers_nothing() {
 
 #[test]
 fn a_fixed_reply_is_never_longer_than_its_request() {
-    let server = Running::start(Config { reply: Reply::Text(b"HELLO WORLD".to_vec()), ..local() });
+    let server = Running::start(Config {
+        reply: Reply::Text(b"HELLO WORLD".to_vec()),
+        ..local()
+    });
     let peer = client();
     for (request, expected) in [(&b"abc"[..], &b"HEL"[..]), (b"twenty bytes long...", b"HELLO WORLD")] {
         peer.send_to(request, server.addr).unwrap();
@@ -120,23 +144,40 @@ fn a_fixed_reply_is_never_longer_than_its_request() {
 
 #[test]
 fn a_small_buffer_truncates_like_recvfrom_1024_and_says_so() {
-    let server = Running::start(Config { buffer_size: 1024, ..local() });
+    let server = Running::start(Config {
+        buffer_size: 1024,
+        ..local()
+    });
     let peer = client();
     let long: Vec<u8> = (0..3000).map(|i| b'a' + (i % 26) as u8).collect();
     peer.send_to(&long, server.addr).unwrap();
-    assert_eq!(testkit::recv(&peer).unwrap().0, &long[..1024], "the echo holds what recvfrom kept");
+    assert_eq!(
+        testkit::recv(&peer).unwrap().0,
+        &long[..1024],
+        "the echo holds what recvfrom kept"
+    );
     assert!(server.lines.next(WAIT).unwrap().contains("  1024 B (truncated)  abc"));
     peer.send_to(&long[..1024], server.addr).unwrap();
     assert_eq!(testkit::recv(&peer).unwrap().0.len(), 1024);
-    assert!(!server.lines.next(WAIT).unwrap().contains("truncated"), "exactly 1024 bytes fit");
+    assert!(
+        !server.lines.next(WAIT).unwrap().contains("truncated"),
+        "exactly 1024 bytes fit"
+    );
     let summary = server.stop();
     assert_eq!((summary.received, summary.truncated, summary.bytes), (2, 1, 2048));
 }
 
 #[test]
 fn json_lines_report_truncation_and_every_field() {
-    let output = OutputOptions { json: true, ..Default::default() };
-    let server = Running::start(Config { buffer_size: 4, output, ..local() });
+    let output = OutputOptions {
+        json: true,
+        ..Default::default()
+    };
+    let server = Running::start(Config {
+        buffer_size: 4,
+        output,
+        ..local()
+    });
     let peer = client();
     peer.send_to(b"hello", server.addr).unwrap();
     testkit::recv(&peer).unwrap();
@@ -151,7 +192,10 @@ fn json_lines_report_truncation_and_every_field() {
 
 #[test]
 fn count_stops_after_n_datagrams() {
-    let server = Running::start(Config { count: Some(2), ..local() });
+    let server = Running::start(Config {
+        count: Some(2),
+        ..local()
+    });
     let peer = client();
     for payload in [b"one", b"two"] {
         peer.send_to(payload, server.addr).unwrap();
@@ -167,12 +211,19 @@ fn a_stop_request_ends_the_loop_within_250_ms() {
     let asked = Instant::now();
     server.shutdown.trigger();
     server.done.recv_timeout(WAIT).unwrap().unwrap();
-    assert!(asked.elapsed() < Duration::from_millis(250), "took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(250),
+        "took {:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
 fn gbk_payloads_are_shown_as_chinese_text() {
-    let output = OutputOptions { encoding: common::codec::Encoding::Gbk, ..Default::default() };
+    let output = OutputOptions {
+        encoding: common::codec::Encoding::Gbk,
+        ..Default::default()
+    };
     let server = Running::start(Config { output, ..local() });
     let peer = client();
     peer.send_to(&[0xc4, 0xe3, 0xba, 0xc3], server.addr).unwrap();
@@ -183,7 +234,10 @@ fn gbk_payloads_are_shown_as_chinese_text() {
 
 #[test]
 fn serves_ipv6() {
-    let server = Running::start(Config { bind: "[::1]:0".parse().unwrap(), ..Default::default() });
+    let server = Running::start(Config {
+        bind: "[::1]:0".parse().unwrap(),
+        ..Default::default()
+    });
     assert!(server.addr.is_ipv6() && server.addr.port() != 0);
     let peer = UdpSocket::bind("[::1]:0").unwrap();
     peer.set_read_timeout(Some(WAIT)).unwrap();
@@ -196,12 +250,18 @@ fn serves_ipv6() {
 #[test]
 fn a_port_in_use_is_a_runtime_error_with_a_hint() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let config = Config { bind: taken.local_addr().unwrap(), ..Default::default() };
+    let config = Config {
+        bind: taken.local_addr().unwrap(),
+        ..Default::default()
+    };
     let (out, _lines) = testkit::capture(OutputOptions::default());
     let err = udp_server::run(&config, &Shutdown::new(), &out).unwrap_err();
     assert!(matches!(err, Error::Runtime(_)));
     let text = err.to_string();
-    assert!(text.starts_with(&format!("cannot bind {}: address already in use", config.bind)), "{text}");
+    assert!(
+        text.starts_with(&format!("cannot bind {}: address already in use", config.bind)),
+        "{text}"
+    );
     assert!(text.contains("is another server running?"), "{text}");
 }
 
@@ -215,7 +275,8 @@ fn a_peer_that_went_away_does_not_stop_the_server() {
     drop(gone);
     let peer = client();
     for i in 0..3 {
-        peer.send_to(format!("still there {i}").as_bytes(), server.addr).unwrap();
+        peer.send_to(format!("still there {i}").as_bytes(), server.addr)
+            .unwrap();
         assert_eq!(testkit::recv(&peer).unwrap().0, format!("still there {i}").as_bytes());
     }
     assert_eq!(server.stop().received, 4);

@@ -35,10 +35,17 @@ fn the_first_line_names_the_real_port_and_sigterm_prints_a_summary() {
     let asked = Instant::now();
     server.signal("TERM").unwrap();
     let status = server.wait(WAIT).expect("exits");
-    assert!(asked.elapsed() < Duration::from_millis(250), "stopped in {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(250),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
     assert_eq!(status.code(), Some(0));
     let summary = server.stderr.find(WAIT, |l| l.contains("received")).unwrap();
-    assert_eq!(summary, "udp-server: received 1 datagrams (5 B) from 1 peers, replied 1, truncated 0");
+    assert_eq!(
+        summary,
+        "udp-server: received 1 datagrams (5 B) from 1 peers, replied 1, truncated 0"
+    );
 }
 
 #[test]
@@ -46,7 +53,12 @@ fn ctrl_c_stops_cleanly_too() {
     let (mut server, _) = server(&[]);
     server.signal("INT").unwrap();
     assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
-    assert!(server.stderr.find(WAIT, |l| l.contains("received 0 datagrams")).is_some());
+    assert!(
+        server
+            .stderr
+            .find(WAIT, |l| l.contains("received 0 datagrams"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -97,7 +109,10 @@ fn bad_usage_is_one_line_and_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr}");
-        assert!(stderr.starts_with("udp-server: ") && stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("udp-server: ") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
         assert!(out.stdout.is_empty());
     }
 }
@@ -112,7 +127,9 @@ fn a_port_in_use_is_exit_1_with_a_hint() {
     let last = stderr.lines().last().unwrap();
     assert_eq!(
         last,
-        format!("udp-server: cannot bind {addr}: address already in use (is another server running? try another port, e.g. --bind 127.0.0.1:0 for any free one)")
+        format!(
+            "udp-server: cannot bind {addr}: address already in use (is another server running? try another port, e.g. --bind 127.0.0.1:0 for any free one)"
+        )
     );
 }
 
@@ -147,7 +164,10 @@ fn a_closed_stdout_ends_the_server_quietly() {
     let status = done_rx.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(status.code(), Some(0));
     let errors = stderr.rest(WAIT);
-    assert!(!errors.iter().any(|l| l.contains("panicked") || l.contains("error")), "{errors:?}");
+    assert!(
+        !errors.iter().any(|l| l.contains("panicked") || l.contains("error")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -155,9 +175,17 @@ fn help_shows_an_example_per_mode_and_version_works() {
     let help = Command::new(BIN).arg("--help").output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8_lossy(&help.stdout);
-    for example in ["udp-server --bind 0.0.0.0:8888", "--reply none", "--buffer-size 1024", "--encoding gbk"] {
+    for example in [
+        "udp-server --bind 0.0.0.0:8888",
+        "--reply none",
+        "--buffer-size 1024",
+        "--encoding gbk",
+    ] {
         assert!(text.contains(example), "missing {example}");
     }
     let version = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("udp-server {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("udp-server {}", env!("CARGO_PKG_VERSION"))
+    );
 }
