@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The paired demos a learner runs, each bounded in time; about 10 seconds in all.
+# Everything stays on 127.0.0.1; the server is started here and killed by its PID.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ -z "${BIN_DIR:-}" ]; then
+    cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
+fi
+step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
+
+step "A server binds a port and waits" "udp-server --bind 127.0.0.1:0"
+start server "$bin/udp-server" --bind 127.0.0.1:0
+addr=$(listening server)
+cat "$work/server.out" "$work/server.err"
+
+step "Echo: the client sends one datagram and prints the reply" "udp-client $addr hello"
+timeout 10 "$bin/udp-client" "$addr" hello
+
+step "Chat: each line typed is one datagram; replies print as they arrive" "udp-client $addr"
+{ echo "hi server"; sleep 0.5; echo "how are you?"; sleep 0.5; echo "你好"; } | timeout 10 "$bin/udp-client" "$addr"
+
+step "Ping: numbered datagrams, round-trip times, a summary" "udp-client $addr --count 5 --interval 200ms"
+timeout 10 "$bin/udp-client" "$addr" --count 5 --interval 200ms
+
+nobody=127.0.0.1:$(free_port)
+step "Nobody listening: the client is told at once (ICMP port unreachable)" "udp-client $nobody hello"
+timeout 10 "$bin/udp-client" "$nobody" hello || echo "(exit code $?)"
+
+step "What the server saw (Ctrl-C or SIGTERM prints its summary)" "kill -TERM <server pid>"
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" || true
+cat "$work/server.out"
+tail -1 "$work/server.err"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# End-to-end scenarios against the built binaries, including real peers that nobody here
+# wrote: the chapter's Python client and server, `nc -u` and socat (each skipped, with the
+# reason printed, when it is not installed). Everything stays on 127.0.0.1; every process
+# started is killed by PID on exit; every wait has a deadline. Exits non-zero on a failure.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ -z "${BIN_DIR:-}" ]; then
+    cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
+fi
+server=$bin/udp-server
+client=$bin/udp-client
+passed=0 failed=0 skipped=0
+
+# check NAME EXPECTED ACTUAL: ACTUAL must contain EXPECTED.
+check() {
+    if [[ "$3" == *"$2"* ]]; then
+        passed=$((passed + 1)); echo "ok    $1"
+    else
+        failed=$((failed + 1)); echo "FAIL  $1: expected '$2' in: $3"
+    fi
+}
+skip() { skipped=$((skipped + 1)); echo "skip  $1: $2"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# bound PORT: waits (5 s at most) until something is bound to UDP 127.0.0.1:PORT.
+bound() {
+    local i
+    for i in $(seq 100); do
+        ss -Huln "sport = :$1" 2>/dev/null | grep -q . && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+echo "== our client and our server"
+# 1 + 5 + 5000 + 2 datagrams reach this server below; its summary must say so.
+start echo "$server" --bind 127.0.0.1:0
+addr=$(listening echo)
+check "one-shot echo" "$addr  5 B  hello" "$(timeout 10 "$client" "$addr" hello 2>/dev/null)"
+check "the server printed it" "  5 B  hello" "$(cat "$work/echo.out")"
+check "ping: 5 of 5" "5 sent, 5 received, 0.0% loss" "$(timeout 10 "$client" "$addr" -n 5 -i 20ms 2>&1)"
+check "flood: 5000 echoed" '"received":5000' "$(timeout 20 "$client" "$addr" -n 5000 -i 0 --json 2>/dev/null)"
+check "interactive: two lines, two echoes" "sent 2 datagrams, received 2" "$(printf 'a\nb\n' | timeout 10 "$client" "$addr" 2>&1)"
+check "a second server on the same port is refused" "address already in use" "$(timeout 10 "$server" --bind "$addr" 2>&1 || true)"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+check "SIGTERM prints the summary" "received 5008 datagrams (63950 B) from 4 peers, replied 5008" "$(cat "$work/echo.err")"
+closed=$(closed_port=$(free_port); timeout 10 "$client" --timeout 5s "$closed_port" hi 2>&1 || true)
+check "nobody listening is said at once" "no one is listening at" "$closed"
+
+echo "== the chapter's Python programs"
+if have python3; then
+    start pyserver python3 "$root/scripts/peers/chapter_server.py" 0 1
+    addr=$(listening pyserver)
+    check "our client, the chapter's server" "hello chapter" "$(timeout 10 "$client" "$addr" hello chapter 2>/dev/null)"
+    wait_for_text "$work/pyserver.out" "hello chapter" && check "the chapter's server saw it" "hello chapter" "$(cat "$work/pyserver.out")"
+    start counted "$server" --bind 127.0.0.1:0 --count 1
+    addr=$(listening counted)
+    check "the chapter's client, our server" "你好 from python" \
+        "$(timeout 10 python3 "$root/scripts/peers/chapter_client.py" 127.0.0.1 "${addr##*:}" "你好 from python")"
+    wait "${pids[-1]}"
+    check "our server printed the chapter client's datagram" "  18 B  你好 from python" "$(cat "$work/counted.out")"
+else
+    skip "the chapter's Python programs" "python3 is not installed"
+fi
+
+echo "== nc -u (netcat-openbsd)"
+if have nc && have ss; then
+    start ncpeer "$server" --bind 127.0.0.1:0
+    addr=$(listening ncpeer)
+    check "nc -u sends, our server echoes" "hi from nc" "$(printf 'hi from nc' | timeout 10 nc -u -w1 127.0.0.1 "${addr##*:}")"
+    port=$(free_port)
+    start nclisten nc -u -l 127.0.0.1 "$port"
+    bound "$port"
+    timeout 10 "$client" --no-reply "$port" "hi nc, from udp-client" 2>/dev/null
+    wait_for_text "$work/nclisten.out" "hi nc" || true
+    check "nc -u -l receives our datagram" "hi nc, from udp-client" "$(cat "$work/nclisten.out")"
+else
+    skip "nc -u" "nc or ss is not installed (apt-get install netcat-openbsd iproute2)"
+fi
+
+echo "== socat"
+if have socat && have ss; then
+    start socatpeer "$server" --bind 127.0.0.1:0
+    addr=$(listening socatpeer)
+    check "socat sends, our server echoes" "hi from socat" \
+        "$(printf 'hi from socat' | timeout 10 socat -t 1 - "UDP4:$addr")"
+    port=$(free_port)
+    start socatecho socat "UDP4-RECVFROM:$port,bind=127.0.0.1,fork" PIPE
+    bound "$port"
+    check "our client, socat's echo" "127.0.0.1:$port  8 B  hi socat" "$(timeout 10 "$client" "$port" hi socat 2>/dev/null)"
+    check "ping through socat: 5 of 5" "5 sent, 5 received" "$(timeout 10 "$client" "$port" -n 5 -i 50ms 2>&1)"
+else
+    skip "socat" "socat or ss is not installed (apt-get install socat iproute2)"
+fi
+
+echo "e2e: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,52 @@
+# Helpers the scripts share. Source it; it expects `set -euo pipefail`.
+# Every wait here has a deadline; every process started is recorded and killed by PID.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${BIN_DIR:-$root/target/debug}
+work=$(mktemp -d)
+pids=()
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start NAME CMD...: runs CMD in the background, stdout to $work/NAME.out, stderr to .err.
+start() {
+    local name=$1; shift
+    "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    pids+=("$!")
+}
+
+# listening NAME: waits (5 s at most) for "listening on IP:PORT" in NAME's output; prints IP:PORT.
+listening() {
+    local i
+    for i in $(seq 100); do
+        if grep -q '^listening on ' "$work/$1.out" 2>/dev/null; then
+            sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/$1.out" | head -1
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "timed out waiting for $1 to listen; its stderr:" >&2
+    cat "$work/$1.err" >&2
+    return 1
+}
+
+# free_port: a UDP port on 127.0.0.1 that was free a moment ago, for peers (nc, socat) that
+# cannot bind port 0 and say which port they got. Another program could take it in between.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_text FILE TEXT: waits (5 s at most) until FILE contains TEXT.
+wait_for_text() {
+    local i
+    for i in $(seq 100); do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
