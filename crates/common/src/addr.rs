@@ -67,12 +67,17 @@ pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
             )
         })?
         .collect();
-    // A stable sort keeps the resolver's order within each family.
-    addrs.sort_by_key(|a| a.is_ipv6());
+    ipv4_first(&mut addrs);
     if addrs.is_empty() {
         return Err(bad(text, "the name resolves to no address"));
     }
     Ok(addrs)
+}
+
+/// Puts IPv4 addresses before IPv6 ones; a stable sort keeps the resolver's order within
+/// each family.
+fn ipv4_first(addrs: &mut [SocketAddr]) {
+    addrs.sort_by_key(SocketAddr::is_ipv6);
 }
 
 /// Whether `text` is written like an address (not whether it is a valid one).
@@ -126,6 +131,19 @@ mod tests {
     fn localhost_resolves_to_ipv4_first() {
         let addrs = resolve("localhost:8888").unwrap();
         assert_eq!(addrs[0], "127.0.0.1:8888".parse().unwrap());
+    }
+
+    #[test]
+    fn a_resolver_that_lists_ipv6_first_still_gives_ipv4_first() {
+        let mut addrs: Vec<SocketAddr> = ["[::1]:8888", "127.0.0.1:8888", "[fe80::1]:8888", "10.0.0.1:8888"]
+            .map(|a| a.parse().unwrap())
+            .to_vec();
+        ipv4_first(&mut addrs);
+        let order: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            order,
+            ["127.0.0.1:8888", "10.0.0.1:8888", "[::1]:8888", "[fe80::1]:8888"]
+        );
     }
 
     #[test]

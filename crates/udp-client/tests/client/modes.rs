@@ -333,3 +333,24 @@ fn a_closed_stdout_ends_the_client_quietly() {
     assert_eq!(peer.next().0, b"seq=1 ping");
     assert!(!stderr.rest(WAIT).iter().any(|l| l.contains("panicked")));
 }
+
+#[test]
+fn datagrams_from_anyone_but_the_target_are_ignored() {
+    let peer = Peer::echo();
+    let mut client = Process::spawn_with_stdin(BIN, &[&peer.addr.to_string()]).unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"one\n").unwrap();
+    assert!(client.stdout.next(WAIT).unwrap().ends_with("  3 B  one"));
+    let (_, client_addr) = peer.next();
+    // A third party writes to the client's port; the connected socket drops it.
+    let intruder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    intruder.send_to(b"intruder", client_addr).unwrap();
+    stdin.write_all(b"two\n").unwrap();
+    drop(stdin);
+    assert!(client.stdout.next(WAIT).unwrap().ends_with("  3 B  two"));
+    assert_eq!(client.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert!(
+        client.stdout.rest(Duration::from_millis(50)).is_empty(),
+        "nothing from the intruder"
+    );
+}

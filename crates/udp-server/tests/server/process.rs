@@ -189,3 +189,53 @@ fn help_shows_an_example_per_mode_and_version_works() {
         format!("udp-server {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn timestamps_prefix_each_line_with_local_time() {
+    let (_server, addr) = server(&["--timestamp"]);
+    assert_eq!(echo(addr, b"when?"), b"when?");
+    let line = _server.stdout.next(WAIT).unwrap();
+    let (clock, rest) = line.split_once("  ").unwrap();
+    let digits: Vec<&str> = clock.split([':', '.']).collect();
+    assert_eq!(
+        digits.iter().map(|d| d.len()).collect::<Vec<_>>(),
+        [2, 2, 2, 3],
+        "{line}"
+    );
+    assert!(digits.iter().all(|d| d.chars().all(|c| c.is_ascii_digit())), "{line}");
+    assert!(rest.ends_with("  5 B  when?"), "{line}");
+}
+
+#[test]
+fn rust_log_overrides_the_verbosity_flags() {
+    // Info logs by default; RUST_LOG=warn silences them even though no -q was given.
+    let (mut chatty, addr) = server(&["-v"]);
+    assert_eq!(echo(addr, b"x"), b"x");
+    chatty.signal("TERM").unwrap();
+    chatty.wait(WAIT);
+    let logs = chatty.stderr.rest(WAIT);
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("udp-server: only programs on this machine")),
+        "{logs:?}"
+    );
+    let mut silenced = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0", "--count", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = testkit::Lines::from_reader(silenced.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(silenced.wait());
+    });
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap().code(), Some(0));
+    let logs = stderr.rest(WAIT);
+    assert_eq!(
+        logs,
+        ["udp-server: received 0 datagrams (0 B) from 0 peers, replied 0, truncated 0"],
+        "only the summary"
+    );
+}
