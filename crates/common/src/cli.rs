@@ -3,8 +3,52 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{Args, Parser};
+
+use crate::codec::Encoding;
+use crate::output::OutputOptions;
+
+/// The output and logging flags every program has; `#[command(flatten)]` them in.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// How payloads are typed and shown: utf8, gbk (Chinese NetAssist) or hex.
+    #[arg(short, long, value_name = "utf8|gbk|hex", default_value = "utf8")]
+    pub encoding: Encoding,
+
+    /// Print JSON Lines on stdout (one object per datagram, a summary last).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Prefix each datagram with the local time.
+    #[arg(long)]
+    pub timestamp: bool,
+
+    /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No per-datagram lines and no info logs (for floods and benchmarks).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// Sets up logging for `program` at the level these flags ask for.
+    pub fn init_logging(&self, program: &'static str) {
+        crate::logging::init(program, self.verbose, self.quiet);
+    }
+
+    /// The output options these flags ask for.
+    pub fn options(&self) -> OutputOptions {
+        OutputOptions {
+            json: self.json,
+            timestamp: self.timestamp,
+            encoding: self.encoding,
+            quiet: self.quiet,
+        }
+    }
+}
 
 /// Parses the command line; `--help` and `--version` print and exit 0, and any mistake is
 /// one line on stderr (`udp-server: invalid value 'x' for '--bind <ADDR>': …`) and exit 2.

@@ -134,17 +134,22 @@ impl Output {
     }
 
     /// The summary on a clean stop: `text` to stderr, and with `--json` the object (with
-    /// `"event":"summary"` added) as the last stdout line.
+    /// `"event":"summary"` added) as the last stdout line. Nothing once stdout was closed:
+    /// the program was stopped by its reader, quietly.
     ///
     /// # Errors
     /// Any stdout error other than a closed pipe.
-    pub fn summary(&self, text: &str, mut fields: Value) -> io::Result<()> {
+    pub fn summary(&self, text: &str, mut fields: Value) -> crate::Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
         let _ = writeln!(io::stderr(), "{text}");
         if self.options.json {
             if let Value::Object(map) = &mut fields {
                 map.insert("event".into(), "summary".into());
             }
-            self.json_line(fields)?;
+            self.json_line(fields)
+                .map_err(|e| crate::Error::io("cannot write to stdout", &e))?;
         }
         Ok(())
     }

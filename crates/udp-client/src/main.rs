@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::codec::Encoding;
-use common::output::{Output, OutputOptions};
+use common::output::Output;
 use common::shutdown::Shutdown;
 use udp_client::Config;
 
@@ -68,56 +67,32 @@ struct Cli {
     #[arg(short, long, value_name = "N", default_value_t = 0)]
     retries: u32,
 
-    /// How the message is typed and replies shown: utf8, gbk or hex.
-    #[arg(short, long, value_name = "utf8|gbk|hex", default_value = "utf8")]
-    encoding: Encoding,
-
-    /// Print JSON Lines on stdout (one object per datagram, a summary last).
-    #[arg(long)]
-    json: bool,
-
-    /// Prefix each datagram with the local time.
-    #[arg(long)]
-    timestamp: bool,
-
-    /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-
-    /// No per-datagram lines and no info logs.
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
+    #[command(flatten)]
+    output: common::cli::OutputArgs,
 }
 
 fn main() -> ExitCode {
-    let cli = match common::cli::parse::<Cli>(PROGRAM) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    common::logging::init(PROGRAM, cli.verbose, cli.quiet);
-    let config = match config_from(cli) {
-        Ok(config) => config,
-        Err(err) => return common::cli::exit_code::<()>(PROGRAM, Err(err)),
-    };
-    let shutdown = Shutdown::new();
-    if let Err(err) = shutdown.on_signals() {
-        return common::cli::exit_code::<()>(PROGRAM, Err(err));
+    match common::cli::parse::<Cli>(PROGRAM) {
+        Ok(cli) => common::cli::exit_code(PROGRAM, send(cli)),
+        Err(code) => code,
     }
+}
+
+fn send(cli: Cli) -> common::Result<()> {
+    cli.output.init_logging(PROGRAM);
+    let config = config_from(cli)?;
+    let shutdown = Shutdown::new();
+    shutdown.on_signals()?;
     let out = Output::stdout(config.output);
     let input = Box::new(BufReader::new(std::io::stdin()));
-    let result = udp_client::run(&config, &shutdown, &out, input).and_then(|summary| {
-        if let Some((text, json)) = summary.report() {
-            if !out.is_closed() {
-                out.summary(&text, json)
-                    .map_err(|e| common::Error::io("cannot write to stdout", &e))?;
-            }
-        }
-        match summary {
-            udp_client::Summary::Ping(ping) => ping.check(),
-            _ => Ok(()),
-        }
-    });
-    common::cli::exit_code(PROGRAM, result)
+    let summary = udp_client::run(&config, &shutdown, &out, input)?;
+    if let Some((text, json)) = summary.report() {
+        out.summary(&text, json)?;
+    }
+    match summary {
+        udp_client::Summary::Ping(ping) => ping.check(),
+        _ => Ok(()),
+    }
 }
 
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
@@ -134,7 +109,7 @@ fn config_from(cli: Cli) -> common::Result<Config> {
     let message = if words.is_empty() {
         None
     } else {
-        Some(cli.encoding.encode(&words.join(" "))?)
+        Some(cli.output.encoding.encode(&words.join(" "))?)
     };
     Ok(Config {
         target,
@@ -145,12 +120,7 @@ fn config_from(cli: Cli) -> common::Result<Config> {
         interval: cli.interval,
         window: usize::from(cli.window),
         retries: cli.retries,
-        output: OutputOptions {
-            json: cli.json,
-            timestamp: cli.timestamp,
-            encoding: cli.encoding,
-            quiet: cli.quiet,
-        },
+        output: cli.output.options(),
     })
 }
 

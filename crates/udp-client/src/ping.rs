@@ -241,100 +241,99 @@ pub(crate) fn run(
     if config.interval.is_zero() {
         return flood(socket, config, count, shutdown);
     }
-    let target = config.target;
     let message = config.message.as_deref().unwrap_or(DEFAULT_MESSAGE);
     let timeout = config.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut tracker = Tracker::new(count, target);
-    let mut buf = vec![0u8; RECV_BUFFER];
-    let mut refused = false;
+    let mut pinger = Pinger {
+        socket,
+        target: config.target,
+        shutdown,
+        out,
+        tracker: Tracker::new(count, config.target),
+        buf: vec![0u8; RECV_BUFFER],
+        refused: false,
+    };
 
     let mut next_send = Instant::now();
     let mut last_send = next_send;
     for seq in 1..=count {
         // Between sends, print whatever replies arrive.
-        receive(
-            socket,
-            &mut buf,
-            next_send,
-            shutdown,
-            out,
-            &mut tracker,
-            &mut refused,
-            target,
-        )?;
-        if shutdown.is_triggered() || out.is_closed() {
+        pinger.receive(next_send)?;
+        if pinger.stopped() {
             break;
         }
         last_send = Instant::now();
-        let payload = request(seq, message);
-        match socket.send(&payload) {
-            Ok(_) => tracker.sent(seq, last_send),
-            // An ICMP error from an earlier request can surface on this send; the request
-            // itself was not sent, and counts as neither sent nor lost.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
-            Err(e) => return Err(send_error(&e, payload.len(), target)),
-        }
+        pinger.send(seq, message, last_send)?;
         next_send += config.interval;
     }
     // After the last request, wait up to the timeout for the replies still missing.
     if !config.no_reply {
         let deadline = last_send + timeout;
-        while !tracker.all_answered() && !shutdown.is_triggered() && !out.is_closed() && Instant::now() < deadline {
-            receive(
-                socket,
-                &mut buf,
-                deadline,
-                shutdown,
-                out,
-                &mut tracker,
-                &mut refused,
-                target,
-            )?;
+        while !pinger.tracker.all_answered() && !pinger.stopped() && Instant::now() < deadline {
+            pinger.receive(deadline)?;
         }
     }
-    Ok(tracker.finish(config, shutdown.is_triggered()))
+    Ok(pinger.tracker.finish(config, shutdown.is_triggered()))
 }
 
-/// Receives and prints replies until `until`, or until every request is answered once
-/// nothing more is to be sent.
-#[allow(clippy::too_many_arguments)]
-fn receive(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    until: Instant,
-    shutdown: &Shutdown,
-    out: &Output,
-    tracker: &mut Tracker,
-    refused: &mut bool,
+/// The state of a paced ping run.
+struct Pinger<'a> {
+    socket: &'a UdpSocket,
     target: SocketAddr,
-) -> Result<()> {
-    loop {
-        match recv_until(socket, buf, until, shutdown) {
-            Ok(Some((len, peer))) => {
-                let now = Instant::now();
-                let payload = &buf[..len];
-                let (seq, matched) = tracker.reply(payload, now);
-                let rtt = match matched {
-                    Match::First { rtt, .. } => Some(rtt),
-                    Match::Duplicate => {
-                        log::warn!("duplicate reply for seq={}", seq.unwrap_or_default());
-                        None
+    shutdown: &'a Shutdown,
+    out: &'a Output,
+    tracker: Tracker,
+    buf: Vec<u8>,
+    /// Whether "nobody listening" was already said.
+    refused: bool,
+}
+
+impl Pinger<'_> {
+    fn stopped(&self) -> bool {
+        self.shutdown.is_triggered() || self.out.is_closed()
+    }
+
+    fn send(&mut self, seq: u64, message: &[u8], now: Instant) -> Result<()> {
+        let payload = request(seq, message);
+        match self.socket.send(&payload) {
+            Ok(_) => self.tracker.sent(seq, now),
+            // An ICMP error from an earlier request can surface on this send; the request
+            // itself was not sent, and counts as neither sent nor lost.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, self.target),
+            Err(e) => return Err(send_error(&e, payload.len(), self.target)),
+        }
+        Ok(())
+    }
+
+    /// Receives and prints replies until `until`, or until every request is answered
+    /// once all have been sent.
+    fn receive(&mut self, until: Instant) -> Result<()> {
+        loop {
+            match recv_until(self.socket, &mut self.buf, until, self.shutdown) {
+                Ok(Some((len, peer))) => {
+                    let payload = &self.buf[..len];
+                    let (seq, matched) = self.tracker.reply(payload, Instant::now());
+                    let rtt = match matched {
+                        Match::First { rtt, .. } => Some(rtt),
+                        Match::Duplicate => {
+                            log::warn!("duplicate reply for seq={}", seq.unwrap_or_default());
+                            None
+                        }
+                        Match::Unmatched => None,
+                    };
+                    let reply = Datagram {
+                        seq,
+                        rtt,
+                        ..Datagram::new(peer, payload)
+                    };
+                    self.out.reply(&reply).map_err(stdout_error)?;
+                    if self.tracker.all_answered() && self.tracker.summary.sent == self.tracker.states.len() as u64 {
+                        return Ok(());
                     }
-                    Match::Unmatched => None,
-                };
-                out.reply(&Datagram {
-                    seq,
-                    rtt,
-                    ..Datagram::new(peer, payload)
-                })
-                .map_err(stdout_error)?;
-                if tracker.all_answered() && tracker.summary.sent == tracker.states.len() as u64 {
-                    return Ok(());
                 }
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, self.target),
+                Err(e) => return Err(Error::io(format!("receiving from {} failed", self.target), &e)),
             }
-            Ok(None) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(refused, target),
-            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
     }
 }

@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::codec::Encoding;
-use common::output::{Output, OutputOptions};
+use common::output::Output;
 use common::shutdown::Shutdown;
 use udp_server::{Config, Reply};
 
@@ -35,7 +34,7 @@ struct Cli {
     #[arg(short, long, value_name = "ADDR", default_value = udp_server::DEFAULT_BIND, value_parser = common::addr::parse_arg)]
     bind: SocketAddr,
 
-    /// How to answer: "echo" (the same bytes back), "none", or a fixed TEXT (cut to the request's length).
+    /// How to answer: "echo" (the same bytes back), "none", or a fixed TEXT, written in --encoding and cut to the request's length.
     #[arg(short, long, value_name = "echo|none|TEXT", default_value = "echo")]
     reply: String,
 
@@ -47,69 +46,39 @@ struct Cli {
     #[arg(short = 'n', long, value_name = "N")]
     count: Option<u64>,
 
-    /// How payloads are shown, and how a fixed --reply TEXT is encoded: utf8, gbk or hex.
-    #[arg(short, long, value_name = "utf8|gbk|hex", default_value = "utf8")]
-    encoding: Encoding,
-
-    /// Print JSON Lines on stdout (one object per datagram, a summary last).
-    #[arg(long)]
-    json: bool,
-
-    /// Prefix each datagram with the local time.
-    #[arg(short, long)]
-    timestamp: bool,
-
-    /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-
-    /// No per-datagram lines and no info logs (for floods and benchmarks).
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
+    #[command(flatten)]
+    output: common::cli::OutputArgs,
 }
 
 fn main() -> ExitCode {
-    let cli = match common::cli::parse::<Cli>(PROGRAM) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    common::logging::init(PROGRAM, cli.verbose, cli.quiet);
-    let config = match config_from(&cli) {
-        Ok(config) => config,
-        Err(err) => return common::cli::exit_code::<()>(PROGRAM, Err(err)),
-    };
-    let shutdown = Shutdown::new();
-    if let Err(err) = shutdown.on_signals() {
-        return common::cli::exit_code::<()>(PROGRAM, Err(err));
+    match common::cli::parse::<Cli>(PROGRAM) {
+        Ok(cli) => common::cli::exit_code(PROGRAM, serve(&cli)),
+        Err(code) => code,
     }
+}
+
+fn serve(cli: &Cli) -> common::Result<()> {
+    cli.output.init_logging(PROGRAM);
+    let config = config_from(cli)?;
+    let shutdown = Shutdown::new();
+    shutdown.on_signals()?;
     let out = Output::stdout(config.output);
-    let result = udp_server::run(&config, &shutdown, &out).and_then(|summary| {
-        if !out.is_closed() {
-            out.summary(&summary.to_text(), summary.to_json())
-                .map_err(|e| common::Error::io("cannot write to stdout", &e))?;
-        }
-        Ok(())
-    });
-    common::cli::exit_code(PROGRAM, result)
+    let summary = udp_server::run(&config, &shutdown, &out)?;
+    out.summary(&summary.to_text(), summary.to_json())
 }
 
 fn config_from(cli: &Cli) -> common::Result<Config> {
     let reply = match cli.reply.as_str() {
         "echo" => Reply::Echo,
         "none" => Reply::None,
-        text => Reply::Text(cli.encoding.encode(text)?),
+        text => Reply::Text(cli.output.encoding.encode(text)?),
     };
     Ok(Config {
         bind: cli.bind,
         reply,
         buffer_size: usize::from(cli.buffer_size),
         count: cli.count,
-        output: OutputOptions {
-            json: cli.json,
-            timestamp: cli.timestamp,
-            encoding: cli.encoding,
-            quiet: cli.quiet,
-        },
+        output: cli.output.options(),
     })
 }
 
