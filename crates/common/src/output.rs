@@ -41,6 +41,8 @@ pub struct Datagram<'a> {
     pub seq: Option<u64>,
     /// The round-trip time of a ping reply, if it matched a request.
     pub rtt: Option<Duration>,
+    /// Something worth saying about it (`2 lost`, `duplicate`): `[note]` in text, `"note"` in JSON.
+    pub note: Option<&'a str>,
 }
 
 impl<'a> Datagram<'a> {
@@ -52,6 +54,7 @@ impl<'a> Datagram<'a> {
             truncated: false,
             seq: None,
             rtt: None,
+            note: None,
         }
     }
 }
@@ -133,6 +136,23 @@ impl Output {
         }
     }
 
+    /// A datagram this program sent, shown like a received one (`"event":"sent"`): for
+    /// senders whose output is what they send, such as a broadcaster.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn sent_datagram(&self, d: &Datagram<'_>) -> io::Result<()> {
+        self.datagram("sent", d)
+    }
+
+    /// A line of plain text (a board row). Nothing with `-q`.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn text(&self, text: &str) -> io::Result<()> {
+        if self.options.quiet { Ok(()) } else { self.line(text) }
+    }
+
     /// The summary on a clean stop: `text` to stderr, and with `--json` the object (with
     /// `"event":"summary"` added) as the last stdout line. Nothing once stdout was closed:
     /// the program was stopped by its reader, quietly.
@@ -178,6 +198,11 @@ impl Output {
                 obj["rtt_ms"] = d
                     .rtt
                     .map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
+            } else if let Some(seq) = d.seq {
+                obj["seq"] = seq.into();
+            }
+            if let Some(note) = d.note {
+                obj["note"] = note.into();
             }
             if self.options.timestamp {
                 obj["time"] = LocalTime::now().rfc3339().into();
@@ -194,8 +219,9 @@ impl Output {
             .rtt
             .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
         let payload = encoding.render(d.bytes);
+        let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}",
             d.peer,
             d.bytes.len()
         ))

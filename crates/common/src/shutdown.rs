@@ -38,6 +38,22 @@ impl Shutdown {
         self.flag.load(Ordering::SeqCst)
     }
 
+    /// Sleeps for `duration`, waking early on a stop request; returns whether one came.
+    /// This is how a sender paces itself and still stops within [`POLL_INTERVAL`].
+    pub fn sleep(&self, duration: Duration) -> bool {
+        let end = std::time::Instant::now() + duration;
+        loop {
+            if self.is_triggered() {
+                return true;
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(POLL_INTERVAL));
+        }
+    }
+
     /// Sets the flag on Ctrl-C (SIGINT), SIGTERM and SIGHUP. Call once, from `main`.
     ///
     /// # Errors

@@ -1,0 +1,64 @@
+//! `--interface`: which network interface multicast uses.
+
+use std::net::Ipv4Addr;
+
+use common::{Error, Result};
+
+/// The IPv4 address that names an interface for IPv4 multicast (`IP_MULTICAST_IF` and the
+/// group join take an address, not a name); `lo` is accepted for 127.0.0.1.
+pub(crate) fn ipv4(text: &str) -> Result<Ipv4Addr> {
+    if text == "lo" {
+        return Ok(Ipv4Addr::LOCALHOST);
+    }
+    text.parse().map_err(|_| {
+        Error::Usage(format!(
+            "bad --interface '{text}': for IPv4 multicast give the interface's IPv4 address (e.g. 192.168.1.10), or lo"
+        ))
+    })
+}
+
+/// The index that names an interface for IPv6 multicast: a number, or a name looked up
+/// in `/sys/class/net/NAME/ifindex` (Linux).
+pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
+    if let Ok(index) = text.parse::<u32>() {
+        return Ok(index);
+    }
+    let unknown = || {
+        Error::Usage(format!(
+            "bad --interface '{text}': no such network interface (see `ip link`)"
+        ))
+    };
+    if text.is_empty() || text.contains(['/', '.']) {
+        return Err(unknown());
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{text}/ifindex"))
+        .ok()
+        .and_then(|index| index.trim().parse().ok())
+        .ok_or_else(unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_by_address_name_or_index() {
+        assert_eq!(ipv4("lo").unwrap(), Ipv4Addr::LOCALHOST);
+        assert_eq!(ipv4("10.0.0.2").unwrap(), Ipv4Addr::new(10, 0, 0, 2));
+        assert!(
+            ipv4("eth0")
+                .unwrap_err()
+                .to_string()
+                .contains("give the interface's IPv4 address")
+        );
+        assert_eq!(ipv6_index("7").unwrap(), 7);
+        assert_eq!(ipv6_index("lo").unwrap(), 1);
+        assert!(ipv6_index("../etc").is_err());
+        assert!(
+            ipv6_index("no-such-if0")
+                .unwrap_err()
+                .to_string()
+                .contains("no such network interface")
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `udp-broadcast listen`: socket, SO_REUSEADDR, bind, (join a group), recvfrom in a loop.
+//! The listener never sends anything.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+
+use common::output::{Datagram, Output, OutputOptions};
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
+use common::{Error, Result};
+use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::feed::{self, Counts, Tracker};
+use crate::{DEFAULT_PORT, interface};
+
+/// How `--board` shows the latest value per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// Redrawn in place (a terminal).
+    Redraw,
+    /// One line per update (a pipe or a file).
+    Lines,
+}
+
+/// Everything `listen` needs.
+#[derive(Debug, Clone, Default)]
+pub struct ListenConfig {
+    /// The address to bind; by default `0.0.0.0:7788` (`[::]:7788` for an IPv6 group).
+    pub bind: Option<SocketAddr>,
+    /// A multicast group to join.
+    pub group: Option<IpAddr>,
+    /// The interface to join the group on (IPv4 address, or IPv6 name or index).
+    pub interface: Option<String>,
+    /// Stop after this many datagrams.
+    pub count: Option<u64>,
+    /// Show a board instead of one line per datagram (text output only).
+    pub board: Option<Board>,
+    /// How datagrams are printed.
+    pub output: OutputOptions,
+}
+
+/// What a listener heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSummary {
+    /// The bound address.
+    pub local: SocketAddr,
+    /// The counters of SPEC §2.
+    pub counts: Counts,
+}
+
+impl ListenSummary {
+    /// The summary JSON fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        let c = &self.counts;
+        json!({
+            "received": c.received, "senders": c.senders, "lost": c.lost, "duplicates": c.duplicates,
+            "reordered": c.reordered, "restarts": c.restarts, "malformed": c.malformed,
+        })
+    }
+
+    /// The summary line for stderr.
+    pub fn to_text(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "udp-broadcast: received {} messages from {} senders: {} lost, {} duplicates, {} reordered, {} restarts, {} malformed",
+            c.received, c.senders, c.lost, c.duplicates, c.reordered, c.restarts, c.malformed
+        )
+    }
+}
+
+/// Binds (sharing the port with other listeners), joins the group if any, and prints
+/// every message with what its sequence number says about loss and order.
+///
+/// # Errors
+/// [`Error::Usage`] for a group that is not multicast or an IPv6 group without
+/// `--interface`; [`Error::Runtime`] when the bind or the join fails.
+pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Result<ListenSummary> {
+    let bind = bind_address(config)?;
+
+    // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    // SO_REUSEADDR (and SO_REUSEPORT, which macOS and the BSDs need) let several listeners
+    // on this host bind the same port; every one of them receives each broadcast.
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| Error::io("cannot set SO_REUSEADDR", &e))?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+    socket
+        .set_reuse_port(true)
+        .map_err(|e| Error::io("cannot set SO_REUSEPORT", &e))?;
+
+    // Step 2, bind(): Python's `sock.bind(('', 7788))`. A broadcast reaches sockets bound to
+    // 0.0.0.0 (or the broadcast address), never one bound to a single unicast address.
+    socket
+        .bind(&bind.into())
+        .map_err(|e| Error::io(format!("cannot bind {bind}"), &e))?;
+    if let Some(group) = config.group {
+        join(&socket, group, config.interface.as_deref())?;
+    }
+    let socket = UdpSocket::from(socket);
+    socket
+        .set_read_timeout(Some(POLL_INTERVAL))
+        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the bound address", &e))?;
+    log::info!(
+        "listening for broadcasts on port {}; other listeners may share it",
+        local.port()
+    );
+    out.listening(local).map_err(stdout_error)?;
+
+    // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
+    let mut buf = vec![0u8; 65_536];
+    let mut tracker = Tracker::default();
+    let mut board = BTreeMap::new();
+    let board_style = if config.output.json { None } else { config.board };
+    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| tracker.counts().received < n) {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
+            Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
+        };
+        let data = &buf[..len];
+        let (seq, note) = match feed::parse(data) {
+            Ok(message) => {
+                let verdict = tracker.observe(peer, &message);
+                if let (Some((key, value)), Some(_)) = (message.key_value(), board_style) {
+                    board.insert(key.to_string(), (value.to_string(), message.seq, peer));
+                }
+                (Some(message.seq), verdict.note())
+            }
+            Err(why) => {
+                tracker.malformed();
+                log::debug!("{peer}: not a feed message ({why:?})");
+                (None, Some("malformed".to_string()))
+            }
+        };
+        let shown = Datagram {
+            seq,
+            note: note.as_deref(),
+            ..Datagram::new(peer, data)
+        };
+        match board_style {
+            None => out.received(&shown).map_err(stdout_error)?,
+            Some(style) => show_board(out, style, &board, &tracker.counts()).map_err(stdout_error)?,
+        }
+    }
+
+    // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
+    // the group).
+    drop(socket);
+    Ok(ListenSummary {
+        local,
+        counts: tracker.counts(),
+    })
+}
+
+fn bind_address(config: &ListenConfig) -> Result<SocketAddr> {
+    if let Some(group) = config.group {
+        if !group.is_multicast() {
+            return Err(Error::Usage(format!(
+                "--group {group} is not a multicast address (224.0.0.0/4 or ff00::/8)"
+            )));
+        }
+    }
+    Ok(config.bind.unwrap_or(match config.group {
+        Some(IpAddr::V6(_)) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_PORT),
+        _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT),
+    }))
+}
+
+/// Joins `group`: Python's `sock.setsockopt(IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq)`. Local by
+/// default: an IPv4 group is joined on the loopback interface unless `--interface` names
+/// another, so joining sends no IGMP report onto a real network.
+fn join(socket: &Socket, group: IpAddr, iface: Option<&str>) -> Result<()> {
+    let result = match group {
+        IpAddr::V4(g) => socket.join_multicast_v4(&g, &iface.map_or(Ok(Ipv4Addr::LOCALHOST), interface::ipv4)?),
+        IpAddr::V6(g) => {
+            let name = iface.ok_or_else(|| {
+                Error::Usage(format!(
+                    "joining {group} needs --interface NAME: Linux loopback carries no IPv6 multicast"
+                ))
+            })?;
+            socket.join_multicast_v6(&g, interface::ipv6_index(name)?)
+        }
+    };
+    result.map_err(|e| Error::io(format!("cannot join multicast group {group}"), &e))
+}
+
+/// The latest value per key: the chapter's point that a lost update is soon replaced.
+fn show_board(
+    out: &Output,
+    style: Board,
+    board: &BTreeMap<String, (String, u64, SocketAddr)>,
+    counts: &Counts,
+) -> std::io::Result<()> {
+    let row = |key: &str, (value, seq, from): &(String, u64, SocketAddr)| {
+        format!("{key:<10} {value:<28} seq={seq} from {from}")
+    };
+    match style {
+        Board::Lines => match board.iter().max_by_key(|(_, (_, seq, _))| *seq) {
+            Some((key, entry)) => out.text(&row(key, entry)),
+            None => Ok(()),
+        },
+        Board::Redraw => {
+            // Clear the screen and draw from the top left (ANSI escape codes).
+            let mut screen = String::from("\x1b[H\x1b[2J");
+            screen += &format!(
+                "{} messages from {} senders; {} lost, {} reordered, {} duplicates\n\n",
+                counts.received, counts.senders, counts.lost, counts.reordered, counts.duplicates
+            );
+            for (key, entry) in board {
+                screen += &row(key, entry);
+                screen.push('\n');
+            }
+            out.text(screen.trim_end())
+        }
+    }
+}
+
+fn stdout_error(err: std::io::Error) -> Error {
+    Error::io("cannot write to stdout", &err)
+}

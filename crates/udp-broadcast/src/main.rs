@@ -1,0 +1,172 @@
+//! `udp-broadcast` command line: `send` and `listen`; parse, set up logging and Ctrl-C, run,
+//! print the summary, exit code.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use common::cli::OutputArgs;
+use common::output::Output;
+use common::shutdown::Shutdown;
+use udp_broadcast::feed::FeedKind;
+use udp_broadcast::listen::Board;
+use udp_broadcast::{Body, ListenConfig, SendConfig};
+
+const PROGRAM: &str = "udp-broadcast";
+
+/// One sender, every listener: UDP broadcast and multicast of a live feed.
+#[derive(Debug, Parser)]
+#[command(
+    name = PROGRAM,
+    version,
+    after_help = "Examples:
+  udp-broadcast listen                               hear broadcasts on port 7788 (start several)
+  udp-broadcast send --feed quotes                   stock quotes to 127.255.255.255:7788 (this machine)
+  udp-broadcast listen --board                       the latest quote per symbol, redrawn in place
+  udp-broadcast send --count 5 --interval 200ms hi   five numbered \"hi\" messages, then stop
+  udp-broadcast send --to 255.255.255.255:7788       the whole LAN (every host on your network)
+  udp-broadcast send --to 239.1.2.3:7788             multicast (on loopback unless --interface)
+  udp-broadcast listen --group 239.1.2.3             join a multicast group"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a numbered message every interval to a broadcast address or multicast group.
+    Send(SendArgs),
+    /// Listen for broadcasts (sharing the port), report loss, duplicates and reordering.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// Destination: 127.255.255.255 is this machine; 255.255.255.255 or a subnet's broadcast address the LAN; 224.0.0.0/4 or ff00::/8 multicast.
+    #[arg(long, value_name = "ADDR", default_value = udp_broadcast::send::DEFAULT_TO, value_parser = common::addr::parse_arg)]
+    to: SocketAddr,
+
+    /// Time between messages (at least 10ms).
+    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse_arg)]
+    interval: Duration,
+
+    /// Stop after N messages.
+    #[arg(short = 'n', long, value_name = "N")]
+    count: Option<u64>,
+
+    /// A built-in live feed when no MESSAGE is given: quotes or flights.
+    #[arg(long, value_name = "quotes|flights", default_value = "quotes")]
+    feed: FeedKind,
+
+    /// Multicast: the interface to send from (an IPv4 address or lo; for IPv6 a name or index).
+    #[arg(long, value_name = "IP|NAME")]
+    interface: Option<String>,
+
+    /// Multicast: how many routers the datagrams may cross [default: 0 on loopback, 1 with --interface].
+    #[arg(long, value_name = "N")]
+    ttl: Option<u32>,
+
+    /// The message: words joined with spaces, sent with seq= and session= in front.
+    #[arg(value_name = "MESSAGE")]
+    message: Vec<String>,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListenArgs {
+    /// Address to bind [default: 0.0.0.0:7788, or [::]:7788 for an IPv6 group].
+    #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse_arg)]
+    bind: Option<SocketAddr>,
+
+    /// Join this multicast group (IPv4 224.0.0.0/4 or IPv6 ff00::/8).
+    #[arg(short, long, value_name = "MCAST")]
+    group: Option<IpAddr>,
+
+    /// The interface to join on (an IPv4 address or lo; for IPv6 a name or index) [default: lo].
+    #[arg(long, value_name = "IP|NAME")]
+    interface: Option<String>,
+
+    /// Stop after N datagrams.
+    #[arg(short = 'n', long, value_name = "N")]
+    count: Option<u64>,
+
+    /// Show the latest value per key instead of every message (redrawn on a terminal).
+    #[arg(long)]
+    board: bool,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+fn main() -> ExitCode {
+    match common::cli::parse::<Cli>(PROGRAM) {
+        Ok(cli) => common::cli::exit_code(PROGRAM, run(cli)),
+        Err(code) => code,
+    }
+}
+
+fn run(cli: Cli) -> common::Result<()> {
+    let shutdown = Shutdown::new();
+    match cli.command {
+        Command::Send(args) => {
+            args.output.init_logging(PROGRAM);
+            shutdown.on_signals()?;
+            let config = SendConfig {
+                to: args.to,
+                interval: args.interval,
+                count: args.count,
+                body: if args.message.is_empty() {
+                    Body::Feed(args.feed)
+                } else {
+                    Body::Text(args.message.join(" "))
+                },
+                interface: args.interface,
+                ttl: args.ttl,
+                output: args.output.options(),
+            };
+            let out = Output::stdout(config.output);
+            let summary = udp_broadcast::send(&config, &shutdown, &out)?;
+            out.summary(&summary.to_text(), summary.to_json())
+        }
+        Command::Listen(args) => {
+            args.output.init_logging(PROGRAM);
+            shutdown.on_signals()?;
+            let board = args.board.then(|| {
+                if std::io::stdout().is_terminal() {
+                    Board::Redraw
+                } else {
+                    Board::Lines
+                }
+            });
+            let config = ListenConfig {
+                bind: args.bind,
+                group: args.group,
+                interface: args.interface,
+                count: args.count,
+                board,
+                output: args.output.options(),
+            };
+            let out = Output::stdout(config.output);
+            let summary = udp_broadcast::listen(&config, &shutdown, &out)?;
+            out.summary(&summary.to_text(), summary.to_json())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}
