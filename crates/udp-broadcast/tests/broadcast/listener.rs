@@ -1,0 +1,133 @@
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::thread;
+
+use common::output::OutputOptions;
+use common::shutdown::Shutdown;
+use common::testkit::{self, Lines};
+use serde_json::Value;
+use udp_broadcast::feed::Counts;
+use udp_broadcast::listen::Board;
+use udp_broadcast::{ListenConfig, ListenSummary};
+
+use crate::{WAIT, listener};
+
+/// `listen` in-process on 127.0.0.1:0, fed crafted datagrams from one socket; stops after
+/// `count` datagrams and returns the summary and the printed lines.
+fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummary, Vec<String>) {
+    let output = OutputOptions {
+        json,
+        ..Default::default()
+    };
+    let config = ListenConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        count: Some(datagrams.len() as u64),
+        board,
+        output,
+        ..Default::default()
+    };
+    let (out, lines): (_, Lines) = testkit::capture(output);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
+    });
+    let addr: SocketAddr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for datagram in datagrams {
+        sender.send_to(datagram, addr).unwrap();
+    }
+    let summary = rx.recv_timeout(WAIT).unwrap().unwrap();
+    (summary, lines.rest(std::time::Duration::from_millis(50)))
+}
+
+#[test]
+fn seq_1_2_5_6_reports_2_lost() {
+    let (summary, lines) = heard(&[b"seq=1 a", b"seq=2 b", b"seq=5 e", b"seq=6 f"], None, false);
+    assert_eq!(
+        summary.counts,
+        Counts {
+            received: 4,
+            senders: 1,
+            lost: 2,
+            ..Default::default()
+        }
+    );
+    assert!(lines[2].ends_with("  seq=5 e  [2 lost]"), "{lines:?}");
+    assert!(!lines[3].contains('['), "{lines:?}");
+}
+
+#[test]
+fn duplicates_reordering_and_a_restart_are_each_named() {
+    let (summary, lines) = heard(
+        &[
+            b"seq=1 session=aa x",
+            b"seq=3 session=aa x",
+            b"seq=2 session=aa x",
+            b"seq=2 session=aa x",
+            b"seq=1 session=bb x",
+        ],
+        None,
+        true,
+    );
+    let c = summary.counts;
+    assert_eq!(
+        (c.received, c.lost, c.reordered, c.duplicates, c.restarts),
+        (5, 0, 1, 1, 1)
+    );
+    let notes: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["note"].clone())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            Value::Null,
+            "1 lost".into(),
+            "late: reordered".into(),
+            "duplicate".into(),
+            "sender restarted".into()
+        ]
+    );
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_shown_never_fatal() {
+    let (summary, lines) = heard(&[b"\xff\xfe", b"hello", b"seq=1 ok", b"seq=x"], None, false);
+    let c = summary.counts;
+    assert_eq!((c.received, c.malformed, c.senders), (4, 3, 1));
+    assert_eq!(lines.iter().filter(|l| l.ends_with("[malformed]")).count(), 3);
+    assert!(lines[0].contains("  2 B  \\xff\\xfe  [malformed]"), "{lines:?}");
+}
+
+#[test]
+fn a_board_keeps_the_latest_value_per_key() {
+    let (_, lines) = heard(
+        &[b"seq=1 AAPL 1.00", b"seq=2 MSFT 2.00", b"seq=4 AAPL 1.50"],
+        Some(Board::Lines),
+        false,
+    );
+    assert_eq!(lines.len(), 3, "one plain line per update: {lines:?}");
+    assert!(
+        lines[0].starts_with("AAPL       1.00") && lines[2].starts_with("AAPL       1.50"),
+        "{lines:?}"
+    );
+    assert!(lines[2].contains("seq=4 from 127.0.0.1:"));
+}
+
+#[test]
+fn sigterm_ends_a_listener_with_its_summary() {
+    let (mut process, _) = listener(&["--bind", "127.0.0.1:0"]);
+    let asked = std::time::Instant::now();
+    process.signal("TERM").unwrap();
+    assert_eq!(process.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(250),
+        "{:?}",
+        asked.elapsed()
+    );
+    let summary = process.stderr.find(WAIT, |l| l.contains("received")).unwrap();
+    assert_eq!(
+        summary,
+        "udp-broadcast: received 0 messages from 0 senders: 0 lost, 0 duplicates, 0 reordered, 0 restarts, 0 malformed"
+    );
+}
