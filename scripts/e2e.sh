@@ -11,6 +11,7 @@ if [ -z "${BIN_DIR:-}" ]; then
 fi
 server=$bin/udp-server
 client=$bin/udp-client
+bcast=$bin/udp-broadcast
 passed=0 failed=0 skipped=0
 
 # check NAME EXPECTED ACTUAL: ACTUAL must contain EXPECTED.
@@ -51,11 +52,11 @@ check "nobody listening is said at once" "no one is listening at" "$closed"
 
 echo "== the chapter's Python programs"
 if have python3; then
-    start pyserver python3 "$root/scripts/peers/chapter_server.py" 0 1
+    start pyserver timeout 20 python3 "$root/scripts/peers/chapter_server.py" 0 1
     addr=$(listening pyserver)
     check "our client, the chapter's server" "hello chapter" "$(timeout 10 "$client" "$addr" hello chapter 2>/dev/null)"
     wait_for_text "$work/pyserver.out" "hello chapter" && check "the chapter's server saw it" "hello chapter" "$(cat "$work/pyserver.out")"
-    start counted "$server" --bind 127.0.0.1:0 --count 1
+    start counted timeout 20 "$server" --bind 127.0.0.1:0 --count 1
     addr=$(listening counted)
     check "the chapter's client, our server" "你好 from python" \
         "$(timeout 10 python3 "$root/scripts/peers/chapter_client.py" 127.0.0.1 "${addr##*:}" "你好 from python")"
@@ -63,6 +64,33 @@ if have python3; then
     check "our server printed the chapter client's datagram" "  18 B  你好 from python" "$(cat "$work/counted.out")"
 else
     skip "the chapter's Python programs" "python3 is not installed"
+fi
+
+echo "== broadcast: our programs and the chapter's Python ones"
+start listen1 timeout 20 "$bcast" listen --bind 0.0.0.0:0 --count 6
+port=$(listening listen1); port=${port##*:}
+start listen2 timeout 20 "$bcast" listen --bind "0.0.0.0:$port" --count 6
+listening listen2 >/dev/null
+timeout 10 "$bcast" send --to "127.255.255.255:$port" --count 3 --interval 20ms "from rust" 2>/dev/null >/dev/null
+# The second sender is the chapter's Python broadcaster, or ours again without python3.
+if have python3; then
+    timeout 10 python3 "$root/scripts/peers/chapter_broadcast_sender.py" "$port" 3
+    second="seq=3 AAPL 189.03"
+else
+    timeout 10 "$bcast" send --to "127.255.255.255:$port" --count 3 --interval 20ms "again" 2>/dev/null >/dev/null
+    second="seq=3 session="
+    skip "the chapter's Python broadcaster" "python3 is not installed; our sender stands in"
+fi
+wait "${pids[-2]}" "${pids[-1]}"
+check "listener 1 heard our sender" "seq=3 session=" "$(cat "$work/listen1.out")"
+check "listener 1 heard the second sender" "$second" "$(cat "$work/listen1.out")"
+check "listener 2 heard all six" "received 6 messages from 2 senders: 0 lost" "$(cat "$work/listen2.err")"
+if have python3; then
+    start pylisten timeout 20 python3 "$root/scripts/peers/chapter_broadcast_listener.py" 0 2
+    port=$(listening pylisten); port=${port##*:}
+    timeout 10 "$bcast" send --to "127.255.255.255:$port" --count 2 --interval 20ms "to python" 2>/dev/null >/dev/null
+    wait "${pids[-1]}"
+    check "a plain Python listener hears our sender" "seq=2 session=" "$(cat "$work/pylisten.out")"
 fi
 
 echo "== nc -u (netcat-openbsd)"
