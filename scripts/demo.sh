@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paired demos a learner runs, each bounded in time; about 10 seconds in all.
+# The paired demos a learner runs, each bounded in time; about 12 seconds in all.
 # Everything stays on 127.0.0.1; the server is started here and killed by its PID.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,3 +32,16 @@ kill -TERM "${pids[0]}"
 wait "${pids[0]}" || true
 cat "$work/server.out"
 tail -1 "$work/server.err"
+
+step "Broadcast: one sender, two listeners on one port, and a board" \
+    "udp-broadcast listen & udp-broadcast listen --board & udp-broadcast send --feed quotes --count 8"
+start listener timeout 20 "$bin/udp-broadcast" listen --bind 0.0.0.0:0 --count 8
+port=$(listening listener); port=${port##*:}
+start board timeout 20 "$bin/udp-broadcast" listen --bind "0.0.0.0:$port" --count 8 --board
+listening board >/dev/null
+timeout 10 "$bin/udp-broadcast" send --to "127.255.255.255:$port" --feed quotes --count 8 --interval 100ms 2>/dev/null >/dev/null
+wait "${pids[-2]}" "${pids[-1]}" || true
+echo "-- listener 1: every message"
+cat "$work/listener.out"
+echo "-- listener 2: the board (the latest price per symbol; one line per update when not a terminal)"
+cat "$work/board.out"
