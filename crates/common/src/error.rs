@@ -20,6 +20,11 @@ impl Error {
         }
     }
 
+    /// Writing to stdout failed (other than by a closed pipe, which is a quiet stop).
+    pub fn stdout(err: std::io::Error) -> Self {
+        Self::io("cannot write to stdout", &err)
+    }
+
     /// A runtime error that names what failed and the OS error behind it.
     pub fn io(what: impl fmt::Display, err: &std::io::Error) -> Self {
         Error::Runtime(format!("{what}: {}", crate::error::describe(err)))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use common::output::{Datagram, Output, OutputOptions};
-use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
+use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -99,17 +99,12 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
         join(&socket, group, config.interface.as_deref())?;
     }
     let socket = UdpSocket::from(socket);
-    socket
-        .set_read_timeout(Some(POLL_INTERVAL))
-        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-    let local = socket
-        .local_addr()
-        .map_err(|e| Error::io("cannot read the bound address", &e))?;
+    let local = prepare_receiver(&socket)?;
     log::info!(
         "listening for broadcasts on port {}; other listeners may share it",
         local.port()
     );
-    out.listening(local).map_err(stdout_error)?;
+    out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
     let mut buf = vec![0u8; 65_536];
@@ -143,8 +138,8 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
             ..Datagram::new(peer, data)
         };
         match board_style {
-            None => out.received(&shown).map_err(stdout_error)?,
-            Some(style) => show_board(out, style, &board, &tracker.counts()).map_err(stdout_error)?,
+            None => out.received(&shown).map_err(Error::stdout)?,
+            Some(style) => show_board(out, style, &board, &tracker.counts()).map_err(Error::stdout)?,
         }
     }
 
@@ -218,8 +213,4 @@ fn show_board(
             out.text(screen.trim_end())
         }
     }
-}
-
-fn stdout_error(err: std::io::Error) -> Error {
-    Error::io("cannot write to stdout", &err)
 }

@@ -117,8 +117,7 @@ pub fn send(config: &SendConfig, shutdown: &Shutdown, out: &Output) -> Result<Se
             seq: Some(sent),
             ..Datagram::new(to, message.as_bytes())
         };
-        out.sent_datagram(&shown)
-            .map_err(|e| Error::io("cannot write to stdout", &e))?;
+        out.sent_datagram(&shown).map_err(Error::stdout)?;
         let last = config.count == Some(sent);
         if last || shutdown.sleep(config.interval) {
             break;

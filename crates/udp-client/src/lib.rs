@@ -211,7 +211,7 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
         }
         let sent_at = Instant::now();
         send(socket, message, target)?;
-        out.sent(target, message.len()).map_err(stdout_error)?;
+        out.sent(target, message.len()).map_err(Error::stdout)?;
         if config.no_reply {
             return Ok(Summary::OneShot {
                 reply: false,
@@ -224,7 +224,7 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
                     rtt: Some(sent_at.elapsed()),
                     ..Datagram::new(peer, &buf[..len])
                 };
-                out.reply(&reply).map_err(stdout_error)?;
+                out.reply(&reply).map_err(Error::stdout)?;
                 return Ok(Summary::OneShot {
                     reply: true,
                     retries: attempt,
@@ -313,7 +313,7 @@ fn interactive(
                     waiting.remove(i);
                 }
                 drop(waiting);
-                out.received(&Datagram::new(peer, &buf[..len])).map_err(stdout_error)?;
+                out.received(&Datagram::new(peer, &buf[..len])).map_err(Error::stdout)?;
             }
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -464,8 +464,4 @@ fn nobody_listening(target: SocketAddr) -> Error {
     Error::Runtime(format!(
         "no one is listening at {target} (the OS reported 'port unreachable'); start a server there (cargo run -p udp-server) or check the port"
     ))
-}
-
-fn stdout_error(err: io::Error) -> Error {
-    Error::io("cannot write to stdout", &err)
 }

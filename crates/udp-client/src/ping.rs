@@ -17,9 +17,7 @@ use common::stats::{Rtt, RttSummary};
 use common::{Error, Result};
 use serde_json::json;
 
-use crate::{
-    Config, DEFAULT_FLOOD_TIMEOUT, DEFAULT_TIMEOUT, RECV_BUFFER, nobody_listening, recv_until, send_error, stdout_error,
-};
+use crate::{Config, DEFAULT_FLOOD_TIMEOUT, DEFAULT_TIMEOUT, RECV_BUFFER, nobody_listening, recv_until, send_error};
 
 /// The ping statistics printed at the end.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -325,7 +323,7 @@ impl Pinger<'_> {
                         rtt,
                         ..Datagram::new(peer, payload)
                     };
-                    self.out.reply(&reply).map_err(stdout_error)?;
+                    self.out.reply(&reply).map_err(Error::stdout)?;
                     if self.tracker.all_answered() && self.tracker.summary.sent == self.tracker.states.len() as u64 {
                         return Ok(());
                     }

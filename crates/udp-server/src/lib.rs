@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 
 use common::output::{Datagram, Output, OutputOptions};
-use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
+use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -141,15 +141,10 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         .bind(&config.bind.into())
         .map_err(|e| bind_error(config.bind, &e))?;
     let socket = UdpSocket::from(socket);
-    // Wake up regularly so Ctrl-C is noticed even when no datagram arrives.
-    socket
-        .set_read_timeout(Some(POLL_INTERVAL))
-        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-    let local = socket
-        .local_addr()
-        .map_err(|e| Error::io("cannot read the bound address", &e))?;
+    // A read timeout lets the loop notice Ctrl-C even when no datagram arrives.
+    let local = prepare_receiver(&socket)?;
     announce(config, local);
-    out.listening(local).map_err(stdout_error)?;
+    out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() and sendto() in a loop: Python's
     //     data, addr = sock.recvfrom(1024)
@@ -178,7 +173,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
             truncated,
             ..Datagram::new(peer, data)
         })
-        .map_err(stdout_error)?;
+        .map_err(Error::stdout)?;
 
         if let Some(reply) = reply_for(&config.reply, data) {
             match socket.send_to(reply, peer) {
@@ -265,8 +260,4 @@ fn bind_error(addr: SocketAddr, err: &std::io::Error) -> Error {
         _ => String::new(),
     };
     Error::Runtime(format!("cannot bind {addr}: {}{hint}", common::error::describe(err)))
-}
-
-fn stdout_error(err: std::io::Error) -> Error {
-    Error::io("cannot write to stdout", &err)
 }
