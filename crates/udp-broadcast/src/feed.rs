@@ -11,7 +11,7 @@
 //! lost quote is soon replaced by a newer one). Only `seq=` is required, so a sender
 //! written the chapter's way in Python (`"seq=%d AAPL 189.23" % n`) is understood too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 /// One parsed feed message, borrowing from the datagram.
@@ -127,9 +127,10 @@ impl Verdict {
     }
 }
 
-/// Missing numbers remembered per sender, to recognise late arrivals; beyond this many,
-/// the oldest are taken as lost for good.
-const MAX_MISSING: usize = 4096;
+/// Gaps remembered per sender, to recognise late arrivals; beyond this many, the oldest
+/// gaps are taken as lost for good. A gap is one range however long, so a datagram with a
+/// huge sequence number costs no more than any other.
+const MAX_GAPS: usize = 1024;
 
 /// The listener's counters, as the summary reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,7 +155,28 @@ pub struct Counts {
 struct Stream {
     session: Option<String>,
     highest: u64,
-    missing: BTreeSet<u64>,
+    /// Missing numbers as ranges: first → last, inclusive.
+    missing: BTreeMap<u64, u64>,
+}
+
+impl Stream {
+    /// Removes `seq` from the missing ranges; whether it was missing.
+    fn arrived_late(&mut self, seq: u64) -> bool {
+        let Some((&first, &last)) = self.missing.range(..=seq).next_back() else {
+            return false;
+        };
+        if seq > last {
+            return false;
+        }
+        self.missing.remove(&first);
+        if first < seq {
+            self.missing.insert(first, seq - 1);
+        }
+        if seq < last {
+            self.missing.insert(seq + 1, last);
+        }
+        true
+    }
 }
 
 /// Tracks every sender's sequence numbers.
@@ -195,7 +217,7 @@ impl Tracker {
         let fresh = || Stream {
             session: message.session.map(str::to_string),
             highest: seq,
-            missing: BTreeSet::new(),
+            missing: BTreeMap::new(),
         };
         let Some(stream) = self.streams.get_mut(&from) else {
             c.senders += 1;
@@ -209,11 +231,11 @@ impl Tracker {
         }
         if seq > stream.highest {
             let skipped = seq - stream.highest - 1;
-            for missing in (stream.highest + 1..seq).rev().take(MAX_MISSING) {
-                stream.missing.insert(missing);
-            }
-            while stream.missing.len() > MAX_MISSING {
-                stream.missing.pop_first();
+            if skipped > 0 {
+                stream.missing.insert(stream.highest + 1, seq - 1);
+                if stream.missing.len() > MAX_GAPS {
+                    stream.missing.pop_first();
+                }
             }
             stream.highest = seq;
             c.lost += skipped;
@@ -223,7 +245,7 @@ impl Tracker {
                 Verdict::Gap(skipped)
             };
         }
-        if stream.missing.remove(&seq) {
+        if stream.arrived_late(seq) {
             c.lost -= 1;
             c.reordered += 1;
             Verdict::Late
@@ -452,11 +474,32 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_gap_is_counted_without_remembering_every_number() {
+    fn a_huge_gap_is_one_range_and_late_arrivals_inside_it_are_found() {
         let mut t = Tracker::default();
         feed(&mut t, from(), &["seq=1 a", "seq=18446744073709551615 z"]);
         assert_eq!(t.counts().lost, u64::MAX - 2);
-        assert_eq!(t.streams[&from()].missing.len(), MAX_MISSING);
+        assert_eq!(t.streams[&from()].missing.len(), 1);
+        let v = feed(
+            &mut t,
+            from(),
+            &["seq=1000 m", "seq=1000 m", "seq=2 b", "seq=18446744073709551614 y"],
+        );
+        assert_eq!(v, [Verdict::Late, Verdict::Duplicate, Verdict::Late, Verdict::Late]);
+        assert_eq!(t.counts().lost, u64::MAX - 5);
+        assert_eq!(t.streams[&from()].missing.len(), 2, "3..=999 and 1001..=2^64-3");
+    }
+
+    #[test]
+    fn only_the_latest_gaps_are_remembered() {
+        let mut t = Tracker::default();
+        let mut messages = vec!["seq=1 a".to_string()];
+        messages.extend((1..=MAX_GAPS as u64 + 10).map(|i| format!("seq={} x", i * 2 + 1)));
+        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+        feed(&mut t, from(), &refs);
+        assert_eq!(t.streams[&from()].missing.len(), MAX_GAPS);
+        // seq=2 was forgotten as a gap: it now counts as a duplicate, and stays lost.
+        assert_eq!(feed(&mut t, from(), &["seq=2 b"]), [Verdict::Duplicate]);
+        assert_eq!(t.counts().lost, MAX_GAPS as u64 + 10);
     }
 
     #[test]
