@@ -238,7 +238,8 @@ impl Tracker {
                 }
             }
             stream.highest = seq;
-            c.lost += skipped;
+            // Saturating: two senders that each jump to 2^64 − 1 would overflow a sum.
+            c.lost = c.lost.saturating_add(skipped);
             return if skipped == 0 {
                 Verdict::InOrder
             } else {
@@ -246,7 +247,7 @@ impl Tracker {
             };
         }
         if stream.arrived_late(seq) {
-            c.lost -= 1;
+            c.lost = c.lost.saturating_sub(1);
             c.reordered += 1;
             Verdict::Late
         } else {
@@ -487,6 +488,18 @@ mod tests {
         assert_eq!(v, [Verdict::Late, Verdict::Duplicate, Verdict::Late, Verdict::Late]);
         assert_eq!(t.counts().lost, u64::MAX - 5);
         assert_eq!(t.streams[&from()].missing.len(), 2, "3..=999 and 1001..=2^64-3");
+    }
+
+    #[test]
+    fn huge_gaps_from_two_senders_saturate_instead_of_overflowing() {
+        // Found by the fuzz target: the sum of two senders' gaps overflowed a u64.
+        let mut t = Tracker::default();
+        let other: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        feed(&mut t, from(), &["seq=0 a", "seq=18446744073709551615 z"]);
+        feed(&mut t, other, &["seq=0 a", "seq=18446744073709551615 z"]);
+        assert_eq!(t.counts().lost, u64::MAX);
+        feed(&mut t, other, &["seq=7 late"]);
+        assert_eq!(t.counts().lost, u64::MAX - 1);
     }
 
     #[test]
