@@ -10,6 +10,7 @@
 //! - [`output`]: one line (or one JSON object) per datagram on stdout;
 //! - [`logging`], [`cli`], [`error`]: diagnostics on stderr, one-line errors, exit codes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM as a flag the receive loops check;
+//! - [`faults`]: loss, duplication, delay and reordering injected on the receiving side;
 //! - [`stats`]: round-trip time percentiles;
 //! - [`testkit`]: helpers the workspace's tests share (deadlines on every wait).
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod codec;
 pub mod duration;
 pub mod error;
+pub mod faults;
 pub mod logging;
 pub mod output;
 pub mod shutdown;
