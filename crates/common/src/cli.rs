@@ -33,6 +33,56 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
+/// Fault injection on the receiving side, for programs that receive; `#[command(flatten)]`.
+#[derive(Debug, Clone, Args)]
+pub struct FaultArgs {
+    /// Lose each datagram with probability P (0 to 1), as a real network may.
+    #[arg(long, value_name = "P", value_parser = crate::faults::parse_probability)]
+    pub drop: Option<f64>,
+
+    /// Deliver each datagram twice with probability P.
+    #[arg(long, value_name = "P", value_parser = crate::faults::parse_probability)]
+    pub duplicate: Option<f64>,
+
+    /// Hold every datagram back for DUR, or for a random time in DUR..DUR (e.g. 50ms..150ms).
+    #[arg(long, value_name = "DUR[..DUR]", value_parser = crate::faults::parse_delay)]
+    pub delay: Option<(std::time::Duration, std::time::Duration)>,
+
+    /// Let the next datagram overtake this one with probability P.
+    #[arg(long, value_name = "P", value_parser = crate::faults::parse_probability)]
+    pub reorder: Option<f64>,
+
+    /// Seed for the faults: the same seed and the same datagrams give the same faults [default: random].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+impl FaultArgs {
+    /// The fault configuration; a random seed (logged, so a run can be repeated) if none given.
+    pub fn config(&self) -> crate::faults::FaultConfig {
+        let seed = self.seed.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            u64::from(nanos ^ std::process::id()) % 100_000
+        });
+        let config = crate::faults::FaultConfig {
+            drop: self.drop.unwrap_or(0.0),
+            duplicate: self.duplicate.unwrap_or(0.0),
+            delay: self.delay,
+            reorder: self.reorder.unwrap_or(0.0),
+            seed,
+        };
+        if config.is_active() {
+            log::info!(
+                "injecting faults: {} (the same seed repeats the same faults)",
+                config.describe()
+            );
+        }
+        config
+    }
+}
+
 impl OutputArgs {
     /// Sets up logging for `program` at the level these flags ask for.
     pub fn init_logging(&self, program: &'static str) {

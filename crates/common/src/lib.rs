@@ -23,6 +23,7 @@ pub mod codec;
 pub mod duration;
 pub mod error;
 pub mod faults;
+pub mod kernel;
 pub mod logging;
 pub mod output;
 pub mod shutdown;

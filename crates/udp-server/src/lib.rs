@@ -21,9 +21,11 @@
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
+use common::faults::{FaultConfig, FaultCounts, Faults};
 use common::output::{Datagram, Output, OutputOptions};
-use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -59,6 +61,10 @@ pub struct Config {
     pub count: Option<u64>,
     /// How datagrams are printed.
     pub output: OutputOptions,
+    /// Loss, duplication, delay and reordering to inject (`--drop` …).
+    pub faults: FaultConfig,
+    /// SO_RCVBUF in bytes (`--recv-buffer`); the OS default when `None`.
+    pub recv_buffer: Option<usize>,
 }
 
 impl Default for Config {
@@ -69,6 +75,8 @@ impl Default for Config {
             buffer_size: usize::from(DEFAULT_BUFFER_SIZE),
             count: None,
             output: OutputOptions::default(),
+            faults: FaultConfig::default(),
+            recv_buffer: None,
         }
     }
 }
@@ -88,23 +96,47 @@ pub struct Summary {
     pub peers: u64,
     /// Datagrams longer than the buffer, cut.
     pub truncated: u64,
+    /// What the injected faults did, when any were asked for.
+    pub faults: Option<FaultCounts>,
+    /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    pub kernel_drops: Option<u64>,
 }
 
 impl Summary {
     /// The `{"event":"summary",…}` fields of SPEC §2.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
+        let mut obj = json!({
             "received": self.received, "bytes": self.bytes, "replied": self.replied,
             "peers": self.peers, "truncated": self.truncated,
-        })
+        });
+        if let Some(f) = self.faults {
+            obj["dropped"] = f.dropped.into();
+            obj["duplicated"] = f.duplicated.into();
+            obj["delayed"] = f.delayed.into();
+            obj["reordered"] = f.reordered.into();
+        }
+        if let Some(drops) = self.kernel_drops {
+            obj["kernel_drops"] = drops.into();
+        }
+        obj
     }
 
     /// One line for stderr.
     pub fn to_text(&self) -> String {
-        format!(
+        let mut text = format!(
             "udp-server: received {} datagrams ({} B) from {} peers, replied {}, truncated {}",
             self.received, self.bytes, self.peers, self.replied, self.truncated
-        )
+        );
+        if let Some(f) = self.faults {
+            text += &format!(
+                "; injected: dropped {}, duplicated {}, delayed {}, reordered {}",
+                f.dropped, f.duplicated, f.delayed, f.reordered
+            );
+        }
+        if let Some(drops) = self.kernel_drops.filter(|&d| d > 0) {
+            text += &format!("; the kernel dropped {drops} (receive queue full)");
+        }
+        text
     }
 }
 
@@ -134,6 +166,9 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // SOCK_DGRAM is what makes it UDP; the address family follows the bind address.
     let socket = Socket::new(Domain::for_address(config.bind), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    if let Some(bytes) = config.recv_buffer {
+        set_recv_buffer(&socket, bytes)?;
+    }
 
     // Step 2, bind(): Python's `sock.bind(('127.0.0.1', 8888))`. A server must bind, so that
     // clients know where to send; a client may skip it and let the OS pick a port.
@@ -153,7 +188,22 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // like Python's recvfrom, std's recv_from drops the rest of a long datagram silently.
     let mut buf = vec![0u8; config.buffer_size + 1];
     let mut stats = Stats::default();
+    let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
     while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| stats.summary.received < n) {
+        if let Some(faults) = &mut faults {
+            // Datagrams leave the simulated network when due; the wait for the next
+            // datagram is cut short so a delayed one is answered on time.
+            let now = Instant::now();
+            for d in faults.take_due(now) {
+                answer(&socket, config, out, &mut stats, &d.data, d.peer, false, d.note)?;
+            }
+            let wait = faults
+                .next_due()
+                .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now));
+            socket
+                .set_read_timeout(Some(wait.clamp(Duration::from_micros(100), POLL_INTERVAL)))
+                .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+        }
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e) if is_wake_up(&e) => continue,
@@ -169,28 +219,74 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         let truncated = len > config.buffer_size;
         let data = &buf[..len.min(config.buffer_size)];
         stats.record(peer, data.len(), truncated);
-        out.received(&Datagram {
-            truncated,
-            ..Datagram::new(peer, data)
-        })
-        .map_err(Error::stdout)?;
+        match &mut faults {
+            Some(faults) => faults.arrive(Instant::now(), data, peer),
+            None => answer(&socket, config, out, &mut stats, data, peer, truncated, None)?,
+        }
+    }
 
-        if let Some(reply) = reply_for(&config.reply, data) {
-            match socket.send_to(reply, peer) {
-                Ok(_) => stats.summary.replied += 1,
-                // A reply that cannot go out (full send buffer, unreachable peer) is lost,
-                // as any UDP datagram may be; the server carries on.
-                Err(e) => log::warn!("reply to {peer} not sent: {}", common::error::describe(&e)),
+    // After the last counted datagram, what is still inside the simulated network (delayed
+    // or held back) is delivered when due, unless a stop was asked for.
+    if let Some(faults) = &mut faults {
+        while let Some(due) = faults.next_due() {
+            if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
+                break;
+            }
+            for d in faults.take_due(Instant::now()) {
+                answer(&socket, config, out, &mut stats, &d.data, d.peer, false, d.note)?;
             }
         }
     }
 
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
+    let kernel_drops = common::kernel::drops(&socket);
     drop(socket);
     Ok(Summary {
         local: Some(local),
+        faults: faults.map(|f| f.counts()),
+        kernel_drops,
         ..stats.summary
     })
+}
+
+/// Prints a datagram and sends its reply: the `sendto()` half of step 3.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    socket: &UdpSocket,
+    config: &Config,
+    out: &Output,
+    stats: &mut Stats,
+    data: &[u8],
+    peer: SocketAddr,
+    truncated: bool,
+    note: Option<&str>,
+) -> Result<()> {
+    out.received(&Datagram {
+        truncated,
+        note,
+        ..Datagram::new(peer, data)
+    })
+    .map_err(Error::stdout)?;
+    if let Some(reply) = reply_for(&config.reply, data) {
+        match socket.send_to(reply, peer) {
+            Ok(_) => stats.summary.replied += 1,
+            // A reply that cannot go out (full send buffer, unreachable peer) is lost,
+            // as any UDP datagram may be; the server carries on.
+            Err(e) => log::warn!("reply to {peer} not sent: {}", common::error::describe(&e)),
+        }
+    }
+    Ok(())
+}
+
+/// SO_RCVBUF: how many bytes of datagrams the kernel queues for this socket before it drops
+/// new ones (Linux doubles the value asked for, to cover its bookkeeping).
+fn set_recv_buffer(socket: &Socket, bytes: usize) -> Result<()> {
+    socket
+        .set_recv_buffer_size(bytes)
+        .map_err(|e| Error::io("cannot set SO_RCVBUF", &e))?;
+    let got = socket.recv_buffer_size().unwrap_or(bytes);
+    log::info!("receive buffer: asked for {bytes} bytes, the kernel gave {got}");
+    Ok(())
 }
 
 /// The reply to `request`, or `None` for no reply.

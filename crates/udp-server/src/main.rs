@@ -27,7 +27,9 @@ const PROGRAM: &str = "udp-server";
   udp-server --reply OK                   answer every datagram with \"OK\" (cut to its length)
   udp-server --buffer-size 1024           receive like the chapter's recvfrom(1024)
   udp-server --encoding gbk               show datagrams from a Chinese NetAssist
-  udp-server --count 1                    stop after one datagram (for scripts)"
+  udp-server --count 1                    stop after one datagram (for scripts)
+  udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
+  udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05   a bad network, on loopback"
 )]
 struct Cli {
     /// Address to bind: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT (0.0.0.0 = every interface).
@@ -45,6 +47,13 @@ struct Cli {
     /// Stop after N datagrams.
     #[arg(short = 'n', long, value_name = "N")]
     count: Option<u64>,
+
+    /// Receive queue size in bytes (SO_RCVBUF); small values make the kernel drop datagrams.
+    #[arg(long, value_name = "BYTES")]
+    recv_buffer: Option<usize>,
+
+    #[command(flatten)]
+    faults: common::cli::FaultArgs,
 
     #[command(flatten)]
     output: common::cli::OutputArgs,
@@ -79,6 +88,8 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         buffer_size: usize::from(cli.buffer_size),
         count: cli.count,
         output: cli.output.options(),
+        faults: cli.faults.config(),
+        recv_buffer: cli.recv_buffer,
     })
 }
 

@@ -73,7 +73,7 @@ fn json_mode_starts_with_listening_and_ends_with_the_summary() {
     assert_eq!(events[0]["event"], "recv");
     assert_eq!(
         events[1],
-        serde_json::json!({"event": "summary", "received": 1, "bytes": 2, "replied": 1, "peers": 1, "truncated": 0})
+        serde_json::json!({"event": "summary", "received": 1, "bytes": 2, "replied": 1, "peers": 1, "truncated": 0, "kernel_drops": 0})
     );
 }
 
@@ -238,4 +238,77 @@ fn rust_log_overrides_the_verbosity_flags() {
         ["udp-server: received 0 datagrams (0 B) from 0 peers, replied 0, truncated 0"],
         "only the summary"
     );
+}
+
+#[test]
+fn kernel_drops_count_exactly_what_never_arrived() {
+    // A small receive queue, and a server paused (SIGSTOP) while 1000 datagrams arrive:
+    // the queue keeps a few, the kernel drops the rest, and the summary must account for
+    // every one of them.
+    let (mut server, addr) = server(&["--recv-buffer", "4096", "--quiet", "--json"]);
+    server.signal("STOP").unwrap();
+    let peer = testkit::local_socket(Duration::from_millis(200)).unwrap();
+    for i in 0..1000u32 {
+        peer.send_to(format!("datagram {i:04} {}", "x".repeat(80)).as_bytes(), addr)
+            .unwrap();
+    }
+    server.signal("CONT").unwrap();
+    // A marker, resent until its echo comes back: then the queue has been read to the end.
+    let mut markers = 0;
+    let deadline = Instant::now() + WAIT;
+    'wait: while Instant::now() < deadline {
+        peer.send_to(b"marker", addr).unwrap();
+        markers += 1;
+        while let Ok((data, _)) = testkit::recv(&peer) {
+            if data == b"marker" {
+                break 'wait;
+            }
+        }
+    }
+    server.signal("TERM").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary: serde_json::Value = serde_json::from_str(&server.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    let (received, drops) = (
+        summary["received"].as_u64().unwrap(),
+        summary["kernel_drops"].as_u64().unwrap(),
+    );
+    assert!(drops > 0, "{summary}");
+    assert_eq!(received + drops, 1000 + markers, "{summary}");
+}
+
+#[test]
+fn faults_are_counted_and_repeat_for_the_same_seed() {
+    let run = || {
+        let (mut server, addr) = server(&[
+            "--drop",
+            "0.3",
+            "--duplicate",
+            "0.2",
+            "--seed",
+            "7",
+            "--json",
+            "--count",
+            "100",
+        ]);
+        let peer = testkit::local_socket(Duration::from_millis(300)).unwrap();
+        for i in 0..100u32 {
+            peer.send_to(format!("{i}").as_bytes(), addr).unwrap();
+        }
+        let mut echoes = Vec::new();
+        while let Ok((data, _)) = testkit::recv(&peer) {
+            echoes.push(String::from_utf8(data).unwrap());
+        }
+        assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+        let summary: serde_json::Value = serde_json::from_str(&server.stdout.rest(WAIT).pop().unwrap()).unwrap();
+        (echoes, summary)
+    };
+    let (echoes, summary) = run();
+    let (dropped, duplicated) = (
+        summary["dropped"].as_u64().unwrap(),
+        summary["duplicated"].as_u64().unwrap(),
+    );
+    assert!(dropped > 0 && duplicated > 0, "{summary}");
+    assert_eq!(echoes.len() as u64, 100 - dropped + duplicated, "{summary}");
+    assert_eq!(summary["replied"].as_u64().unwrap(), 100 - dropped + duplicated);
+    assert_eq!(run(), (echoes, summary), "the same seed, the same faults");
 }

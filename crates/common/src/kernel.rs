@@ -1,0 +1,62 @@
+//! What the kernel knows about a socket and a program cannot see otherwise.
+
+use std::net::UdpSocket;
+
+/// Datagrams the kernel threw away because this socket's receive queue was full: the
+/// `drops` column of `/proc/net/udp` (or `udp6`) on the line of this socket's inode.
+/// `None` where that is not available (not Linux, or /proc not mounted).
+///
+/// UDP has no flow control: a sender faster than the receiver loses datagrams here, and
+/// neither side is told. Only this counter shows it.
+pub fn drops(socket: &UdpSocket) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+        let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string();
+        for table in ["/proc/net/udp", "/proc/net/udp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            // Columns: sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            for line in text.lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.get(9) == Some(&inode.as_str()) {
+                    return cols.get(12)?.parse().ok();
+                }
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_exactly_what_did_not_fit() {
+        // Nobody reads `rx` while 200 datagrams arrive: what the queue cannot hold is dropped,
+        // and received + dropped is exactly what was sent.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(drops(&rx), Some(0));
+        for i in 0..200u32 {
+            tx.send_to(&[i as u8; 1000], rx.local_addr().unwrap()).unwrap();
+        }
+        rx.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2000];
+        let mut received = 0;
+        while rx.recv_from(&mut buf).is_ok() {
+            received += 1;
+        }
+        let dropped = drops(&rx).unwrap();
+        assert!(dropped > 0, "the default queue holds far less than 200 kB");
+        assert_eq!(received + dropped, 200);
+    }
+}
