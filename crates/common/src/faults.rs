@@ -78,6 +78,24 @@ pub struct FaultCounts {
     pub reordered: u64,
 }
 
+impl FaultCounts {
+    /// Adds `dropped`, `duplicated`, `delayed` and `reordered` to a summary object.
+    pub fn add_to(&self, summary: &mut serde_json::Value) {
+        summary["dropped"] = self.dropped.into();
+        summary["duplicated"] = self.duplicated.into();
+        summary["delayed"] = self.delayed.into();
+        summary["reordered"] = self.reordered.into();
+    }
+
+    /// `; injected: dropped 3, duplicated 1, delayed 0, reordered 2`, for a summary line.
+    pub fn to_text(&self) -> String {
+        format!(
+            "; injected: dropped {}, duplicated {}, delayed {}, reordered {}",
+            self.dropped, self.duplicated, self.delayed, self.reordered
+        )
+    }
+}
+
 /// One datagram handed back to the program, with what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

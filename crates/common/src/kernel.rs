@@ -35,6 +35,21 @@ pub fn drops(socket: &UdpSocket) -> Option<u64> {
     }
 }
 
+/// Adds `kernel_drops` to a summary object, where the count is known.
+pub fn add_to(drops: Option<u64>, summary: &mut serde_json::Value) {
+    if let Some(drops) = drops {
+        summary["kernel_drops"] = drops.into();
+    }
+}
+
+/// `; the kernel dropped 12 (receive queue full)`, for a summary line, when any were.
+pub fn to_text(drops: Option<u64>) -> String {
+    match drops {
+        Some(d) if d > 0 => format!("; the kernel dropped {d} (receive queue full)"),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
+use common::faults::{FaultConfig, FaultCounts, Faults};
 use common::output::{Datagram, Output, OutputOptions};
-use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -37,6 +39,8 @@ pub struct ListenConfig {
     pub board: Option<Board>,
     /// How datagrams are printed.
     pub output: OutputOptions,
+    /// Loss, duplication, delay and reordering to inject (`--drop` …).
+    pub faults: FaultConfig,
 }
 
 /// What a listener heard.
@@ -46,25 +50,41 @@ pub struct ListenSummary {
     pub local: SocketAddr,
     /// The counters of SPEC §2.
     pub counts: Counts,
+    /// What the injected faults did, when any were asked for.
+    pub faults: Option<FaultCounts>,
+    /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    pub kernel_drops: Option<u64>,
 }
 
 impl ListenSummary {
     /// The summary JSON fields.
     pub fn to_json(&self) -> serde_json::Value {
         let c = &self.counts;
-        json!({
+        let mut obj = json!({
             "received": c.received, "senders": c.senders, "lost": c.lost, "duplicates": c.duplicates,
             "reordered": c.reordered, "restarts": c.restarts, "malformed": c.malformed,
-        })
+        });
+        if let Some(f) = self.faults {
+            // The listener's own `reordered` counts what it saw; the injected count is apart.
+            f.add_to(&mut obj);
+            obj["reordered"] = c.reordered.into();
+            obj["injected_reordered"] = f.reordered.into();
+        }
+        common::kernel::add_to(self.kernel_drops, &mut obj);
+        obj
     }
 
     /// The summary line for stderr.
     pub fn to_text(&self) -> String {
         let c = &self.counts;
-        format!(
+        let mut text = format!(
             "udp-broadcast: received {} messages from {} senders: {} lost, {} duplicates, {} reordered, {} restarts, {} malformed",
             c.received, c.senders, c.lost, c.duplicates, c.reordered, c.restarts, c.malformed
-        )
+        );
+        if let Some(f) = self.faults {
+            text += &f.to_text();
+        }
+        text + &common::kernel::to_text(self.kernel_drops)
     }
 }
 
@@ -108,48 +128,106 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
     let mut buf = vec![0u8; 65_536];
-    let mut tracker = Tracker::default();
-    let mut board = BTreeMap::new();
-    let board_style = if config.output.json { None } else { config.board };
-    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| tracker.counts().received < n) {
+    let board = if config.output.json { None } else { config.board };
+    let mut heard = Heard {
+        out,
+        tracker: Tracker::default(),
+        board,
+        latest: BTreeMap::new(),
+    };
+    let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
+    let mut arrivals = 0u64;
+    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| arrivals < n) {
+        if let Some(faults) = &mut faults {
+            let now = Instant::now();
+            for d in faults.take_due(now) {
+                heard.handle(&d.data, d.peer, d.note)?;
+            }
+            let wait = faults
+                .next_due()
+                .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now));
+            socket
+                .set_read_timeout(Some(wait.clamp(Duration::from_micros(100), POLL_INTERVAL)))
+                .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+        }
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
             Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
         };
-        let data = &buf[..len];
-        let (seq, note) = match feed::parse(data) {
+        arrivals += 1;
+        match &mut faults {
+            Some(faults) => faults.arrive(Instant::now(), &buf[..len], peer),
+            None => heard.handle(&buf[..len], peer, None)?,
+        }
+    }
+    // What is still delayed or held back is delivered when due, unless stopped.
+    if let Some(faults) = &mut faults {
+        while let Some(due) = faults.next_due() {
+            if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
+                break;
+            }
+            for d in faults.take_due(Instant::now()) {
+                heard.handle(&d.data, d.peer, d.note)?;
+            }
+        }
+    }
+
+    // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
+    // the group).
+    let kernel_drops = common::kernel::drops(&socket);
+    drop(socket);
+    Ok(ListenSummary {
+        local,
+        counts: heard.tracker.counts(),
+        faults: faults.map(|f| f.counts()),
+        kernel_drops,
+    })
+}
+
+/// What the listener has heard: the per-sender tracking, and the board.
+struct Heard<'a> {
+    out: &'a Output,
+    tracker: Tracker,
+    board: Option<Board>,
+    latest: BTreeMap<String, (String, u64, SocketAddr)>,
+}
+
+impl Heard<'_> {
+    /// Parses, tracks and shows one datagram; `injected` names a fault that touched it.
+    fn handle(&mut self, data: &[u8], peer: SocketAddr, injected: Option<&str>) -> Result<()> {
+        let (seq, verdict) = match feed::parse(data) {
             Ok(message) => {
-                let verdict = tracker.observe(peer, &message);
-                if let (Some((key, value)), Some(_)) = (message.key_value(), board_style) {
-                    board.insert(key.to_string(), (value.to_string(), message.seq, peer));
+                let verdict = self.tracker.observe(peer, &message);
+                if let (Some((key, value)), Some(_)) = (message.key_value(), self.board) {
+                    self.latest
+                        .insert(key.to_string(), (value.to_string(), message.seq, peer));
                 }
                 (Some(message.seq), verdict.note())
             }
             Err(why) => {
-                tracker.malformed();
+                self.tracker.malformed();
                 log::debug!("{peer}: not a feed message ({why:?})");
                 (None, Some("malformed".to_string()))
             }
+        };
+        let note = match (verdict, injected) {
+            (Some(v), Some(f)) => Some(format!("{v}; injected: {f}")),
+            (Some(v), None) => Some(v),
+            (None, Some(f)) => Some(format!("injected: {f}")),
+            (None, None) => None,
         };
         let shown = Datagram {
             seq,
             note: note.as_deref(),
             ..Datagram::new(peer, data)
         };
-        match board_style {
-            None => out.received(&shown).map_err(Error::stdout)?,
-            Some(style) => show_board(out, style, &board, &tracker.counts()).map_err(Error::stdout)?,
+        match self.board {
+            None => self.out.received(&shown),
+            Some(style) => show_board(self.out, style, &self.latest, &self.tracker.counts()),
         }
+        .map_err(Error::stdout)
     }
-
-    // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
-    // the group).
-    drop(socket);
-    Ok(ListenSummary {
-        local,
-        counts: tracker.counts(),
-    })
 }
 
 fn bind_address(config: &ListenConfig) -> Result<SocketAddr> {

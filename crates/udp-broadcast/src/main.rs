@@ -102,6 +102,9 @@ struct ListenArgs {
     board: bool,
 
     #[command(flatten)]
+    faults: common::cli::FaultArgs,
+
+    #[command(flatten)]
     output: OutputArgs,
 }
 
@@ -152,6 +155,7 @@ fn run(cli: Cli) -> common::Result<()> {
                 count: args.count,
                 board,
                 output: args.output.options(),
+                faults: args.faults.config(),
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

@@ -110,11 +110,20 @@ pub enum Summary {
 }
 
 impl Summary {
-    /// The summary text (stderr) and JSON fields, or `None` for a one-shot run, whose
-    /// output is the reply itself.
+    /// The summary text (stderr) and JSON fields, or `None` for a one-shot run that needed
+    /// no resend, whose output is the reply itself.
     pub fn report(&self) -> Option<(String, serde_json::Value)> {
         match self {
-            Summary::OneShot { .. } => None,
+            // A one-shot's output is its reply; a summary only says how many resends it took.
+            Summary::OneShot { retries: 0, .. } => None,
+            Summary::OneShot { reply, retries } => Some((
+                format!(
+                    "udp-client: {} after {retries} retries ({} sends)",
+                    if *reply { "reply" } else { "stopped" },
+                    retries + 1
+                ),
+                serde_json::json!({"sent": retries + 1, "retries": retries, "reply": reply}),
+            )),
             Summary::Interactive { sent, received } => Some((
                 format!("udp-client: sent {sent} datagrams, received {received}"),
                 serde_json::json!({"sent": sent, "received": received}),

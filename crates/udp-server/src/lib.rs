@@ -110,14 +110,9 @@ impl Summary {
             "peers": self.peers, "truncated": self.truncated,
         });
         if let Some(f) = self.faults {
-            obj["dropped"] = f.dropped.into();
-            obj["duplicated"] = f.duplicated.into();
-            obj["delayed"] = f.delayed.into();
-            obj["reordered"] = f.reordered.into();
+            f.add_to(&mut obj);
         }
-        if let Some(drops) = self.kernel_drops {
-            obj["kernel_drops"] = drops.into();
-        }
+        common::kernel::add_to(self.kernel_drops, &mut obj);
         obj
     }
 
@@ -128,14 +123,9 @@ impl Summary {
             self.received, self.bytes, self.peers, self.replied, self.truncated
         );
         if let Some(f) = self.faults {
-            text += &format!(
-                "; injected: dropped {}, duplicated {}, delayed {}, reordered {}",
-                f.dropped, f.duplicated, f.delayed, f.reordered
-            );
+            text += &f.to_text();
         }
-        if let Some(drops) = self.kernel_drops.filter(|&d| d > 0) {
-            text += &format!("; the kernel dropped {drops} (receive queue full)");
-        }
+        text += &common::kernel::to_text(self.kernel_drops);
         text
     }
 }

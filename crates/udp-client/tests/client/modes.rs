@@ -102,6 +102,7 @@ fn retries_resend_until_a_reply_comes() {
     assert_eq!(stdout.len(), 1);
     assert_eq!(peer.all(Duration::from_millis(300)), vec![b"again".to_vec(); 3]);
     assert_eq!(stderr.iter().filter(|l| l.contains("sending again")).count(), 2);
+    assert_eq!(stderr.last().unwrap(), "udp-client: reply after 2 retries (3 sends)");
 }
 
 #[test]
