@@ -131,3 +131,56 @@ fn sigterm_ends_a_listener_with_its_summary() {
         "udp-broadcast: received 0 messages from 0 senders: 0 lost, 0 duplicates, 0 reordered, 0 restarts, 0 malformed"
     );
 }
+
+#[test]
+fn with_injected_drops_the_listeners_lost_is_its_dropped() {
+    let output = OutputOptions {
+        json: true,
+        ..Default::default()
+    };
+    let faults = common::faults::FaultConfig {
+        drop: 0.3,
+        seed: 5,
+        ..Default::default()
+    };
+    let config = ListenConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        output,
+        faults,
+        ..Default::default()
+    };
+    let (out, lines) = testkit::capture(output);
+    let shutdown = Shutdown::new();
+    let (tx, rx) = mpsc::channel();
+    let stop = shutdown.clone();
+    thread::spawn(move || {
+        let _ = tx.send(udp_broadcast::listen(&config, &stop, &out));
+    });
+    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 1..=100 {
+        sender.send_to(format!("seq={seq} x").as_bytes(), addr).unwrap();
+    }
+    // Sequence numbers cannot show a drop before the first message heard (a listener may
+    // join a running feed) nor after the last one heard; the test allows for the first and
+    // keeps sending until the newest message is heard.
+    let first: Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
+    let first = first["seq"].as_u64().unwrap();
+    let mut last = 100;
+    let heard_last = |lines: &Lines, seq: u64| {
+        lines.find(std::time::Duration::from_millis(300), |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["seq"] == seq)
+        })
+    };
+    while heard_last(&lines, last).is_none() {
+        assert!(last < 150, "heard nothing new for 50 messages");
+        last += 1;
+        sender.send_to(format!("seq={last} x").as_bytes(), addr).unwrap();
+    }
+    shutdown.trigger();
+    let summary = rx.recv_timeout(WAIT).unwrap().unwrap();
+    let dropped = summary.faults.unwrap().dropped;
+    assert!(dropped > 10, "{summary:?}");
+    assert_eq!(summary.counts.lost, dropped - (first - 1), "{summary:?}");
+    assert_eq!(summary.counts.received + dropped, last, "{summary:?}");
+}

@@ -1,0 +1,161 @@
+//! The server's injected faults, seen from the client: what one side did, the other counts.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::faults::FaultConfig;
+use common::output::OutputOptions;
+use common::shutdown::Shutdown;
+use common::testkit;
+use udp_client::{PingSummary, Summary};
+
+use crate::WAIT;
+
+/// A server with `faults` on a thread, and a way to stop it and read its summary.
+fn faulty_server(faults: FaultConfig) -> (std::net::SocketAddr, impl FnOnce() -> udp_server::Summary) {
+    let config = udp_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        faults,
+        output: OutputOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (out, lines) = testkit::capture(config.output);
+    let shutdown = Shutdown::new();
+    let (tx, rx) = mpsc::channel();
+    let stop = shutdown.clone();
+    thread::spawn(move || {
+        let _ = tx.send(udp_server::run(&config, &stop, &out));
+    });
+    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let finish = move || {
+        shutdown.trigger();
+        rx.recv_timeout(WAIT).unwrap().unwrap()
+    };
+    (addr, finish)
+}
+
+fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSummary {
+    let config = udp_client::Config {
+        target,
+        count: Some(count),
+        interval,
+        output: OutputOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (out, _lines) = testkit::capture(config.output);
+    match udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap() {
+        Summary::Ping(p) => p,
+        other => panic!("a ping summary, not {other:?}"),
+    }
+}
+
+#[test]
+fn the_clients_lost_is_the_servers_dropped_and_the_seed_repeats_it() {
+    let run = || {
+        let (addr, finish) = faulty_server(FaultConfig {
+            drop: 0.3,
+            seed: 7,
+            ..Default::default()
+        });
+        let client = ping(addr, 200, Duration::from_millis(5));
+        let server = finish();
+        (
+            client.sent,
+            client.lost,
+            server.faults.unwrap().dropped,
+            server.received,
+        )
+    };
+    let (sent, lost, dropped, received) = run();
+    assert_eq!((sent, received), (200, 200));
+    assert!(dropped > 30, "about 30% of 200: {dropped}");
+    assert_eq!(lost, dropped, "every dropped request is a lost ping");
+    assert_eq!(
+        run(),
+        (sent, lost, dropped, received),
+        "the same seed drops the same requests"
+    );
+}
+
+#[test]
+fn injected_duplicates_and_reordering_show_in_the_ping_summary() {
+    let faults = FaultConfig {
+        duplicate: 0.2,
+        reorder: 0.2,
+        seed: 3,
+        ..Default::default()
+    };
+    let (addr, finish) = faulty_server(faults);
+    let client = ping(addr, 100, Duration::from_millis(5));
+    let server = finish().faults.unwrap();
+    assert!(server.duplicated > 5 && server.reordered > 5, "{server:?}");
+    assert_eq!((client.received, client.lost), (100, 0));
+    assert_eq!(client.duplicates, server.duplicated);
+    assert_eq!(client.reordered, server.reordered);
+}
+
+#[test]
+fn a_delay_moves_the_round_trip_times_into_its_range() {
+    let (addr, finish) = faulty_server(FaultConfig::default());
+    let fast = ping(addr, 20, Duration::from_millis(10)).rtt.unwrap();
+    finish();
+    let delay = Some((Duration::from_millis(50), Duration::from_millis(150)));
+    let (addr, finish) = faulty_server(FaultConfig {
+        delay,
+        seed: 1,
+        ..Default::default()
+    });
+    let slow = ping(addr, 20, Duration::from_millis(10));
+    assert_eq!(finish().faults.unwrap().delayed, 20);
+    let slow_rtt = slow.rtt.unwrap();
+    assert!(fast.p50 < 20.0, "{fast:?}");
+    assert!(slow_rtt.min >= 50.0 && slow_rtt.max < 190.0, "{slow_rtt:?}");
+    assert!((50.0..150.0).contains(&slow_rtt.p50), "{slow_rtt:?}");
+    assert_eq!(slow.received, 20, "delayed, not lost");
+}
+
+#[test]
+fn retries_get_every_message_through_half_the_datagrams_lost() {
+    let (addr, finish) = faulty_server(FaultConfig {
+        drop: 0.5,
+        seed: 12,
+        ..Default::default()
+    });
+    let mut retries = Vec::new();
+    for i in 0..10 {
+        let config = udp_client::Config {
+            target: addr,
+            message: Some(format!("message {i}").into_bytes()),
+            // Long enough that a reply is never merely late on a busy machine: a late reply
+            // would cause one resend too many and spoil the exact count below.
+            timeout: Some(Duration::from_millis(300)),
+            retries: 8,
+            output: OutputOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (out, _lines) = testkit::capture(config.output);
+        match udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap() {
+            Summary::OneShot {
+                reply: true,
+                retries: r,
+            } => retries.push(r),
+            other => panic!("message {i} did not get through: {other:?}"),
+        }
+    }
+    let server = finish();
+    let dropped = server.faults.unwrap().dropped;
+    let sends: u64 = retries.iter().map(|&r| u64::from(r) + 1).sum();
+    assert_eq!(server.received, sends, "every send reached the server's socket");
+    assert_eq!(sends - dropped, 10, "exactly one send per message got through");
+    assert!(dropped > 0, "{retries:?}");
+}
