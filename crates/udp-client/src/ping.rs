@@ -195,6 +195,15 @@ impl Tracker {
         self.states.get_mut(index)
     }
 
+    /// How long to keep listening after the last reply for duplicates still in flight:
+    /// twice the slowest round trip seen, at least 10 ms, at most `timeout`.
+    fn grace(&self, timeout: Duration) -> Duration {
+        let slowest = self.rtt.summary().map_or(0.0, |r| r.max);
+        Duration::from_secs_f64(2.0 * slowest / 1e3)
+            .max(Duration::from_millis(10))
+            .min(timeout)
+    }
+
     fn all_answered(&self) -> bool {
         self.summary.received == self.summary.sent
     }
@@ -249,6 +258,7 @@ pub(crate) fn run(
         tracker: Tracker::new(count, config.target),
         buf: vec![0u8; RECV_BUFFER],
         refused: false,
+        lingering: false,
     };
 
     let mut next_send = Instant::now();
@@ -269,6 +279,9 @@ pub(crate) fn run(
         while !pinger.tracker.all_answered() && !pinger.stopped() && Instant::now() < deadline {
             pinger.receive(deadline)?;
         }
+        // A duplicate of the last reply may still be on its way: listen a little longer.
+        pinger.lingering = true;
+        pinger.receive(Instant::now() + pinger.tracker.grace(timeout))?;
     }
     Ok(pinger.tracker.finish(config, shutdown.is_triggered()))
 }
@@ -283,6 +296,8 @@ struct Pinger<'a> {
     buf: Vec<u8>,
     /// Whether "nobody listening" was already said.
     refused: bool,
+    /// After the last reply: keep receiving until the deadline (late duplicates).
+    lingering: bool,
 }
 
 impl Pinger<'_> {
@@ -324,7 +339,10 @@ impl Pinger<'_> {
                         ..Datagram::new(peer, payload)
                     };
                     self.out.reply(&reply).map_err(Error::stdout)?;
-                    if self.tracker.all_answered() && self.tracker.summary.sent == self.tracker.states.len() as u64 {
+                    if !self.lingering
+                        && self.tracker.all_answered()
+                        && self.tracker.summary.sent == self.tracker.states.len() as u64
+                    {
                         return Ok(());
                     }
                 }
@@ -418,6 +436,17 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
                     in_flight.pop_front();
                 }
             }
+        }
+    }
+    // A duplicate of a late reply may still be on its way: listen a little longer.
+    let grace_end = Instant::now() + tracker.grace(loss_timeout);
+    while !config.no_reply && !shutdown.is_triggered() && Instant::now() < grace_end {
+        match socket.recv(&mut buf) {
+            Ok(len) => {
+                tracker.reply(&buf[..len], Instant::now());
+            }
+            Err(e) if is_wake_up(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
     }
     let elapsed = last_reply.duration_since(start).as_secs_f64();
