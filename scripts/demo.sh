@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paired demos a learner runs, each bounded in time; about 12 seconds in all.
+# The paired demos a learner runs, each bounded in time; about 5 seconds in all.
 # Everything stays on 127.0.0.1; the server is started here and killed by its PID.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,6 +32,15 @@ kill -TERM "${pids[0]}"
 wait "${pids[0]}" || true
 cat "$work/server.out"
 tail -1 "$work/server.err"
+
+step "Watch UDP lose messages: a server that drops, duplicates and reorders on purpose" \
+    "udp-server --drop 0.2 --duplicate 0.2 --reorder 0.2 --seed 6 & udp-client --count 12 --interval 50ms"
+start lossy timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 --drop 0.2 --duplicate 0.2 --reorder 0.2 --seed 6
+addr=$(listening lossy)
+timeout 10 "$bin/udp-client" "$addr" --count 12 --interval 50ms 2>&1 | grep -v "sending to" || true
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}" || true
+tail -1 "$work/lossy.err"
 
 step "Broadcast: one sender, two listeners on one port, and a board" \
     "udp-broadcast listen & udp-broadcast listen --board & udp-broadcast send --feed quotes --count 8"

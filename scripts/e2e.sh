@@ -50,6 +50,16 @@ check "SIGTERM prints the summary" "received 5008 datagrams (63950 B) from 4 pee
 closed=$(closed_port=$(free_port); timeout 10 "$client" --timeout 5s "$closed_port" hi 2>&1 || true)
 check "nobody listening is said at once" "no one is listening at" "$closed"
 
+echo "== faults injected by the server, counted by the client"
+start lossy timeout 30 "$server" --bind 127.0.0.1:0 --drop 0.3 --duplicate 0.1 --seed 7 --json -q
+addr=$(listening lossy)
+ping=$(timeout 20 "$client" "$addr" -n 50 -i 5ms --json 2>/dev/null | tail -1)
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+served=$(tail -1 "$work/lossy.out")
+field() { grep -o "\"$1\":[0-9]*" <<<"$2" | cut -d: -f2; }
+check "client lost = server dropped" "lost $(field dropped "$served")" "lost $(field lost "$ping")"
+check "client duplicates = server duplicated" "dup $(field duplicated "$served")" "dup $(field duplicates "$ping")"
+
 echo "== the chapter's Python programs"
 if have python3; then
     start pyserver timeout 20 python3 "$root/scripts/peers/chapter_server.py" 0 1

@@ -20,12 +20,15 @@ start() {
     pids+=("$!")
 }
 
-# listening NAME: waits (5 s at most) for "listening on IP:PORT" in NAME's output; prints IP:PORT.
+# listening NAME: waits (5 s at most) for "listening on IP:PORT" (or its --json form,
+# {"event":"listening","addr":"IP:PORT"}) in NAME's output; prints IP:PORT.
 listening() {
-    local i
+    local i addr
     for i in $(seq 100); do
-        if grep -q '^listening on ' "$work/$1.out" 2>/dev/null; then
-            sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/$1.out" | head -1
+        addr=$(sed -n -e 's/^listening on \([^ ]*\).*/\1/p' \
+                      -e 's/^{"addr":"\([^"]*\)","event":"listening"}$/\1/p' "$work/$1.out" 2>/dev/null | head -1)
+        if [ -n "$addr" ]; then
+            echo "$addr"
             return 0
         fi
         sleep 0.05
