@@ -41,6 +41,8 @@ pub struct ListenConfig {
     pub output: OutputOptions,
     /// Loss, duplication, delay and reordering to inject (`--drop` …).
     pub faults: FaultConfig,
+    /// SO_RCVBUF in bytes (`--recv-buffer`); the OS default when `None`.
+    pub recv_buffer: Option<usize>,
 }
 
 /// What a listener heard.
@@ -100,6 +102,12 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    if let Some(bytes) = config.recv_buffer {
+        // How many bytes of datagrams the kernel queues before it drops new ones.
+        socket
+            .set_recv_buffer_size(bytes)
+            .map_err(|e| Error::io("cannot set SO_RCVBUF", &e))?;
+    }
     // SO_REUSEADDR (and SO_REUSEPORT, which macOS and the BSDs need) let several listeners
     // on this host bind the same port; every one of them receives each broadcast.
     socket

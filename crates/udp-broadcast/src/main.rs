@@ -101,6 +101,10 @@ struct ListenArgs {
     #[arg(long)]
     board: bool,
 
+    /// Receive queue size in bytes (SO_RCVBUF); small values make the kernel drop datagrams.
+    #[arg(long, value_name = "BYTES")]
+    recv_buffer: Option<usize>,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -156,6 +160,7 @@ fn run(cli: Cli) -> common::Result<()> {
                 board,
                 output: args.output.options(),
                 faults: args.faults.config(),
+                recv_buffer: args.recv_buffer,
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

@@ -281,3 +281,30 @@ fn a_peer_that_went_away_does_not_stop_the_server() {
     }
     assert_eq!(server.stop().received, 4);
 }
+
+#[test]
+fn a_delay_never_stops_other_peers_being_served() {
+    // Every datagram waits 300 ms inside the simulated network; ten peers sending at once
+    // must all be answered about 300 ms later, not one after another (3 s).
+    let delay = Some((Duration::from_millis(300), Duration::from_millis(300)));
+    let faults = common::faults::FaultConfig {
+        delay,
+        ..Default::default()
+    };
+    let server = Running::start(Config { faults, ..local() });
+    let peers: Vec<UdpSocket> = (0..10).map(|_| client()).collect();
+    let sent = Instant::now();
+    for (i, peer) in peers.iter().enumerate() {
+        peer.send_to(format!("peer {i}").as_bytes(), server.addr).unwrap();
+    }
+    for (i, peer) in peers.iter().enumerate() {
+        assert_eq!(testkit::recv(peer).unwrap().0, format!("peer {i}").as_bytes());
+    }
+    let took = sent.elapsed();
+    assert!(took >= Duration::from_millis(300), "delayed: {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "served together, not in turn: {took:?}"
+    );
+    assert_eq!(server.stop().faults.unwrap().delayed, 10);
+}
