@@ -1,7 +1,5 @@
 //! The server's injected faults, seen from the client: what one side did, the other counts.
 
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use common::faults::FaultConfig;
@@ -10,32 +8,20 @@ use common::shutdown::Shutdown;
 use common::testkit;
 use udp_client::{PingSummary, Summary};
 
-use crate::WAIT;
+use crate::in_process::{Server, server};
 
-/// A server with `faults` on a thread, and a way to stop it and read its summary.
-fn faulty_server(faults: FaultConfig) -> (std::net::SocketAddr, impl FnOnce() -> udp_server::Summary) {
-    let config = udp_server::Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        faults,
-        output: OutputOptions {
-            quiet: true,
-            ..Default::default()
-        },
+/// A quiet server with `faults`, on a thread.
+fn faulty_server(faults: FaultConfig) -> Server {
+    let output = OutputOptions {
+        quiet: true,
         ..Default::default()
     };
-    let (out, lines) = testkit::capture(config.output);
-    let shutdown = Shutdown::new();
-    let (tx, rx) = mpsc::channel();
-    let stop = shutdown.clone();
-    thread::spawn(move || {
-        let _ = tx.send(udp_server::run(&config, &stop, &out));
-    });
-    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
-    let finish = move || {
-        shutdown.trigger();
-        rx.recv_timeout(WAIT).unwrap().unwrap()
-    };
-    (addr, finish)
+    server(udp_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        faults,
+        output,
+        ..Default::default()
+    })
 }
 
 fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSummary {
@@ -59,13 +45,13 @@ fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSum
 #[test]
 fn the_clients_lost_is_the_servers_dropped_and_the_seed_repeats_it() {
     let run = || {
-        let (addr, finish) = faulty_server(FaultConfig {
+        let server = faulty_server(FaultConfig {
             drop: 0.3,
             seed: 7,
             ..Default::default()
         });
-        let client = ping(addr, 200, Duration::from_millis(5));
-        let server = finish();
+        let client = ping(server.addr, 200, Duration::from_millis(5));
+        let server = server.stop();
         (
             client.sent,
             client.lost,
@@ -92,9 +78,9 @@ fn injected_duplicates_and_reordering_show_in_the_ping_summary() {
         seed: 3,
         ..Default::default()
     };
-    let (addr, finish) = faulty_server(faults);
-    let client = ping(addr, 100, Duration::from_millis(5));
-    let server = finish().faults.unwrap();
+    let server = faulty_server(faults);
+    let client = ping(server.addr, 100, Duration::from_millis(5));
+    let server = server.stop().faults.unwrap();
     assert!(server.duplicated > 5 && server.reordered > 5, "{server:?}");
     assert_eq!((client.received, client.lost), (100, 0));
     assert_eq!(client.duplicates, server.duplicated);
@@ -103,17 +89,17 @@ fn injected_duplicates_and_reordering_show_in_the_ping_summary() {
 
 #[test]
 fn a_delay_moves_the_round_trip_times_into_its_range() {
-    let (addr, finish) = faulty_server(FaultConfig::default());
-    let fast = ping(addr, 20, Duration::from_millis(10)).rtt.unwrap();
-    finish();
+    let server = faulty_server(FaultConfig::default());
+    let fast = ping(server.addr, 20, Duration::from_millis(10)).rtt.unwrap();
+    server.stop();
     let delay = Some((Duration::from_millis(50), Duration::from_millis(150)));
-    let (addr, finish) = faulty_server(FaultConfig {
+    let server = faulty_server(FaultConfig {
         delay,
         seed: 1,
         ..Default::default()
     });
-    let slow = ping(addr, 20, Duration::from_millis(10));
-    assert_eq!(finish().faults.unwrap().delayed, 20);
+    let slow = ping(server.addr, 20, Duration::from_millis(10));
+    assert_eq!(server.stop().faults.unwrap().delayed, 20);
     let slow_rtt = slow.rtt.unwrap();
     assert!(fast.p50 < 20.0, "{fast:?}");
     assert!(slow_rtt.min >= 50.0 && slow_rtt.max < 190.0, "{slow_rtt:?}");
@@ -123,7 +109,7 @@ fn a_delay_moves_the_round_trip_times_into_its_range() {
 
 #[test]
 fn retries_get_every_message_through_half_the_datagrams_lost() {
-    let (addr, finish) = faulty_server(FaultConfig {
+    let server = faulty_server(FaultConfig {
         drop: 0.5,
         seed: 12,
         ..Default::default()
@@ -131,7 +117,7 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
     let mut retries = Vec::new();
     for i in 0..10 {
         let config = udp_client::Config {
-            target: addr,
+            target: server.addr,
             message: Some(format!("message {i}").into_bytes()),
             // Long enough that a reply is never merely late on a busy machine: a late reply
             // would cause one resend too many and spoil the exact count below.
@@ -152,7 +138,7 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
             other => panic!("message {i} did not get through: {other:?}"),
         }
     }
-    let server = finish();
+    let server = server.stop();
     let dropped = server.faults.unwrap().dropped;
     let sends: u64 = retries.iter().map(|&r| u64::from(r) + 1).sum();
     assert_eq!(server.received, sends, "every send reached the server's socket");

@@ -12,14 +12,14 @@ use udp_client::Summary;
 use crate::WAIT;
 
 /// `udp_server::run` on a thread: its address, its output, and a way to stop it.
-struct Server {
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
     lines: Lines,
     shutdown: Shutdown,
     done: mpsc::Receiver<common::Result<udp_server::Summary>>,
 }
 
-fn server(config: udp_server::Config) -> Server {
+pub(crate) fn server(config: udp_server::Config) -> Server {
     let (out, lines) = testkit::capture(config.output);
     let shutdown = Shutdown::new();
     let (tx, done) = mpsc::channel();
@@ -37,7 +37,7 @@ fn server(config: udp_server::Config) -> Server {
 }
 
 impl Server {
-    fn stop(self) -> udp_server::Summary {
+    pub(crate) fn stop(self) -> udp_server::Summary {
         self.shutdown.trigger();
         self.done.recv_timeout(WAIT).unwrap().unwrap()
     }
