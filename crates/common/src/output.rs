@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -64,11 +65,11 @@ impl<'a> Datagram<'a> {
 pub struct Output {
     options: OutputOptions,
     inner: Arc<Mutex<Inner>>,
+    closed: Arc<AtomicBool>,
 }
 
 struct Inner {
     writer: Box<dyn Write + Send>,
-    closed: bool,
 }
 
 impl Output {
@@ -81,7 +82,8 @@ impl Output {
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
         Output {
             options,
-            inner: Arc::new(Mutex::new(Inner { writer, closed: false })),
+            inner: Arc::new(Mutex::new(Inner { writer })),
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -92,7 +94,8 @@ impl Output {
 
     /// Whether stdout was closed by the reader; the program should stop.
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        // An atomic, not the writer's lock: receive loops ask this for every datagram.
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// The first line of every receiving program: `listening on 127.0.0.1:8888`, with the
@@ -235,7 +238,7 @@ impl Output {
     /// datagram as it arrives.
     fn line(&self, text: &str) -> io::Result<()> {
         let mut inner = self.lock();
-        if inner.closed {
+        if self.is_closed() {
             return Ok(());
         }
         let mut buf = Vec::with_capacity(text.len() + 1);
@@ -245,7 +248,7 @@ impl Output {
         match result {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 log::debug!("stdout was closed; stopping");
-                inner.closed = true;
+                self.closed.store(true, Ordering::Relaxed);
                 Ok(())
             }
             other => other,

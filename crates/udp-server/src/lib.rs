@@ -296,6 +296,8 @@ pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
 struct Stats {
     summary: Summary,
     peers: HashSet<SocketAddr>,
+    /// The previous sender: a burst from one peer costs one comparison, not a hash each.
+    last_peer: Option<SocketAddr>,
 }
 
 impl Stats {
@@ -304,8 +306,11 @@ impl Stats {
         s.received += 1;
         s.bytes += len as u64;
         s.truncated += u64::from(truncated);
-        if self.peers.insert(peer) {
-            s.peers += 1;
+        if self.last_peer != Some(peer) {
+            self.last_peer = Some(peer);
+            if self.peers.insert(peer) {
+                s.peers += 1;
+            }
         }
     }
 }
