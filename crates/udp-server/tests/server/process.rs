@@ -149,8 +149,10 @@ fn a_closed_stdout_ends_the_server_quietly() {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         let _ = reader.read_line(&mut line);
+        // Close the read end of the pipe before handing the line over, so that every
+        // datagram the test sends afterwards meets a closed stdout.
+        drop(reader);
         let _ = tx.send(line);
-        // `reader` is dropped here: the read end of the pipe closes.
     });
     let first = rx.recv_timeout(WAIT).unwrap();
     let addr = testkit::listening_addr(first.trim_end()).unwrap();
