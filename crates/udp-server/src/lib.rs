@@ -19,6 +19,9 @@
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(target_os = "linux")]
+mod batch;
+
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -65,6 +68,8 @@ pub struct Config {
     pub faults: FaultConfig,
     /// SO_RCVBUF in bytes (`--recv-buffer`); the OS default when `None`.
     pub recv_buffer: Option<usize>,
+    /// Move up to this many datagrams per system call (`--batch`, Linux).
+    pub batch: Option<usize>,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             output: OutputOptions::default(),
             faults: FaultConfig::default(),
             recv_buffer: None,
+            batch: None,
         }
     }
 }
@@ -179,7 +185,14 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     let mut buf = vec![0u8; config.buffer_size + 1];
     let mut stats = Stats::default();
     let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
-    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| stats.summary.received < n) {
+    if let Some(n) = config.batch {
+        batched(&socket, n, config, shutdown, out, &mut stats)?;
+    }
+    while config.batch.is_none()
+        && !shutdown.is_triggered()
+        && !out.is_closed()
+        && config.count.is_none_or(|n| stats.summary.received < n)
+    {
         if let Some(faults) = &mut faults {
             // Datagrams leave the simulated network when due; the wait for the next
             // datagram is cut short so a delayed one is answered on time.
@@ -279,6 +292,33 @@ fn set_recv_buffer(socket: &Socket, bytes: usize) -> Result<()> {
     Ok(())
 }
 
+/// `--batch`: the same loop, N datagrams per system call (see the `batch` module).
+#[cfg(target_os = "linux")]
+fn batched(
+    socket: &UdpSocket,
+    n: usize,
+    config: &Config,
+    shutdown: &Shutdown,
+    out: &Output,
+    stats: &mut Stats,
+) -> Result<()> {
+    if config.faults.is_active() {
+        return Err(Error::Usage(
+            "--batch cannot be combined with --drop, --duplicate, --delay or --reorder".into(),
+        ));
+    }
+    if !(1..=batch::MAX_BATCH).contains(&n) {
+        return Err(Error::Usage(format!("--batch {n}: use 1 to {}", batch::MAX_BATCH)));
+    }
+    log::info!("batched: up to {n} datagrams per recvmmsg/sendmmsg call");
+    batch::serve(socket, n, config, shutdown, out, stats)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn batched(_: &UdpSocket, _: usize, _: &Config, _: &Shutdown, _: &Output, _: &mut Stats) -> Result<()> {
+    Err(Error::Usage("--batch needs Linux (recvmmsg/sendmmsg)".into()))
+}
+
 /// The reply to `request`, or `None` for no reply.
 ///
 /// A reply is never longer than its request: a UDP server that answers a small datagram
@@ -293,7 +333,7 @@ pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
 }
 
 #[derive(Default)]
-struct Stats {
+pub(crate) struct Stats {
     summary: Summary,
     peers: HashSet<SocketAddr>,
     /// The previous sender: a burst from one peer costs one comparison, not a hash each.
@@ -301,7 +341,7 @@ struct Stats {
 }
 
 impl Stats {
-    fn record(&mut self, peer: SocketAddr, len: usize, truncated: bool) {
+    pub(crate) fn record(&mut self, peer: SocketAddr, len: usize, truncated: bool) {
         let s = &mut self.summary;
         s.received += 1;
         s.bytes += len as u64;

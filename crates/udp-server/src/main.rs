@@ -28,6 +28,7 @@ const PROGRAM: &str = "udp-server";
   udp-server --buffer-size 1024           receive like the chapter's recvfrom(1024)
   udp-server --encoding gbk               show datagrams from a Chinese NetAssist
   udp-server --count 1                    stop after one datagram (for scripts)
+  udp-server --batch 64 -q                up to 64 datagrams per system call (Linux), for floods
   udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
   udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05   a bad network, on loopback"
 )]
@@ -51,6 +52,10 @@ struct Cli {
     /// Receive queue size in bytes (SO_RCVBUF); small values make the kernel drop datagrams.
     #[arg(long, value_name = "BYTES")]
     recv_buffer: Option<usize>,
+
+    /// Linux: move up to N datagrams per system call (recvmmsg/sendmmsg), for high rates.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: Option<u16>,
 
     #[command(flatten)]
     faults: common::cli::FaultArgs,
@@ -90,6 +95,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         output: cli.output.options(),
         faults: cli.faults.config(),
         recv_buffer: cli.recv_buffer,
+        batch: cli.batch.map(usize::from),
     })
 }
 

@@ -308,3 +308,79 @@ fn a_delay_never_stops_other_peers_being_served() {
     );
     assert_eq!(server.stop().faults.unwrap().delayed, 10);
 }
+
+#[test]
+fn batch_echoes_every_peer_its_own_bytes_and_reports_truncation() {
+    let server = Running::start(Config {
+        batch: Some(8),
+        buffer_size: 1024,
+        ..local()
+    });
+    let peers: Vec<UdpSocket> = (0..20).map(|_| client()).collect();
+    for round in 0..3 {
+        for (i, peer) in peers.iter().enumerate() {
+            peer.send_to(format!("round {round} peer {i}").as_bytes(), server.addr)
+                .unwrap();
+        }
+    }
+    for round in 0..3 {
+        for (i, peer) in peers.iter().enumerate() {
+            let (data, from) = testkit::recv(peer).unwrap();
+            assert_eq!(
+                (data, from),
+                (format!("round {round} peer {i}").into_bytes(), server.addr)
+            );
+        }
+    }
+    let long = vec![b'z'; 3000];
+    peers[0].send_to(&long, server.addr).unwrap();
+    assert_eq!(testkit::recv(&peers[0]).unwrap().0, &long[..1024]);
+    let truncated = server.lines.find(WAIT, |l| l.contains("(truncated)")).unwrap();
+    assert!(truncated.contains("  1024 B (truncated)  zzz"), "{truncated}");
+    let summary = server.stop();
+    assert_eq!(
+        (summary.received, summary.replied, summary.peers, summary.truncated),
+        (61, 61, 20, 1)
+    );
+}
+
+#[test]
+fn batch_stops_at_the_count_and_on_request() {
+    let server = Running::start(Config {
+        batch: Some(64),
+        count: Some(5),
+        ..local()
+    });
+    let peer = client();
+    for i in 0..5 {
+        peer.send_to(format!("{i}").as_bytes(), server.addr).unwrap();
+    }
+    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((summary.received, summary.replied), (5, 5));
+
+    let idle = Running::start(Config {
+        batch: Some(64),
+        ..local()
+    });
+    let asked = Instant::now();
+    idle.shutdown.trigger();
+    idle.done.recv_timeout(WAIT).unwrap().unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(250), "{:?}", asked.elapsed());
+}
+
+#[test]
+fn batch_and_fault_injection_do_not_mix() {
+    let faults = common::faults::FaultConfig {
+        drop: 0.5,
+        ..Default::default()
+    };
+    let config = Config {
+        batch: Some(8),
+        faults,
+        ..local()
+    };
+    let (out, _lines) = testkit::capture(OutputOptions::default());
+    let err = udp_server::run(&config, &Shutdown::new(), &out).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("--batch cannot be combined"), "{err}");
+}
