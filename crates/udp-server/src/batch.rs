@@ -45,20 +45,27 @@ pub(crate) fn serve(
     let mut reply_iovs: Vec<libc::iovec> = (0..batch).map(|_| unsafe { zeroed() }).collect();
     let mut replies: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { zeroed() }).collect();
 
+    // The receive headers are built once; the kernel changes only msg_len, msg_namelen and
+    // msg_flags, which are reset before each call.
+    let base = bufs.as_mut_ptr();
+    for i in 0..batch {
+        // SAFETY: i * slot + slot <= bufs.len(), so the pointer stays inside `bufs`.
+        iovs[i] = libc::iovec {
+            iov_base: unsafe { base.add(i * slot) }.cast(),
+            iov_len: slot,
+        };
+        msgs[i] = header(&mut addrs[i], size_of_storage(), &mut iovs[i]);
+    }
+
     while !shutdown.is_triggered() && !out.is_closed() {
         let want = match config.count {
             Some(n) if stats.summary.received >= n => break,
             Some(n) => batch.min((n - stats.summary.received) as usize),
             None => batch,
         };
-        let base = bufs.as_mut_ptr();
-        for i in 0..want {
-            // SAFETY: i * slot + slot <= bufs.len(), so the pointer stays inside `bufs`.
-            iovs[i] = libc::iovec {
-                iov_base: unsafe { base.add(i * slot) }.cast(),
-                iov_len: slot,
-            };
-            msgs[i] = header(&mut addrs[i], size_of_storage(), &mut iovs[i]);
+        for m in &mut msgs[..want] {
+            m.msg_hdr.msg_namelen = size_of_storage();
+            m.msg_hdr.msg_flags = 0;
         }
         // Wait for the first datagram (up to the socket's read timeout), then take whatever
         // else is already queued: MSG_WAITFORONE.
@@ -79,7 +86,9 @@ pub(crate) fn serve(
             let Some(peer) = socket_addr(&addrs[i]) else { continue };
             let len = (msgs[i].msg_len as usize).min(slot);
             let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            let data = &bufs[i * slot..i * slot + len];
+            // SAFETY: the kernel wrote `len` (<= slot) bytes at this slot of `bufs`, which no
+            // Rust reference borrows; reading them through the pointer the kernel used is sound.
+            let data = unsafe { std::slice::from_raw_parts(base.add(i * slot).cast_const(), len) };
             stats.record(peer, len, truncated);
             out.received(&Datagram {
                 truncated,

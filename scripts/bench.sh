@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Performance on loopback, as ratios inside one run (this machine is shared and noisy):
+# udp-server (default and --batch) against the chapter's Python server and socat (when
+# installed), each measured with udp-client's own ping and flood modes; then udp-client's
+# flood against the C load tool of ../shared/bench (when gcc and that folder are there).
+# Every run is bounded by a count and a timeout; servers are stopped by PID.
+#   scripts/bench.sh            (FLOOD_N=200000 PING_N=2000 to change the sizes)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+rel=$root/target/release
+flood_n=${FLOOD_N:-200000} ping_n=${PING_N:-2000}
+ticks=$(getconf CLK_TCK)
+
+# ready PORT: waits (5 s at most) until something on 127.0.0.1:PORT echoes a probe.
+ready() {
+    local i
+    for i in $(seq 50); do
+        timeout 5 "$rel/udp-client" "$1" probe --timeout 100ms -q >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+json() { grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure NAME FLOOD_COUNT CMD… ({port} in CMD): one row of the table.
+measure() {
+    local name=$1 n=$2; shift 2
+    local port; port=$(free_port)
+    local cmd=("${@//\{port\}/$port}")
+    start "$name" timeout 300 "${cmd[@]}"
+    local pid=${pids[-1]}
+    ready "$port" || { echo "$name: not ready, skipped"; kill "$pid" 2>/dev/null || true; return; }
+    local ping flood before after
+    ping=$(timeout 60 "$rel/udp-client" "$port" -n "$ping_n" -i 1ms -q --json 2>/dev/null | tail -1)
+    before=$(cpu_ticks "$pid")
+    flood=$(timeout 120 "$rel/udp-client" "$port" -n "$n" -i 0 -w 64 -q --json 2>/dev/null | tail -1)
+    after=$(cpu_ticks "$pid")
+    local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    kill "$pid" 2>/dev/null || true
+    local received; received=$(json received "$flood")
+    local us="-"
+    [ "${received:-0}" -gt 0 ] && us=$(awk -v t=$((after - before)) -v hz="$ticks" -v r="$received" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
+    rows+=("$name $(json p50 "$ping") $(json rate_per_s "$flood") $us $(json loss_percent "$flood") $rss")
+}
+
+rows=()
+echo "bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r); ping $ping_n at 1 ms, flood $flood_n with 64 in flight, 64-byte datagrams"
+measure udp-server "$flood_n" "$rel/udp-server" --bind "127.0.0.1:{port}" -q
+measure udp-server-batch "$flood_n" "$rel/udp-server" --bind "127.0.0.1:{port}" -q --batch 64
+measure python-chapter "$flood_n" python3 "$root/scripts/peers/chapter_server.py" "{port}" 0
+if command -v socat >/dev/null 2>&1; then
+    measure socat-fork 5000 socat "UDP4-RECVFROM:{port},bind=127.0.0.1,fork" PIPE
+else
+    echo "bench: socat not installed, skipped"
+fi
+
+printf '%-18s %12s %6s %12s %6s %12s %6s %7s %9s\n' server "ping p50 ms" x "flood/s" x "cpu us/reply" x "loss %" "RSS kB"
+read -r _ base_p50 base_rate base_us _ _ <<<"${rows[0]}"
+for row in "${rows[@]}"; do
+    read -r name p50 rate us loss rss <<<"$row"
+    awk -v n="$name" -v p="$p50" -v bp="$base_p50" -v r="$rate" -v br="$base_rate" -v u="$us" -v bu="$base_us" -v l="$loss" -v m="$rss" \
+        'function x(a, b) { return (a == "-" || b == "-" || b == 0) ? "-" : sprintf("x%.2f", a / b) }
+         BEGIN { printf "%-18s %12.3f %6s %12d %6s %12s %6s %7s %9s\n", n, p, x(p, bp), r, x(r, br), u, x(u, bu), l, m }'
+done
+
+# udp-client as a load tool: its flood against the C echo loop, next to the C load client's.
+bench=${BENCH_DIR:-$root/../shared/bench}
+if command -v gcc >/dev/null 2>&1 && [ -f "$bench/peers/udp_load.c" ]; then
+    gcc -O2 -o "$work/udp_load" "$bench/peers/udp_load.c" && gcc -O2 -o "$work/echo_block" "$bench/peers/echo_block.c"
+    port=$(free_port)
+    start c-echo "$work/echo_block" "$port"
+    ready "$port"
+    c_rate=$(timeout 30 "$work/udp_load" flood -p "$port" -m 64 -t 2 -W 64 | grep -o ' rate=[0-9]*' | cut -d= -f2)
+    ours=$(timeout 60 "$rel/udp-client" "$port" -n "$flood_n" -i 0 -w 64 -q --json 2>/dev/null | tail -1)
+    awk -v c="$c_rate" -v r="$(json rate_per_s "$ours")" -v l="$(json lost "$ours")" \
+        'BEGIN { printf "load client vs the C echo loop: udp_load %d/s, udp-client %d/s (x%.2f), udp-client lost %d\n", c, r, r / c, l }'
+else
+    echo "bench: gcc or $bench missing: the load-client comparison is skipped"
+fi
+
+# An idle server must cost next to nothing: CPU over 10 s with no traffic, and its memory.
+start idle timeout 60 "$rel/udp-server" --bind 127.0.0.1:0 -q
+listening idle >/dev/null
+pid=${pids[-1]}
+before=$(cpu_ticks "$pid")
+sleep 10
+after=$(cpu_ticks "$pid")
+awk -v t=$((after - before)) -v hz="$ticks" -v m="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" \
+    'BEGIN { printf "idle udp-server: %.2f%% of a core over 10 s, peak RSS %d kB\n", t / hz / 10 * 100, m }'
