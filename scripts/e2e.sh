@@ -40,6 +40,7 @@ echo "== our client and our server"
 start echo "$server" --bind 127.0.0.1:0
 addr=$(listening echo)
 check "one-shot echo" "$addr  5 B  hello" "$(timeout 10 "$client" "$addr" hello 2>/dev/null)"
+wait_for_text "$work/echo.out" "  5 B  hello" || true
 check "the server printed it" "  5 B  hello" "$(cat "$work/echo.out")"
 check "ping: 5 of 5" "5 sent, 5 received, 0.0% loss" "$(timeout 10 "$client" "$addr" -n 5 -i 20ms 2>&1)"
 check "flood: 5000 echoed" '"received":5000' "$(timeout 20 "$client" "$addr" -n 5000 -i 0 --json 2>/dev/null)"

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -70,21 +71,81 @@ pub struct Output {
 
 struct Inner {
     writer: Box<dyn Write + Send>,
+    /// Flush after every line (a terminal, a test); otherwise a background thread does.
+    line_flush: bool,
+    /// Lines written since the last flush.
+    pending: bool,
 }
 
+/// The longest a line waits in the buffer when stdout is a pipe or a file.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
 impl Output {
-    /// Output to the process's stdout.
+    /// Output to the process's stdout: each line at once on a terminal; into a buffer that
+    /// reaches a pipe or file every [`FLUSH_INTERVAL`] otherwise, so that printing costs no
+    /// system call per datagram under load. The `listening` line and the summary are
+    /// flushed at once.
     pub fn stdout(options: OutputOptions) -> Self {
-        Self::new(Box::new(io::stdout()), options)
+        use std::io::IsTerminal;
+        let stdout = io::stdout();
+        if !stdout.is_terminal() {
+            // std's Stdout flushes at every newline; a duplicate of fd 1 in a BufWriter does not.
+            #[cfg(unix)]
+            if let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() {
+                return Self::buffered(Box::new(std::fs::File::from(fd)), options);
+            }
+        }
+        Self::new(Box::new(stdout), options)
     }
 
-    /// Output to any writer (tests pass a channel; see [`crate::testkit::capture`]).
+    /// Output to any writer, each line flushed at once (tests pass a channel; see
+    /// [`crate::testkit::capture`]).
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
         Output {
             options,
-            inner: Arc::new(Mutex::new(Inner { writer })),
+            inner: Arc::new(Mutex::new(Inner {
+                writer,
+                line_flush: true,
+                pending: false,
+            })),
             closed: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Output to `writer` through a buffer, flushed by a background thread every
+    /// [`FLUSH_INTERVAL`], and when the output is dropped.
+    pub fn buffered(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
+        let writer = Box::new(io::BufWriter::with_capacity(64 * 1024, writer));
+        let out = Output {
+            options,
+            inner: Arc::new(Mutex::new(Inner {
+                writer,
+                line_flush: false,
+                pending: false,
+            })),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        // The thread holds a weak reference: once every clone of the output is gone, it ends.
+        let weak = WeakOutput {
+            inner: Arc::downgrade(&out.inner),
+            closed: Arc::downgrade(&out.closed),
+        };
+        thread::spawn(move || {
+            loop {
+                thread::sleep(FLUSH_INTERVAL);
+                let Some((inner, closed)) = weak.upgrade() else { return };
+                let _ = flush_inner(&mut lock(&inner), &closed);
+            }
+        });
+        out
+    }
+
+    /// Writes out what is buffered.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn flush(&self) -> io::Result<()> {
+        flush_inner(&mut self.lock(), &self.closed)
     }
 
     /// The options this output was made with.
@@ -109,6 +170,7 @@ impl Output {
         } else {
             self.line(&format!("listening on {addr}"))
         }
+        .and_then(|()| self.flush())
     }
 
     /// A datagram that arrived (`"event":"recv"`). Nothing with `-q`.
@@ -174,7 +236,7 @@ impl Output {
             self.json_line(fields)
                 .map_err(|e| crate::Error::io("cannot write to stdout", &e))?;
         }
-        Ok(())
+        self.flush().map_err(|e| crate::Error::io("cannot write to stdout", &e))
     }
 
     fn datagram(&self, event: &str, d: &Datagram<'_>) -> io::Result<()> {
@@ -234,8 +296,8 @@ impl Output {
         self.line(&value.to_string())
     }
 
-    /// Writes one whole line and flushes it, so a reader (a script, `tail -f`) sees each
-    /// datagram as it arrives.
+    /// Writes one whole line, so lines from two threads never interleave; flushed at once
+    /// on a terminal, within [`FLUSH_INTERVAL`] otherwise.
     fn line(&self, text: &str) -> io::Result<()> {
         let mut inner = self.lock();
         if self.is_closed() {
@@ -244,20 +306,63 @@ impl Output {
         let mut buf = Vec::with_capacity(text.len() + 1);
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'\n');
-        let result = inner.writer.write_all(&buf).and_then(|()| inner.writer.flush());
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                log::debug!("stdout was closed; stopping");
-                self.closed.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            other => other,
-        }
+        let written = inner.writer.write_all(&buf);
+        inner.pending = true;
+        let result = if inner.line_flush {
+            written.and_then(|()| flush_inner(&mut inner, &self.closed))
+        } else {
+            written
+        };
+        closed_is_fine(result, &self.closed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while printing cannot leave the writer half-valid, so a poisoned lock is fine.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner)
+    }
+}
+
+impl Drop for Output {
+    /// Whatever is buffered goes out when the output is dropped, at the latest.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// What the flushing thread holds: it must not keep the output alive.
+struct WeakOutput {
+    inner: std::sync::Weak<Mutex<Inner>>,
+    closed: std::sync::Weak<AtomicBool>,
+}
+
+impl WeakOutput {
+    fn upgrade(&self) -> Option<(Arc<Mutex<Inner>>, Arc<AtomicBool>)> {
+        Some((self.inner.upgrade()?, self.closed.upgrade()?))
+    }
+}
+
+fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    // A panic while printing cannot leave the writer half-valid, so a poisoned lock is fine.
+    inner.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn flush_inner(inner: &mut Inner, closed: &AtomicBool) -> io::Result<()> {
+    if !inner.pending {
+        return Ok(());
+    }
+    inner.pending = false;
+    closed_is_fine(inner.writer.flush(), closed)
+}
+
+/// A closed pipe (`udp-server | head -1`) is not an error: the output marks itself closed
+/// and the program stops quietly.
+fn closed_is_fine(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            log::debug!("stdout was closed; stopping");
+            closed.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -357,6 +462,22 @@ mod tests {
         let (clock, rest) = line.split_once("  ").unwrap();
         assert_eq!(clock.len(), "08:15:07.123".len(), "{line}");
         assert_eq!(rest, "127.0.0.1:54321  1 B  x");
+    }
+
+    #[test]
+    fn buffered_output_arrives_within_the_flush_interval_and_on_drop() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = crate::testkit::LineSender::new(tx);
+        let out = Output::buffered(Box::new(writer), OutputOptions::default());
+        out.received(&Datagram::new(peer(), b"soon")).unwrap();
+        let line = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(line, "127.0.0.1:54321  4 B  soon");
+        out.received(&Datagram::new(peer(), b"last")).unwrap();
+        drop(out);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(2)).unwrap(),
+            "127.0.0.1:54321  4 B  last"
+        );
     }
 
     #[test]

@@ -76,9 +76,20 @@ pub fn capture(options: OutputOptions) -> (Output, Lines) {
     )
 }
 
-struct LineSender {
+/// A writer that sends each complete line over a channel.
+pub struct LineSender {
     tx: Sender<String>,
     partial: Vec<u8>,
+}
+
+impl LineSender {
+    /// Lines written to it arrive on `tx`'s receiver.
+    pub fn new(tx: Sender<String>) -> Self {
+        LineSender {
+            tx,
+            partial: Vec::new(),
+        }
+    }
 }
 
 impl Write for LineSender {
