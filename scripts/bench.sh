@@ -40,14 +40,20 @@ measure() {
     flood=$(timeout 120 "$rel/udp-client" "$port" -n "$n" -i 0 -w 64 -q --json 2>/dev/null | tail -1)
     after=$(cpu_ticks "$pid")
     local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-    kill "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    # Our server's summary says what reached it: one probe, the pings and the flood.
+    local got; got=$(grep -o 'received [0-9]* datagrams' "$work/$name.err" | cut -d' ' -f2 || true)
+    if [ -n "$got" ]; then
+        checks+=("$name: received $got of the $((1 + ping_n + n)) datagrams sent (probe, pings, flood); the client lost $(json lost "$ping") + $(json lost "$flood")")
+    fi
     local received; received=$(json received "$flood")
     local us="-"
     [ "${received:-0}" -gt 0 ] && us=$(awk -v t=$((after - before)) -v hz="$ticks" -v r="$received" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
     rows+=("$name $(json p50 "$ping") $(json rate_per_s "$flood") $us $(json loss_percent "$flood") $rss")
 }
 
-rows=()
+rows=() checks=()
 echo "bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r); ping $ping_n at 1 ms, flood $flood_n with 64 in flight, 64-byte datagrams"
 measure udp-server "$flood_n" "$rel/udp-server" --bind "127.0.0.1:{port}" -q
 measure udp-server-batch "$flood_n" "$rel/udp-server" --bind "127.0.0.1:{port}" -q --batch 64
@@ -66,6 +72,8 @@ for row in "${rows[@]}"; do
         'function x(a, b) { return (a == "-" || b == "-" || b == 0) ? "-" : sprintf("x%.2f", a / b) }
          BEGIN { printf "%-18s %12.3f %6s %12d %6s %12s %6s %7s %9s\n", n, p, x(p, bp), r, x(r, br), u, x(u, bu), l, m }'
 done
+
+printf '%s\n' "${checks[@]}"
 
 # udp-client as a load tool: its flood against the C echo loop, next to the C load client's.
 bench=${BENCH_DIR:-$root/../shared/bench}

@@ -77,14 +77,22 @@ impl Encoding {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `b` as two lower-case hex digits (a table, not `write!`: printing runs per byte).
+fn push_hex(out: &mut String, b: u8) {
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0x0f)]));
+}
+
 /// Bytes as space-separated lower-case hex pairs: `48 65 6c`.
 pub fn to_hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        let _ = write!(out, "{b:02x}");
+        push_hex(&mut out, b);
     }
     out
 }
@@ -120,8 +128,9 @@ fn render_utf8(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         push_escaped(&mut out, chunk.valid());
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
+        for &b in chunk.invalid() {
+            out.push_str("\\x");
+            push_hex(&mut out, b);
         }
     }
     out
@@ -184,7 +193,8 @@ fn push_escaped(out: &mut String, text: &str) {
             '\t' => out.push_str("\\t"),
             '\\' => out.push_str("\\\\"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+                out.push_str("\\x");
+                push_hex(out, c as u8);
             }
             // Other control and formatting characters (C1 controls, line and paragraph
             // separators, bidi overrides) could break the line or reorder it on screen.
