@@ -288,6 +288,13 @@ impl Faults {
         }
     }
 
+    /// How long a receive may wait so that the next delivery is on time: until it falls
+    /// due, at least 100 µs and at most `poll`.
+    pub fn read_timeout(&self, now: Instant, poll: Duration) -> Duration {
+        let wait = self.next_due().map_or(poll, |due| due.saturating_duration_since(now));
+        wait.clamp(Duration::from_micros(100), poll)
+    }
+
     fn release(&mut self, held: Held, note: Option<&'static str>) {
         for (i, mut copy) in held.copies.into_iter().enumerate() {
             if i == 0 && note.is_some() {

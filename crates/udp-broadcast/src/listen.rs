@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::faults::{FaultConfig, FaultCounts, Faults};
 use common::output::{Datagram, Output, OutputOptions};
@@ -151,11 +151,8 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
             for d in faults.take_due(now) {
                 heard.handle(&d.data, d.peer, d.note)?;
             }
-            let wait = faults
-                .next_due()
-                .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now));
             socket
-                .set_read_timeout(Some(wait.clamp(Duration::from_micros(100), POLL_INTERVAL)))
+                .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
         let (len, peer) = match socket.recv_from(&mut buf) {

@@ -24,7 +24,7 @@ mod batch;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::faults::{FaultConfig, FaultCounts, Faults};
 use common::output::{Datagram, Output, OutputOptions};
@@ -200,11 +200,8 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
             for d in faults.take_due(now) {
                 answer(&socket, config, out, &mut stats, &d.data, d.peer, false, d.note)?;
             }
-            let wait = faults
-                .next_due()
-                .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now));
             socket
-                .set_read_timeout(Some(wait.clamp(Duration::from_micros(100), POLL_INTERVAL)))
+                .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
         let (len, peer) = match socket.recv_from(&mut buf) {
