@@ -90,11 +90,17 @@ pub(crate) fn serve(
             // Rust reference borrows; reading them through the pointer the kernel used is sound.
             let data = unsafe { std::slice::from_raw_parts(base.add(i * slot).cast_const(), len) };
             stats.record(peer, len, truncated);
+            let refused = stats.refuse(peer);
+            let note = refused.map(|_| "refused: not answered");
             out.received(&Datagram {
                 truncated,
+                note,
                 ..Datagram::new(peer, data)
             })
             .map_err(Error::stdout)?;
+            if refused.is_some() {
+                continue;
+            }
             if let Some(reply) = reply_for(&config.reply, data) {
                 // The kernel only reads a reply, so a pointer cast to *mut is sound.
                 reply_iovs[answers] = libc::iovec {

@@ -102,6 +102,8 @@ pub struct Summary {
     pub peers: u64,
     /// Datagrams longer than the buffer, cut.
     pub truncated: u64,
+    /// Datagrams not answered for safety (see [`refusal`]).
+    pub refused: u64,
     /// What the injected faults did, when any were asked for.
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
@@ -113,7 +115,7 @@ impl Summary {
     pub fn to_json(&self) -> serde_json::Value {
         let mut obj = json!({
             "received": self.received, "bytes": self.bytes, "replied": self.replied,
-            "peers": self.peers, "truncated": self.truncated,
+            "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
         });
         if let Some(f) = self.faults {
             f.add_to(&mut obj);
@@ -128,6 +130,9 @@ impl Summary {
             "udp-server: received {} datagrams ({} B) from {} peers, replied {}, truncated {}",
             self.received, self.bytes, self.peers, self.replied, self.truncated
         );
+        if self.refused > 0 {
+            text += &format!(", refused {} (loop protection)", self.refused);
+        }
         if let Some(f) = self.faults {
             text += &f.to_text();
         }
@@ -183,7 +188,10 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // One extra byte of buffer tells a datagram that fits exactly from one that was cut:
     // like Python's recvfrom, std's recv_from drops the rest of a long datagram silently.
     let mut buf = vec![0u8; config.buffer_size + 1];
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        local: Some(local),
+        ..Stats::default()
+    };
     let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
     if let Some(n) = config.batch {
         batched(&socket, n, config, shutdown, out, &mut stats)?;
@@ -261,12 +269,17 @@ fn answer(
     truncated: bool,
     note: Option<&str>,
 ) -> Result<()> {
+    let refused = stats.refuse(peer);
+    let note = refused.map(|_| "refused: not answered").or(note);
     out.received(&Datagram {
         truncated,
         note,
         ..Datagram::new(peer, data)
     })
     .map_err(Error::stdout)?;
+    if refused.is_some() {
+        return Ok(());
+    }
     if let Some(reply) = reply_for(&config.reply, data) {
         match socket.send_to(reply, peer) {
             Ok(_) => stats.summary.replied += 1,
@@ -316,6 +329,27 @@ fn batched(_: &UdpSocket, _: usize, _: &Config, _: &Shutdown, _: &Output, _: &mu
     Err(Error::Usage("--batch needs Linux (recvmmsg/sendmmsg)".into()))
 }
 
+/// Why a datagram from `peer` must not be answered, if it must not.
+///
+/// An echo server that answers another echo server, a chargen server (CVE-1999-0103) or
+/// itself starts a loop that never ends, and an attacker needs only one forged datagram to
+/// start it. So no reply goes to source port 0 (not a real sender), to the well-known ports
+/// below 1024 (echo 7, chargen 19, DNS 53…: servers, not clients), or to this server's own
+/// address.
+pub fn refusal(peer: SocketAddr, local: SocketAddr) -> Option<&'static str> {
+    if peer.port() == 0 {
+        return Some("source port 0 is not a real sender");
+    }
+    if peer.port() < 1024 {
+        return Some("a well-known source port (a service such as echo or chargen could loop with us)");
+    }
+    let own_ip = peer.ip() == local.ip() || (local.ip().is_unspecified() && peer.ip().is_loopback());
+    if peer.port() == local.port() && own_ip {
+        return Some("it comes from this server's own address (a reply would loop forever)");
+    }
+    None
+}
+
 /// The reply to `request`, or `None` for no reply.
 ///
 /// A reply is never longer than its request: a UDP server that answers a small datagram
@@ -335,9 +369,27 @@ pub(crate) struct Stats {
     peers: HashSet<SocketAddr>,
     /// The previous sender: a burst from one peer costs one comparison, not a hash each.
     last_peer: Option<SocketAddr>,
+    /// The server's own address, for [`refusal`].
+    local: Option<SocketAddr>,
+    /// Sources already warned about, so a flood of refused datagrams is one warning each.
+    warned: HashSet<SocketAddr>,
 }
 
+/// Sources remembered for "warned once"; past this many, new ones are not warned about.
+const MAX_WARNED: usize = 1024;
+
 impl Stats {
+    /// Whether a datagram from `peer` must go unanswered, counting and warning (once per
+    /// source) if so.
+    pub(crate) fn refuse(&mut self, peer: SocketAddr) -> Option<&'static str> {
+        let why = refusal(peer, self.local?)?;
+        self.summary.refused += 1;
+        if self.warned.len() < MAX_WARNED && self.warned.insert(peer) {
+            log::warn!("not answering {peer}: {why}");
+        }
+        Some(why)
+    }
+
     pub(crate) fn record(&mut self, peer: SocketAddr, len: usize, truncated: bool) {
         let s = &mut self.summary;
         s.received += 1;
@@ -388,4 +440,32 @@ fn bind_error(addr: SocketAddr, err: &std::io::Error) -> Error {
         _ => String::new(),
     };
     Error::Runtime(format!("cannot bind {addr}: {}{hint}", common::error::describe(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_are_refused_and_clients_are_not() {
+        let local: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        for peer in [
+            "127.0.0.1:0",
+            "127.0.0.1:7",
+            "127.0.0.1:19",
+            "10.0.0.1:1023",
+            "127.0.0.1:8888",
+        ] {
+            assert!(refusal(peer.parse().unwrap(), local).is_some(), "{peer}");
+        }
+        for peer in ["127.0.0.1:1024", "127.0.0.1:54321", "10.0.0.1:8888", "127.0.0.2:8888"] {
+            assert_eq!(refusal(peer.parse().unwrap(), local), None, "{peer}");
+        }
+        let any: SocketAddr = "0.0.0.0:8888".parse().unwrap();
+        assert!(
+            refusal("127.0.0.1:8888".parse().unwrap(), any).is_some(),
+            "own port on loopback"
+        );
+        assert_eq!(refusal("10.0.0.1:8888".parse().unwrap(), any), None);
+    }
 }

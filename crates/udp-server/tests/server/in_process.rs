@@ -384,3 +384,60 @@ fn batch_and_fault_injection_do_not_mix() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("--batch cannot be combined"), "{err}");
 }
+
+#[test]
+fn no_reply_is_longer_than_its_request_and_each_request_gets_one() {
+    let fixed = vec![b'R'; 100];
+    for reply in [Reply::Echo, Reply::Text(fixed.clone())] {
+        let server = Running::start(Config {
+            reply: reply.clone(),
+            ..local()
+        });
+        let peer = client();
+        for len in [0usize, 1, 1472, common::MAX_UDP_PAYLOAD_V4] {
+            let request = vec![b'q'; len];
+            peer.send_to(&request, server.addr).unwrap();
+            let (answer, _) = testkit::recv(&peer).unwrap();
+            assert!(
+                answer.len() <= len,
+                "{reply:?}: {} bytes for a {len}-byte request",
+                answer.len()
+            );
+            let expected = match &reply {
+                Reply::Text(text) => &text[..len.min(text.len())],
+                _ => &request[..],
+            };
+            assert_eq!(answer, expected);
+        }
+        // Exactly one reply each: nothing more is waiting.
+        peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        assert!(testkit::recv(&peer).is_err(), "{reply:?}: a second reply");
+        assert_eq!(server.stop().replied, 4);
+    }
+}
+
+#[test]
+fn well_known_source_ports_get_no_reply_and_are_counted() {
+    let server = Running::start(local());
+    let mut refused = 0;
+    for port in [7u16, 19, 1023] {
+        // Binding a port below 1024 needs root (CAP_NET_BIND_SERVICE); CI runs as root.
+        let peer = match UdpSocket::bind(("127.0.0.1", port)) {
+            Ok(peer) => peer,
+            Err(e) => {
+                eprintln!("skipped port {port}: cannot bind it here ({e}); run as root to test it");
+                continue;
+            }
+        };
+        peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        peer.send_to(b"loop?", server.addr).unwrap();
+        assert!(testkit::recv(&peer).is_err(), "port {port} got a reply");
+        refused += 1;
+    }
+    // An ordinary client is still answered.
+    let ok = client();
+    ok.send_to(b"fine", server.addr).unwrap();
+    assert_eq!(testkit::recv(&ok).unwrap().0, b"fine");
+    let summary = server.stop();
+    assert_eq!((summary.refused, summary.replied), (refused, 1));
+}
