@@ -92,7 +92,10 @@ impl Output {
             // std's Stdout flushes at every newline; a duplicate of fd 1 in a BufWriter does not.
             #[cfg(unix)]
             if let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() {
-                return Self::buffered(Box::new(std::fs::File::from(fd)), options);
+                let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                let out = Self::buffered(Box::new(std::fs::File::from(fd)), options);
+                out.watch_reader(raw);
+                return out;
             }
         }
         Self::new(Box::new(stdout), options)
@@ -138,6 +141,28 @@ impl Output {
             }
         });
         out
+    }
+
+    /// Notices when the reader of a pipe on `fd` goes away (`udp-server | head -1`) even if
+    /// nothing is printed, so an idle program stops then instead of at its next datagram.
+    #[cfg(unix)]
+    fn watch_reader(&self, fd: std::os::fd::RawFd) {
+        let weak = WeakOutput {
+            inner: Arc::downgrade(&self.inner),
+            closed: Arc::downgrade(&self.closed),
+        };
+        thread::spawn(move || {
+            loop {
+                thread::sleep(FLUSH_INTERVAL);
+                // While the output lives, its writer (and so `fd`) is open.
+                let Some((_inner, closed)) = weak.upgrade() else { return };
+                if reader_gone(fd) {
+                    log::debug!("stdout was closed; stopping");
+                    closed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        });
     }
 
     /// Writes out what is buffered.
@@ -343,6 +368,20 @@ impl WeakOutput {
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
     // A panic while printing cannot leave the writer half-valid, so a poisoned lock is fine.
     inner.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether the read end of the pipe on `fd` is closed: poll reports POLLERR for it. A
+/// file or /dev/null never reports it.
+#[cfg(unix)]
+fn reader_gone(fd: std::os::fd::RawFd) -> bool {
+    let mut probe = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd and a zero timeout: poll reads and writes only `probe`.
+    let ready = unsafe { libc::poll(&mut probe, 1, 0) };
+    ready > 0 && probe.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 fn flush_inner(inner: &mut Inner, closed: &AtomicBool) -> io::Result<()> {

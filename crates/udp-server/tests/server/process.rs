@@ -314,3 +314,31 @@ fn faults_are_counted_and_repeat_for_the_same_seed() {
     assert_eq!(summary["replied"].as_u64().unwrap(), 100 - dropped + duplicated);
     assert_eq!(run(), (echoes, summary), "the same seed, the same faults");
 }
+
+#[test]
+fn a_closed_stdout_ends_an_idle_server_too() {
+    // As `udp-server | head -1` with no traffic at all: the server must not wait for a
+    // datagram to find out that nobody reads its output any more.
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        drop(reader);
+        let _ = tx.send(line);
+    });
+    assert!(rx.recv_timeout(WAIT).unwrap().starts_with("listening on "));
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = done_rx.recv_timeout(WAIT).expect("the server stops by itself").unwrap();
+    assert_eq!(status.code(), Some(0));
+}
