@@ -93,9 +93,7 @@ impl Output {
             #[cfg(unix)]
             if let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() {
                 let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-                let out = Self::buffered(Box::new(std::fs::File::from(fd)), options);
-                out.watch_reader(raw);
-                return out;
+                return Self::buffered_watching(Box::new(std::fs::File::from(fd)), options, Some(raw));
             }
         }
         Self::new(Box::new(stdout), options)
@@ -118,6 +116,13 @@ impl Output {
     /// Output to `writer` through a buffer, flushed by a background thread every
     /// [`FLUSH_INTERVAL`], and when the output is dropped.
     pub fn buffered(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
+        Self::buffered_watching(writer, options, None)
+    }
+
+    /// [`Output::buffered`], and with `reader` (the raw fd of a pipe) the same thread also
+    /// notices when the pipe's reader goes away (`udp-server | head -1`) even if nothing is
+    /// printed, so an idle program stops then instead of at its next datagram.
+    fn buffered_watching(writer: Box<dyn Write + Send>, options: OutputOptions, reader: Option<i32>) -> Self {
         let writer = Box::new(io::BufWriter::with_capacity(64 * 1024, writer));
         let out = Output {
             options,
@@ -136,33 +141,17 @@ impl Output {
         thread::spawn(move || {
             loop {
                 thread::sleep(FLUSH_INTERVAL);
+                // While the output lives, its writer (and so `reader`) is open.
                 let Some((inner, closed)) = weak.upgrade() else { return };
                 let _ = flush_inner(&mut lock(&inner), &closed);
-            }
-        });
-        out
-    }
-
-    /// Notices when the reader of a pipe on `fd` goes away (`udp-server | head -1`) even if
-    /// nothing is printed, so an idle program stops then instead of at its next datagram.
-    #[cfg(unix)]
-    fn watch_reader(&self, fd: std::os::fd::RawFd) {
-        let weak = WeakOutput {
-            inner: Arc::downgrade(&self.inner),
-            closed: Arc::downgrade(&self.closed),
-        };
-        thread::spawn(move || {
-            loop {
-                thread::sleep(FLUSH_INTERVAL);
-                // While the output lives, its writer (and so `fd`) is open.
-                let Some((_inner, closed)) = weak.upgrade() else { return };
-                if reader_gone(fd) {
+                if reader.is_some_and(reader_gone) {
                     log::debug!("stdout was closed; stopping");
                     closed.store(true, Ordering::Relaxed);
                     return;
                 }
             }
         });
+        out
     }
 
     /// Writes out what is buffered.
@@ -373,7 +362,7 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 /// Whether the read end of the pipe on `fd` is closed: poll reports POLLERR for it. A
 /// file or /dev/null never reports it.
 #[cfg(unix)]
-fn reader_gone(fd: std::os::fd::RawFd) -> bool {
+fn reader_gone(fd: i32) -> bool {
     let mut probe = libc::pollfd {
         fd,
         events: 0,
@@ -382,6 +371,11 @@ fn reader_gone(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: one valid pollfd and a zero timeout: poll reads and writes only `probe`.
     let ready = unsafe { libc::poll(&mut probe, 1, 0) };
     ready > 0 && probe.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+#[cfg(not(unix))]
+fn reader_gone(_: i32) -> bool {
+    false
 }
 
 fn flush_inner(inner: &mut Inner, closed: &AtomicBool) -> io::Result<()> {

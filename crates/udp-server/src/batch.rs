@@ -13,11 +13,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSo
 use std::os::fd::AsRawFd;
 use std::ptr::null_mut;
 
-use common::output::{Datagram, Output};
+use common::output::Output;
 use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up};
 use common::{Error, Result};
 
-use crate::{Config, Stats, reply_for};
+use crate::{Config, Stats, show};
 
 /// The largest `--batch`: beyond this the kernel gains nothing and memory grows.
 pub const MAX_BATCH: usize = 1024;
@@ -90,18 +90,7 @@ pub(crate) fn serve(
             // Rust reference borrows; reading them through the pointer the kernel used is sound.
             let data = unsafe { std::slice::from_raw_parts(base.add(i * slot).cast_const(), len) };
             stats.record(peer, len, truncated);
-            let refused = stats.refuse(peer);
-            let note = refused.map(|_| "refused: not answered");
-            out.received(&Datagram {
-                truncated,
-                note,
-                ..Datagram::new(peer, data)
-            })
-            .map_err(Error::stdout)?;
-            if refused.is_some() {
-                continue;
-            }
-            if let Some(reply) = reply_for(&config.reply, data) {
+            if let Some(reply) = show(config, out, stats, data, peer, truncated, None)? {
                 // The kernel only reads a reply, so a pointer cast to *mut is sound.
                 reply_iovs[answers] = libc::iovec {
                     iov_base: reply.as_ptr().cast_mut().cast(),

@@ -269,18 +269,7 @@ fn answer(
     truncated: bool,
     note: Option<&str>,
 ) -> Result<()> {
-    let refused = stats.refuse(peer);
-    let note = refused.map(|_| "refused: not answered").or(note);
-    out.received(&Datagram {
-        truncated,
-        note,
-        ..Datagram::new(peer, data)
-    })
-    .map_err(Error::stdout)?;
-    if refused.is_some() {
-        return Ok(());
-    }
-    if let Some(reply) = reply_for(&config.reply, data) {
+    if let Some(reply) = show(config, out, stats, data, peer, truncated, note)? {
         match socket.send_to(reply, peer) {
             Ok(_) => stats.summary.replied += 1,
             // A reply that cannot go out (full send buffer, unreachable peer) is lost,
@@ -289,6 +278,33 @@ fn answer(
         }
     }
     Ok(())
+}
+
+/// Prints a datagram and says what to send back: `None` for no reply, or for a datagram
+/// refused for safety (see [`refusal`]). Shared by the plain and the batched loop.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn show<'a>(
+    config: &'a Config,
+    out: &Output,
+    stats: &mut Stats,
+    data: &'a [u8],
+    peer: SocketAddr,
+    truncated: bool,
+    note: Option<&str>,
+) -> Result<Option<&'a [u8]>> {
+    let refused = stats.refuse(peer);
+    let note = refused.map(|_| "refused: not answered").or(note);
+    out.received(&Datagram {
+        truncated,
+        note,
+        ..Datagram::new(peer, data)
+    })
+    .map_err(Error::stdout)?;
+    Ok(if refused.is_some() {
+        None
+    } else {
+        reply_for(&config.reply, data)
+    })
 }
 
 /// SO_RCVBUF: how many bytes of datagrams the kernel queues for this socket before it drops

@@ -24,19 +24,26 @@ fn faulty_server(faults: FaultConfig) -> Server {
     })
 }
 
-fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSummary {
+/// Runs the client in-process, quiet, and returns its summary.
+fn run_quiet(config: udp_client::Config) -> Summary {
     let config = udp_client::Config {
-        target,
-        count: Some(count),
-        interval,
         output: OutputOptions {
             quiet: true,
             ..Default::default()
         },
-        ..Default::default()
+        ..config
     };
     let (out, _lines) = testkit::capture(config.output);
-    match udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap() {
+    udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap()
+}
+
+fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSummary {
+    match run_quiet(udp_client::Config {
+        target,
+        count: Some(count),
+        interval,
+        ..Default::default()
+    }) {
         Summary::Ping(p) => p,
         other => panic!("a ping summary, not {other:?}"),
     }
@@ -123,14 +130,9 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
             // would cause one resend too many and spoil the exact count below.
             timeout: Some(Duration::from_millis(300)),
             retries: 8,
-            output: OutputOptions {
-                quiet: true,
-                ..Default::default()
-            },
             ..Default::default()
         };
-        let (out, _lines) = testkit::capture(config.output);
-        match udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap() {
+        match run_quiet(config) {
             Summary::OneShot {
                 reply: true,
                 retries: r,

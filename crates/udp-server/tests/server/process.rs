@@ -133,9 +133,13 @@ fn a_port_in_use_is_exit_1_with_a_hint() {
     );
 }
 
-#[test]
-fn a_closed_stdout_ends_the_server_quietly() {
-    // As `udp-server | head -1`: read the first line, then close the pipe.
+/// As `udp-server | head -1`: starts the server, reads its first line and closes the pipe.
+/// Returns that line, the server's stderr, and its exit status once it exits.
+fn like_head_1() -> (
+    String,
+    testkit::Lines,
+    mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+) {
     let mut child = Command::new(BIN)
         .args(["--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -149,21 +153,27 @@ fn a_closed_stdout_ends_the_server_quietly() {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         let _ = reader.read_line(&mut line);
-        // Close the read end of the pipe before handing the line over, so that every
-        // datagram the test sends afterwards meets a closed stdout.
+        // Close the read end of the pipe before handing the line over, so that everything
+        // the test does afterwards meets a closed stdout.
         drop(reader);
         let _ = tx.send(line);
     });
     let first = rx.recv_timeout(WAIT).unwrap();
-    let addr = testkit::listening_addr(first.trim_end()).unwrap();
-    let peer = testkit::local_socket(WAIT).unwrap();
-    peer.send_to(b"nobody reads this line", addr).unwrap();
-    assert_eq!(testkit::recv(&peer).unwrap().0, b"nobody reads this line");
-    let (done_tx, done_rx) = mpsc::channel();
+    let (done_tx, exit) = mpsc::channel();
     thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
-    let status = done_rx.recv_timeout(WAIT).unwrap().unwrap();
+    (first.trim_end().to_string(), stderr, exit)
+}
+
+#[test]
+fn a_closed_stdout_ends_the_server_quietly() {
+    let (first, stderr, exit) = like_head_1();
+    let addr = testkit::listening_addr(&first).unwrap();
+    let peer = testkit::local_socket(WAIT).unwrap();
+    peer.send_to(b"nobody reads this line", addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, b"nobody reads this line");
+    let status = exit.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(status.code(), Some(0));
     let errors = stderr.rest(WAIT);
     assert!(
@@ -317,28 +327,10 @@ fn faults_are_counted_and_repeat_for_the_same_seed() {
 
 #[test]
 fn a_closed_stdout_ends_an_idle_server_too() {
-    // As `udp-server | head -1` with no traffic at all: the server must not wait for a
-    // datagram to find out that nobody reads its output any more.
-    let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        drop(reader);
-        let _ = tx.send(line);
-    });
-    assert!(rx.recv_timeout(WAIT).unwrap().starts_with("listening on "));
-    let (done_tx, done_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    let status = done_rx.recv_timeout(WAIT).expect("the server stops by itself").unwrap();
+    // No traffic at all: the server must not wait for a datagram to find out that nobody
+    // reads its output any more.
+    let (first, _stderr, exit) = like_head_1();
+    assert!(first.starts_with("listening on "), "{first}");
+    let status = exit.recv_timeout(WAIT).expect("the server stops by itself").unwrap();
     assert_eq!(status.code(), Some(0));
 }
