@@ -14,6 +14,7 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::dest::Destination;
 use crate::{Error, Result};
 
 /// The longest a reordered datagram waits for a later one to overtake it.
@@ -103,6 +104,8 @@ pub struct Delivery {
     pub data: Vec<u8>,
     /// Its sender.
     pub peer: SocketAddr,
+    /// Where it was sent to, when known (see [`crate::dest`]).
+    pub to: Option<Destination>,
     /// What the faults did, for the program's output (`duplicate`, `delayed`, `reordered`).
     pub note: Option<&'static str>,
 }
@@ -169,6 +172,7 @@ struct Pending {
     reorder: bool,
     data: Vec<u8>,
     peer: SocketAddr,
+    to: Option<Destination>,
     note: Option<&'static str>,
 }
 
@@ -195,6 +199,11 @@ impl Faults {
 
     /// A datagram read from the socket enters the simulated network.
     pub fn arrive(&mut self, now: Instant, data: &[u8], peer: SocketAddr) {
+        self.arrive_to(now, data, peer, None);
+    }
+
+    /// [`Faults::arrive`] for a datagram whose destination is known; it travels with it.
+    pub fn arrive_to(&mut self, now: Instant, data: &[u8], peer: SocketAddr, to: Option<Destination>) {
         // Always four draws per datagram, so each fault's choices do not depend on the others.
         let (r_drop, r_dup, r_delay, r_reorder) = (self.unit(), self.unit(), self.unit(), self.unit());
         if r_drop < self.config.drop {
@@ -219,6 +228,7 @@ impl Faults {
                 reorder,
                 data: data.to_vec(),
                 peer,
+                to,
                 note,
             },
         );
@@ -231,6 +241,7 @@ impl Faults {
                     reorder,
                     data: data.to_vec(),
                     peer,
+                    to,
                     note: Some("duplicate"),
                 },
             );
@@ -246,6 +257,7 @@ impl Faults {
             let delivery = Delivery {
                 data: pending.data,
                 peer: pending.peer,
+                to: pending.to,
                 note: pending.note,
             };
             match &mut self.held {

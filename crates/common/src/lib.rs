@@ -7,9 +7,11 @@
 //! - [`addr`]: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` or a bare `PORT`;
 //! - [`duration`]: `500ms`, `2s`, `1m`;
 //! - [`codec`]: payload bytes to and from `utf8`, `gbk` and `hex`;
+//! - [`dest`]: which address a datagram was sent to (IP_PKTINFO), for safety and headers;
 //! - [`output`]: one line (or one JSON object) per datagram on stdout;
 //! - [`logging`], [`cli`], [`error`]: diagnostics on stderr, one-line errors, exit codes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM as a flag the receive loops check;
+//! - [`header`]: the 8-byte UDP header and its RFC 768 checksum (`--show-header`);
 //! - [`faults`]: loss, duplication, delay and reordering injected on the receiving side;
 //! - [`stats`]: round-trip time percentiles;
 //! - [`testkit`]: helpers the workspace's tests share (deadlines on every wait).
@@ -20,9 +22,11 @@
 pub mod addr;
 pub mod cli;
 pub mod codec;
+pub mod dest;
 pub mod duration;
 pub mod error;
 pub mod faults;
+pub mod header;
 pub mod kernel;
 pub mod logging;
 pub mod output;

@@ -45,6 +45,8 @@ pub struct Datagram<'a> {
     pub rtt: Option<Duration>,
     /// Something worth saying about it (`2 lost`, `duplicate`): `[note]` in text, `"note"` in JSON.
     pub note: Option<&'a str>,
+    /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
+    pub header: Option<crate::header::UdpHeader>,
 }
 
 impl<'a> Datagram<'a> {
@@ -57,6 +59,7 @@ impl<'a> Datagram<'a> {
             seq: None,
             rtt: None,
             note: None,
+            header: None,
         }
     }
 }
@@ -283,6 +286,9 @@ impl Output {
             if let Some(note) = d.note {
                 obj["note"] = note.into();
             }
+            if let Some(header) = d.header {
+                obj["udp_header"] = header.to_json();
+            }
             if self.options.timestamp {
                 obj["time"] = LocalTime::now().rfc3339().into();
             }
@@ -299,8 +305,9 @@ impl Output {
             .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
         let payload = encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
+        let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{header}",
             d.peer,
             d.bytes.len()
         ))

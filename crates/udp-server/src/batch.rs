@@ -9,10 +9,11 @@
 
 use std::io;
 use std::mem::zeroed;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::ptr::null_mut;
 
+use common::dest::{ControlBuffer, destination, socket_addr};
 use common::output::Output;
 use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up};
 use common::{Error, Result};
@@ -42,6 +43,8 @@ pub(crate) fn serve(
     let mut addrs: Vec<libc::sockaddr_storage> = (0..batch).map(|_| unsafe { zeroed() }).collect();
     let mut iovs: Vec<libc::iovec> = (0..batch).map(|_| unsafe { zeroed() }).collect();
     let mut msgs: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { zeroed() }).collect();
+    // Room for each datagram's destination, when the socket asked for it (IP_PKTINFO).
+    let mut controls: Vec<ControlBuffer> = vec![[0; 16]; batch];
     let mut reply_iovs: Vec<libc::iovec> = (0..batch).map(|_| unsafe { zeroed() }).collect();
     let mut replies: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { zeroed() }).collect();
 
@@ -55,6 +58,7 @@ pub(crate) fn serve(
             iov_len: slot,
         };
         msgs[i] = header(&mut addrs[i], size_of_storage(), &mut iovs[i]);
+        msgs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
     }
 
     while !shutdown.is_triggered() && !out.is_closed() {
@@ -65,11 +69,12 @@ pub(crate) fn serve(
         };
         for m in &mut msgs[..want] {
             m.msg_hdr.msg_namelen = size_of_storage();
+            m.msg_hdr.msg_controllen = size_of::<ControlBuffer>();
             m.msg_hdr.msg_flags = 0;
         }
         // Wait for the first datagram (up to the socket's read timeout), then take whatever
         // else is already queued: MSG_WAITFORONE.
-        // SAFETY: the first `want` headers point into `bufs`, `addrs` and `iovs`, which live
+        // SAFETY: the first `want` headers point into `bufs`, `addrs`, `iovs` and `controls`, which live
         // past the call and are not touched by Rust during it; the kernel writes at most
         // iov_len bytes per buffer and msg_namelen bytes per address.
         let got = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), want as u32, libc::MSG_WAITFORONE, null_mut()) };
@@ -89,8 +94,10 @@ pub(crate) fn serve(
             // SAFETY: the kernel wrote `len` (<= slot) bytes at this slot of `bufs`, which no
             // Rust reference borrows; reading them through the pointer the kernel used is sound.
             let data = unsafe { std::slice::from_raw_parts(base.add(i * slot).cast_const(), len) };
+            // SAFETY: recvmmsg filled this header; its control buffer is `controls[i]`, alive.
+            let to = unsafe { destination(&msgs[i].msg_hdr) };
             stats.record(peer, len, truncated);
-            if let Some(reply) = show(config, out, stats, data, peer, truncated, None)? {
+            if let Some(reply) = show(config, out, stats, data, peer, to, truncated, None)? {
                 // The kernel only reads a reply, so a pointer cast to *mut is sound.
                 reply_iovs[answers] = libc::iovec {
                     iov_base: reply.as_ptr().cast_mut().cast(),
@@ -136,28 +143,4 @@ fn header(addr: &mut libc::sockaddr_storage, addr_len: libc::socklen_t, iov: &mu
     m.msg_hdr.msg_iov = iov;
     m.msg_hdr.msg_iovlen = 1;
     m
-}
-
-/// The sender's address as the kernel wrote it.
-fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, which it can contain.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6, which it can contain.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }

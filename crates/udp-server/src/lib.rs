@@ -21,15 +21,19 @@
 
 #[cfg(target_os = "linux")]
 mod batch;
+pub mod ratelimit;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use common::dest::{Arrival, Destination};
 use common::faults::{FaultConfig, FaultCounts, Faults};
+use common::header::UdpHeader;
 use common::output::{Datagram, Output, OutputOptions};
 use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
+use ratelimit::{Limiter, RateLimit};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -70,6 +74,10 @@ pub struct Config {
     pub recv_buffer: Option<usize>,
     /// Move up to this many datagrams per system call (`--batch`, Linux).
     pub batch: Option<usize>,
+    /// Replies per second per source (`--rate-limit`); see [`default_rate_limit`].
+    pub rate_limit: Option<RateLimit>,
+    /// Print each datagram's UDP header (`--show-header`).
+    pub show_header: bool,
 }
 
 impl Default for Config {
@@ -83,6 +91,8 @@ impl Default for Config {
             faults: FaultConfig::default(),
             recv_buffer: None,
             batch: None,
+            rate_limit: None,
+            show_header: false,
         }
     }
 }
@@ -98,12 +108,14 @@ pub struct Summary {
     pub bytes: u64,
     /// Replies sent.
     pub replied: u64,
-    /// Distinct sender addresses.
+    /// Distinct sender addresses (at most [`MAX_PEERS`] are told apart).
     pub peers: u64,
     /// Datagrams longer than the buffer, cut.
     pub truncated: u64,
     /// Datagrams not answered for safety (see [`refusal`]).
     pub refused: u64,
+    /// Datagrams not answered because their source was over `--rate-limit`.
+    pub rate_limited: u64,
     /// What the injected faults did, when any were asked for.
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
@@ -116,6 +128,7 @@ impl Summary {
         let mut obj = json!({
             "received": self.received, "bytes": self.bytes, "replied": self.replied,
             "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
+            "rate_limited": self.rate_limited,
         });
         if let Some(f) = self.faults {
             f.add_to(&mut obj);
@@ -126,12 +139,20 @@ impl Summary {
 
     /// One line for stderr.
     pub fn to_text(&self) -> String {
+        let at_least = if self.peers >= MAX_PEERS as u64 {
+            "at least "
+        } else {
+            ""
+        };
         let mut text = format!(
-            "udp-server: received {} datagrams ({} B) from {} peers, replied {}, truncated {}",
+            "udp-server: received {} datagrams ({} B) from {at_least}{} peers, replied {}, truncated {}",
             self.received, self.bytes, self.peers, self.replied, self.truncated
         );
         if self.refused > 0 {
             text += &format!(", refused {} (loop protection)", self.refused);
+        }
+        if self.rate_limited > 0 {
+            text += &format!(", rate-limited {}", self.rate_limited);
         }
         if let Some(f) = self.faults {
             text += &f.to_text();
@@ -179,6 +200,13 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     let socket = UdpSocket::from(socket);
     // A read timeout lets the loop notice Ctrl-C even when no datagram arrives.
     let local = prepare_receiver(&socket)?;
+    // A socket bound to 0.0.0.0 also gets broadcasts and multicast, which must not be
+    // answered; the kernel says where each datagram was sent only when asked.
+    let want_destination = local.ip().is_unspecified() || config.show_header;
+    if want_destination {
+        common::dest::enable(&socket)
+            .map_err(|e| Error::io("cannot ask for datagram destinations (IP_PKTINFO)", &e))?;
+    }
     announce(config, local);
     out.listening(local).map_err(Error::stdout)?;
 
@@ -190,6 +218,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     let mut buf = vec![0u8; config.buffer_size + 1];
     let mut stats = Stats {
         local: Some(local),
+        limiter: config.rate_limit.map(Limiter::new),
         ..Stats::default()
     };
     let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
@@ -206,13 +235,24 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
             // datagram is cut short so a delayed one is answered on time.
             let now = Instant::now();
             for d in faults.take_due(now) {
-                answer(&socket, config, out, &mut stats, &d.data, d.peer, false, d.note)?;
+                answer(&socket, config, out, &mut stats, &d.data, d.peer, d.to, false, d.note)?;
             }
             socket
                 .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
-        let (len, peer) = match socket.recv_from(&mut buf) {
+        let received = if want_destination {
+            common::dest::recv(&socket, &mut buf)
+        } else {
+            // The chapter's recvfrom: the data and who sent it.
+            socket.recv_from(&mut buf).map(|(len, peer)| Arrival {
+                len,
+                peer,
+                to: None,
+                truncated: false,
+            })
+        };
+        let Arrival { len, peer, to, .. } = match received {
             Ok(got) => got,
             Err(e) if is_wake_up(&e) => continue,
             Err(e) if is_earlier_send_error(&e) => {
@@ -228,8 +268,8 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         let data = &buf[..len.min(config.buffer_size)];
         stats.record(peer, data.len(), truncated);
         match &mut faults {
-            Some(faults) => faults.arrive(Instant::now(), data, peer),
-            None => answer(&socket, config, out, &mut stats, data, peer, truncated, None)?,
+            Some(faults) => faults.arrive_to(Instant::now(), data, peer, to),
+            None => answer(&socket, config, out, &mut stats, data, peer, to, truncated, None)?,
         }
     }
 
@@ -241,7 +281,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
                 break;
             }
             for d in faults.take_due(Instant::now()) {
-                answer(&socket, config, out, &mut stats, &d.data, d.peer, false, d.note)?;
+                answer(&socket, config, out, &mut stats, &d.data, d.peer, d.to, false, d.note)?;
             }
         }
     }
@@ -266,10 +306,11 @@ fn answer(
     stats: &mut Stats,
     data: &[u8],
     peer: SocketAddr,
+    to: Option<Destination>,
     truncated: bool,
     note: Option<&str>,
 ) -> Result<()> {
-    if let Some(reply) = show(config, out, stats, data, peer, truncated, note)? {
+    if let Some(reply) = show(config, out, stats, data, peer, to, truncated, note)? {
         match socket.send_to(reply, peer) {
             Ok(_) => stats.summary.replied += 1,
             // A reply that cannot go out (full send buffer, unreachable peer) is lost,
@@ -280,8 +321,9 @@ fn answer(
     Ok(())
 }
 
-/// Prints a datagram and says what to send back: `None` for no reply, or for a datagram
-/// refused for safety (see [`refusal`]). Shared by the plain and the batched loop.
+/// Prints a datagram and says what to send back: `None` for no reply, for a datagram
+/// refused for safety (see [`refusal`]) or for a source over its rate limit. Shared by the
+/// plain and the batched loop.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn show<'a>(
     config: &'a Config,
@@ -289,22 +331,42 @@ pub(crate) fn show<'a>(
     stats: &mut Stats,
     data: &'a [u8],
     peer: SocketAddr,
+    to: Option<Destination>,
     truncated: bool,
     note: Option<&str>,
 ) -> Result<Option<&'a [u8]>> {
-    let refused = stats.refuse(peer);
-    let note = refused.map(|_| "refused: not answered").or(note);
+    let refused = stats.refuse(peer, to);
+    let mut reply = match refused {
+        Some(_) => None,
+        None => reply_for(&config.reply, data),
+    };
+    let mut note = refused.map(|_| "refused: not answered").or(note);
+    if reply.is_some() && !stats.allow(peer) {
+        reply = None;
+        note = Some("rate-limited: not answered");
+    }
+    let header = match (config.show_header, truncated, stats.local) {
+        (true, false, Some(local)) => header(peer, to, local, data),
+        _ => None,
+    };
     out.received(&Datagram {
         truncated,
         note,
+        header,
         ..Datagram::new(peer, data)
     })
     .map_err(Error::stdout)?;
-    Ok(if refused.is_some() {
-        None
-    } else {
-        reply_for(&config.reply, data)
-    })
+    Ok(reply)
+}
+
+/// The UDP header `data` crossed the wire with: its sender's port, our port, the length and
+/// the checksum over the pseudo-header (which needs the destination address the sender used).
+fn header(peer: SocketAddr, to: Option<Destination>, local: SocketAddr, data: &[u8]) -> Option<UdpHeader> {
+    let dst_ip = to.map_or(local.ip(), |d| d.addr);
+    if dst_ip.is_unspecified() {
+        return None;
+    }
+    UdpHeader::new(peer, SocketAddr::new(dst_ip, local.port()), data)
 }
 
 /// SO_RCVBUF: how many bytes of datagrams the kernel queues for this socket before it drops
@@ -379,9 +441,15 @@ pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
     }
 }
 
+/// Distinct peers remembered for the `peers` count; a flood of forged sources cannot make
+/// the set grow past this (about 0.5 MB), and the count then reads "at least".
+pub const MAX_PEERS: usize = 10_000;
+
 #[derive(Default)]
 pub(crate) struct Stats {
     summary: Summary,
+    /// Per-source reply budgets (`--rate-limit`).
+    limiter: Option<Limiter>,
     peers: HashSet<SocketAddr>,
     /// The previous sender: a burst from one peer costs one comparison, not a hash each.
     last_peer: Option<SocketAddr>,
@@ -397,13 +465,28 @@ const MAX_WARNED: usize = 1024;
 impl Stats {
     /// Whether a datagram from `peer` must go unanswered, counting and warning (once per
     /// source) if so.
-    pub(crate) fn refuse(&mut self, peer: SocketAddr) -> Option<&'static str> {
-        let why = refusal(peer, self.local?)?;
+    pub(crate) fn refuse(&mut self, peer: SocketAddr, to: Option<Destination>) -> Option<&'static str> {
+        let why = match to {
+            Some(d) if d.is_broadcast_or_multicast() => {
+                "it was sent to a broadcast or multicast address (every server answering would flood its sender)"
+            }
+            _ => refusal(peer, self.local?)?,
+        };
         self.summary.refused += 1;
         if self.warned.len() < MAX_WARNED && self.warned.insert(peer) {
             log::warn!("not answering {peer}: {why}");
         }
         Some(why)
+    }
+
+    /// Whether `peer` is within its rate limit; counts it if not.
+    pub(crate) fn allow(&mut self, peer: SocketAddr) -> bool {
+        let Some(limiter) = &mut self.limiter else {
+            return true;
+        };
+        let allowed = limiter.allow(peer.ip(), Instant::now());
+        self.summary.rate_limited += u64::from(!allowed);
+        allowed
     }
 
     pub(crate) fn record(&mut self, peer: SocketAddr, len: usize, truncated: bool) {
@@ -413,11 +496,18 @@ impl Stats {
         s.truncated += u64::from(truncated);
         if self.last_peer != Some(peer) {
             self.last_peer = Some(peer);
-            if self.peers.insert(peer) {
+            if self.peers.len() < MAX_PEERS && self.peers.insert(peer) {
                 s.peers += 1;
             }
         }
     }
+}
+
+/// The rate limit when `--rate-limit` is not given: none on loopback (only this machine
+/// can send, and floods are what a learner measures), [`ratelimit::DEFAULT_PER_SECOND`]
+/// when other machines can reach the server, since they can forge a victim's address.
+pub fn default_rate_limit(bind: SocketAddr) -> Option<RateLimit> {
+    (!bind.ip().is_loopback()).then(|| RateLimit::new(ratelimit::DEFAULT_PER_SECOND))
 }
 
 /// Start-up logs: who can reach the server, and what the reply does.
@@ -428,9 +518,25 @@ fn announce(config: &Config, local: SocketAddr) {
             local.port()
         );
     } else {
-        log::info!(
-            "other machines can reach this server at port {} (mind your firewall); Ctrl-C stops it",
+        let limit = match config.rate_limit {
+            Some(l) => format!(
+                "replies are limited to {}/s per source (burst {}; --rate-limit)",
+                l.per_second, l.burst
+            ),
+            None => {
+                "replies are NOT rate-limited (--rate-limit off), so forged datagrams could aim them at others".into()
+            }
+        };
+        log::warn!(
+            "other machines can reach this server at port {} (mind your firewall); {limit}",
             local.port()
+        );
+    }
+    if let (true, Some(l)) = (local.ip().is_loopback(), config.rate_limit) {
+        log::info!(
+            "replies are limited to {}/s per source (burst {})",
+            l.per_second,
+            l.burst
         );
     }
     match &config.reply {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::output::Output;
 use common::shutdown::Shutdown;
+use udp_server::ratelimit::{RateArg, RateLimit};
 use udp_server::{Config, Reply};
 
 const PROGRAM: &str = "udp-server";
@@ -21,7 +22,9 @@ const PROGRAM: &str = "udp-server";
     version,
     after_help = "Examples:
   udp-server                              echo on 127.0.0.1:8888 (this machine only)
-  udp-server --bind 0.0.0.0:8888          echo for other machines too (NetAssist, nc -u)
+  udp-server --bind 0.0.0.0:8888          echo for other machines too (NetAssist, nc -u), 100 replies/s per source
+  udp-server --bind 0.0.0.0:8888 --rate-limit off   no reply limit (only on a network you trust)
+  udp-server --show-header                each datagram's 8-byte UDP header: ports, length, checksum
   udp-server --bind 127.0.0.1:0           let the OS pick a free port (see the first line)
   udp-server --reply none --json          print datagrams as JSON Lines, never answer
   udp-server --reply OK                   answer every datagram with \"OK\" (cut to its length)
@@ -56,6 +59,18 @@ struct Cli {
     /// Linux: move up to N datagrams per system call (recvmmsg/sendmmsg), for high rates.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch: Option<u16>,
+
+    /// Replies per second to each source IP, e.g. 100/s, or off; default: off on loopback, 100/s otherwise.
+    #[arg(long, value_name = "N/s")]
+    rate_limit: Option<RateArg>,
+
+    /// Replies a quiet source may get at once under --rate-limit (default: one second's worth).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_burst: Option<u32>,
+
+    /// Show each datagram's UDP header: source and destination port, length (payload + 8) and the RFC 768 checksum.
+    #[arg(long)]
+    show_header: bool,
 
     #[command(flatten)]
     faults: common::cli::FaultArgs,
@@ -96,6 +111,20 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         faults: cli.faults.config(),
         recv_buffer: cli.recv_buffer,
         batch: cli.batch.map(usize::from),
+        rate_limit: rate_limit(cli),
+        show_header: cli.show_header,
+    })
+}
+
+/// `--rate-limit` as given, else the default for the bind address.
+fn rate_limit(cli: &Cli) -> Option<RateLimit> {
+    let limit = match cli.rate_limit {
+        Some(RateArg(per_second)) => per_second.map(RateLimit::new),
+        None => udp_server::default_rate_limit(cli.bind),
+    };
+    limit.map(|l| RateLimit {
+        burst: cli.rate_burst.unwrap_or(l.burst),
+        ..l
     })
 }
 
@@ -115,5 +144,21 @@ mod tests {
         assert_eq!(config_from(&cli).unwrap().reply, Reply::Text(b"OK".to_vec()));
         let cli = Cli::parse_from(["udp-server", "--reply", "zz", "--encoding", "hex"]);
         assert_eq!(config_from(&cli).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_rate_limit_is_on_by_default_only_off_loopback() {
+        let limit = |args: &[&str]| config_from(&Cli::parse_from(args)).unwrap().rate_limit;
+        assert_eq!(limit(&["udp-server"]), None);
+        assert_eq!(limit(&["udp-server", "-b", "[::1]:9"]), None);
+        assert_eq!(limit(&["udp-server", "-b", "0.0.0.0:9"]), Some(RateLimit::new(100)));
+        assert_eq!(limit(&["udp-server", "-b", "0.0.0.0:9", "--rate-limit", "off"]), None);
+        assert_eq!(
+            limit(&["udp-server", "--rate-limit", "20/s", "--rate-burst", "5"]),
+            Some(RateLimit {
+                per_second: 20,
+                burst: 5
+            })
+        );
     }
 }

@@ -441,3 +441,207 @@ fn well_known_source_ports_get_no_reply_and_are_counted() {
     let summary = server.stop();
     assert_eq!((summary.refused, summary.replied), (refused, 1));
 }
+
+/// A server bound to every address (0.0.0.0), and the port to reach it on loopback.
+fn on_any_address(config: Config) -> (Running, SocketAddr) {
+    let server = Running::start(Config {
+        bind: "0.0.0.0:0".parse().unwrap(),
+        ..config
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.addr.port()));
+    (server, addr)
+}
+
+#[test]
+fn broadcast_and_multicast_datagrams_get_no_reply() {
+    let (server, addr) = on_any_address(local());
+    let peer = client();
+    peer.set_broadcast(true).unwrap();
+    // Loopback's broadcast address reaches every socket bound to 0.0.0.0 on this port.
+    peer.send_to(b"to everyone", ("127.255.255.255", addr.port())).unwrap();
+    // Linux also hands a 0.0.0.0 socket the multicast of groups any other socket joined
+    // (IP_MULTICAST_ALL): join one on loopback, send to it with TTL 0 out of lo.
+    let group = std::net::Ipv4Addr::new(239, 255, 70, 7);
+    let member = UdpSocket::bind("127.0.0.1:0").unwrap();
+    member.join_multicast_v4(&group, &"127.0.0.1".parse().unwrap()).unwrap();
+    let sender = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    sender.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    sender.set_multicast_if_v4(&"127.0.0.1".parse().unwrap()).unwrap();
+    sender.set_multicast_ttl_v4(0).unwrap();
+    sender
+        .send_to(b"to a group", &SocketAddr::from((group, addr.port())).into())
+        .unwrap();
+    // Both arrive and are printed as refused; then an ordinary datagram is answered.
+    for text in ["to everyone", "to a group"] {
+        let line = server.lines.find(WAIT, |l| l.contains(text)).expect(text);
+        assert!(line.contains("refused"), "{line}");
+    }
+    peer.send_to(b"to you", addr).unwrap();
+    let (answer, _) = testkit::recv(&peer).unwrap();
+    assert_eq!(answer, b"to you", "the first reply is the unicast one");
+    let summary = server.stop();
+    assert_eq!((summary.received, summary.refused, summary.replied), (3, 2, 1));
+}
+
+#[test]
+fn a_datagram_forged_from_the_servers_own_address_starts_no_loop() {
+    use socket2::{Domain, Protocol, Socket, Type};
+    // Forging a source address takes a raw socket, which needs CAP_NET_RAW (root); CI has it.
+    let raw = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))) {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("skipped: no raw socket here ({e}); run as root (CAP_NET_RAW) to test a forged source");
+            return;
+        }
+    };
+    let server = Running::start(local());
+    let payload = b"loop me";
+    // IPv4 header (IPPROTO_RAW: we write it; the kernel fills in the ID, total length and
+    // header checksum), then the UDP header claiming to come from the server itself.
+    let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+    let header = common::header::UdpHeader::new(server.addr, server.addr, payload).unwrap();
+    packet.extend_from_slice(&header.to_bytes());
+    packet.extend_from_slice(payload);
+    raw.send_to(&packet, &server.addr.into()).unwrap();
+
+    let line = server
+        .lines
+        .find(WAIT, |l| l.contains("loop me"))
+        .expect("the forged datagram arrives");
+    assert!(
+        line.starts_with(&server.addr.to_string()),
+        "from the server's own address: {line}"
+    );
+    assert!(line.contains("refused"), "{line}");
+    // Had the server answered itself, it would receive its own reply next; it must not.
+    assert_eq!(server.lines.next(Duration::from_millis(300)), None);
+    let summary = server.stop();
+    assert_eq!((summary.received, summary.replied, summary.refused), (1, 0, 1));
+}
+
+#[test]
+fn a_flooding_source_is_held_to_its_rate_and_a_quiet_one_is_not() {
+    use udp_server::ratelimit::RateLimit;
+    let limit = RateLimit {
+        per_second: 50,
+        burst: 50,
+    };
+    let server = Running::start(Config {
+        rate_limit: Some(limit),
+        output: OutputOptions {
+            quiet: true,
+            ..OutputOptions::default()
+        },
+        ..local()
+    });
+    let addr = server.addr;
+
+    // The flood: 10× the limit (500/s) for 2 s, from 127.0.0.1.
+    let flooder = client();
+    flooder.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let replies = {
+        let rx = flooder.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            let mut buf = [0u8; 64];
+            let start = Instant::now();
+            // Until 300 ms pass without a reply after the flood (every receive has a deadline).
+            while rx.recv_from(&mut buf).is_ok() || start.elapsed() < Duration::from_millis(2500) {
+                n += u64::from(buf.starts_with(b"flood"));
+                buf = [0u8; 64];
+                if start.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+            }
+            n
+        })
+    };
+    let flood = thread::spawn(move || {
+        let start = Instant::now();
+        for i in 0..1000 {
+            flooder.send_to(format!("flood {i}").as_bytes(), addr).unwrap();
+            thread::sleep(Duration::from_millis(2)); // pacing: 500 datagrams a second
+        }
+        start.elapsed()
+    });
+
+    // Meanwhile a second source (127.0.0.2) asks 10 times a second: every request answered.
+    let quiet = UdpSocket::bind("127.0.0.2:0").unwrap();
+    quiet.set_read_timeout(Some(WAIT)).unwrap();
+    for i in 0..20 {
+        let request = format!("quiet {i}");
+        quiet.send_to(request.as_bytes(), addr).unwrap();
+        assert_eq!(testkit::recv(&quiet).unwrap().0, request.as_bytes());
+        thread::sleep(Duration::from_millis(100)); // pacing: 10 a second
+    }
+
+    let elapsed = flood.join().unwrap().as_secs_f64();
+    let flood_replies = replies.join().unwrap();
+    let most = (f64::from(limit.per_second) * elapsed).ceil() as u64 + u64::from(limit.burst);
+    assert!(
+        flood_replies <= most && flood_replies >= u64::from(limit.burst),
+        "{flood_replies} replies in {elapsed:.2} s (at most {most})"
+    );
+    let summary = server.stop();
+    assert_eq!(summary.received, 1020);
+    assert_eq!(summary.replied, flood_replies + 20);
+    assert_eq!(summary.rate_limited, 1000 - flood_replies);
+}
+
+/// The RFC 768 checksum worked out a second way, for checking the server's: one's
+/// complement addition is addition modulo 0xffff, so sum every 16-bit word as a big
+/// number, reduce once, complement.
+fn checksum_mod_ffff(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> u16 {
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
+        unreachable!()
+    };
+    let len = (payload.len() + 8) as u16;
+    let mut bytes = Vec::new();
+    bytes.extend(s.ip().octets());
+    bytes.extend(d.ip().octets());
+    bytes.extend([0, 17]);
+    bytes.extend(len.to_be_bytes());
+    bytes.extend(s.port().to_be_bytes());
+    bytes.extend(d.port().to_be_bytes());
+    bytes.extend(len.to_be_bytes());
+    bytes.extend([0, 0]);
+    bytes.extend(payload);
+    if bytes.len() % 2 == 1 {
+        bytes.push(0);
+    }
+    let total: u64 = bytes.chunks(2).map(|w| u64::from(w[0]) << 8 | u64::from(w[1])).sum();
+    let folded = match total % 0xffff {
+        0 => 0xffff,
+        r => r,
+    };
+    match !(folded as u16) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+#[test]
+fn show_header_gives_the_8_byte_header_with_length_and_checksum() {
+    let (server, addr) = on_any_address(Config {
+        show_header: true,
+        output: OutputOptions {
+            json: true,
+            ..OutputOptions::default()
+        },
+        ..local()
+    });
+    let peer = client();
+    peer.send_to(b"hello", addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, b"hello");
+    let line = server.lines.find(WAIT, |l| l.contains("udp_header")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let h = &event["udp_header"];
+    let src = peer.local_addr().unwrap();
+    assert_eq!(h["src_port"], src.port());
+    assert_eq!(h["dst_port"], addr.port());
+    assert_eq!(h["length"], 13, "5 bytes of payload + the 8-byte header");
+    assert_eq!(h["ip_protocol"], 17);
+    let expected = checksum_mod_ffff(src, addr, b"hello");
+    assert_eq!(h["checksum"], format!("{expected:#06x}"));
+    server.stop();
+}

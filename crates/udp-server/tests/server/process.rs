@@ -73,7 +73,7 @@ fn json_mode_starts_with_listening_and_ends_with_the_summary() {
     assert_eq!(events[0]["event"], "recv");
     assert_eq!(
         events[1],
-        serde_json::json!({"event": "summary", "received": 1, "bytes": 2, "replied": 1, "peers": 1, "truncated": 0, "refused": 0, "kernel_drops": 0})
+        serde_json::json!({"event": "summary", "received": 1, "bytes": 2, "replied": 1, "peers": 1, "truncated": 0, "refused": 0, "rate_limited": 0, "kernel_drops": 0})
     );
 }
 
