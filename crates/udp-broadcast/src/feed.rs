@@ -112,6 +112,8 @@ pub enum Verdict {
     Late,
     /// A new session from the same sender address: the sender restarted.
     Restart,
+    /// A new sender while [`MAX_SENDERS`] are already tracked: shown, not tracked.
+    Untracked,
 }
 
 impl Verdict {
@@ -123,6 +125,7 @@ impl Verdict {
             Verdict::Duplicate => Some("duplicate".into()),
             Verdict::Late => Some("late: reordered".into()),
             Verdict::Restart => Some("sender restarted".into()),
+            Verdict::Untracked => Some("not tracked: too many senders".into()),
         }
     }
 }
@@ -130,7 +133,11 @@ impl Verdict {
 /// Gaps remembered per sender, to recognise late arrivals; beyond this many, the oldest
 /// gaps are taken as lost for good. A gap is one range however long, so a datagram with a
 /// huge sequence number costs no more than any other.
-const MAX_GAPS: usize = 1024;
+const MAX_GAPS: usize = 256;
+
+/// Senders tracked at once. Anyone can send to a listener from any (forged) address; with
+/// this cap and [`MAX_GAPS`], the tracker stays within a few megabytes whatever arrives.
+pub const MAX_SENDERS: usize = 256;
 
 /// The listener's counters, as the summary reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,6 +156,8 @@ pub struct Counts {
     pub restarts: u64,
     /// Datagrams that are not feed messages.
     pub malformed: u64,
+    /// Messages from senders beyond [`MAX_SENDERS`], shown but not tracked.
+    pub untracked: u64,
 }
 
 #[derive(Debug)]
@@ -220,6 +229,10 @@ impl Tracker {
             missing: BTreeMap::new(),
         };
         let Some(stream) = self.streams.get_mut(&from) else {
+            if self.streams.len() >= MAX_SENDERS {
+                c.untracked += 1;
+                return Verdict::Untracked;
+            }
             c.senders += 1;
             self.streams.insert(from, fresh());
             return Verdict::First;
@@ -500,6 +513,27 @@ mod tests {
         assert_eq!(t.counts().lost, u64::MAX);
         feed(&mut t, other, &["seq=7 late"]);
         assert_eq!(t.counts().lost, u64::MAX - 1);
+    }
+
+    #[test]
+    fn senders_past_the_cap_are_shown_but_not_tracked() {
+        let mut t = Tracker::default();
+        let message = parse(b"seq=1 x").unwrap();
+        for port in 1..=MAX_SENDERS as u16 + 10 {
+            let verdict = t.observe(SocketAddr::from(([10, 0, 0, 1], port)), &message);
+            let expected = if usize::from(port) <= MAX_SENDERS {
+                Verdict::First
+            } else {
+                Verdict::Untracked
+            };
+            assert_eq!(verdict, expected, "port {port}");
+        }
+        let c = t.counts();
+        assert_eq!(
+            (c.received, c.senders, c.untracked),
+            (MAX_SENDERS as u64 + 10, MAX_SENDERS as u64, 10)
+        );
+        assert_eq!(t.streams.len(), MAX_SENDERS);
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use common::dest::{Arrival, Destination};
 use common::faults::{FaultConfig, FaultCounts, Faults};
+use common::header::UdpHeader;
 use common::output::{Datagram, Output, OutputOptions};
 use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
 use common::{Error, Result};
@@ -43,7 +45,12 @@ pub struct ListenConfig {
     pub faults: FaultConfig,
     /// SO_RCVBUF in bytes (`--recv-buffer`); the OS default when `None`.
     pub recv_buffer: Option<usize>,
+    /// Print each datagram's UDP header (`--show-header`).
+    pub show_header: bool,
 }
+
+/// Keys the board shows; more would let any sender grow the listener's memory at will.
+pub const MAX_BOARD_KEYS: usize = 256;
 
 /// What a listener heard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,7 @@ impl ListenSummary {
         let mut obj = json!({
             "received": c.received, "senders": c.senders, "lost": c.lost, "duplicates": c.duplicates,
             "reordered": c.reordered, "restarts": c.restarts, "malformed": c.malformed,
+            "untracked": c.untracked,
         });
         if let Some(f) = self.faults {
             // The listener's own `reordered` counts what it saw; the injected count is apart.
@@ -83,6 +91,9 @@ impl ListenSummary {
             "udp-broadcast: received {} messages from {} senders: {} lost, {} duplicates, {} reordered, {} restarts, {} malformed",
             c.received, c.senders, c.lost, c.duplicates, c.reordered, c.restarts, c.malformed
         );
+        if c.untracked > 0 {
+            text += &format!(", {} untracked (too many senders)", c.untracked);
+        }
         if let Some(f) = self.faults {
             text += &f.to_text();
         }
@@ -128,6 +139,11 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     }
     let socket = UdpSocket::from(socket);
     let local = prepare_receiver(&socket)?;
+    if config.show_header {
+        // The checksum's pseudo-header needs the destination: a broadcast or group address.
+        common::dest::enable(&socket)
+            .map_err(|e| Error::io("cannot ask for datagram destinations (IP_PKTINFO)", &e))?;
+    }
     log::info!(
         "listening for broadcasts on port {}; other listeners may share it",
         local.port()
@@ -142,6 +158,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
         tracker: Tracker::default(),
         board,
         latest: BTreeMap::new(),
+        header_for: config.show_header.then_some(local),
     };
     let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
     let mut arrivals = 0u64;
@@ -149,21 +166,31 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
         if let Some(faults) = &mut faults {
             let now = Instant::now();
             for d in faults.take_due(now) {
-                heard.handle(&d.data, d.peer, d.note)?;
+                heard.handle(&d.data, d.peer, d.to, d.note)?;
             }
             socket
                 .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
-        let (len, peer) = match socket.recv_from(&mut buf) {
+        let received = if config.show_header {
+            common::dest::recv(&socket, &mut buf)
+        } else {
+            socket.recv_from(&mut buf).map(|(len, peer)| Arrival {
+                len,
+                peer,
+                to: None,
+                truncated: false,
+            })
+        };
+        let Arrival { len, peer, to, .. } = match received {
             Ok(got) => got,
             Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
             Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
         };
         arrivals += 1;
         match &mut faults {
-            Some(faults) => faults.arrive(Instant::now(), &buf[..len], peer),
-            None => heard.handle(&buf[..len], peer, None)?,
+            Some(faults) => faults.arrive_to(Instant::now(), &buf[..len], peer, to),
+            None => heard.handle(&buf[..len], peer, to, None)?,
         }
     }
     // What is still delayed or held back is delivered when due, unless stopped.
@@ -173,7 +200,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
                 break;
             }
             for d in faults.take_due(Instant::now()) {
-                heard.handle(&d.data, d.peer, d.note)?;
+                heard.handle(&d.data, d.peer, d.to, d.note)?;
             }
         }
     }
@@ -196,17 +223,21 @@ struct Heard<'a> {
     tracker: Tracker,
     board: Option<Board>,
     latest: BTreeMap<String, (String, u64, SocketAddr)>,
+    /// With `--show-header`: the listening address, whose port is the destination port.
+    header_for: Option<SocketAddr>,
 }
 
 impl Heard<'_> {
     /// Parses, tracks and shows one datagram; `injected` names a fault that touched it.
-    fn handle(&mut self, data: &[u8], peer: SocketAddr, injected: Option<&str>) -> Result<()> {
+    fn handle(&mut self, data: &[u8], peer: SocketAddr, to: Option<Destination>, injected: Option<&str>) -> Result<()> {
         let (seq, verdict) = match feed::parse(data) {
             Ok(message) => {
                 let verdict = self.tracker.observe(peer, &message);
                 if let (Some((key, value)), Some(_)) = (message.key_value(), self.board) {
-                    self.latest
-                        .insert(key.to_string(), (value.to_string(), message.seq, peer));
+                    if self.latest.len() < MAX_BOARD_KEYS || self.latest.contains_key(key) {
+                        self.latest
+                            .insert(key.to_string(), (value.to_string(), message.seq, peer));
+                    }
                 }
                 (Some(message.seq), verdict.note())
             }
@@ -222,8 +253,14 @@ impl Heard<'_> {
             (None, Some(f)) => Some(format!("injected: {f}")),
             (None, None) => None,
         };
+        // The header needs the address the datagram was sent to (a broadcast or group address).
+        let header = match (self.header_for, to) {
+            (Some(local), Some(to)) => UdpHeader::new(peer, SocketAddr::new(to.addr, local.port()), data),
+            _ => None,
+        };
         let shown = Datagram {
             seq,
+            header,
             note: note.as_deref(),
             ..Datagram::new(peer, data)
         };

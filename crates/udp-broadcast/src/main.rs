@@ -30,7 +30,8 @@ const PROGRAM: &str = "udp-broadcast";
   udp-broadcast send --count 5 --interval 200ms hi   five numbered \"hi\" messages, then stop
   udp-broadcast send --to 255.255.255.255:7788       the whole LAN (every host on your network)
   udp-broadcast send --to 239.1.2.3:7788             multicast (on loopback unless --interface)
-  udp-broadcast listen --group 239.1.2.3             join a multicast group"
+  udp-broadcast listen --group 239.1.2.3             join a multicast group
+  udp-broadcast listen --show-header                 each datagram's UDP header (ports, length, checksum)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -105,6 +106,10 @@ struct ListenArgs {
     #[arg(long, value_name = "BYTES")]
     recv_buffer: Option<usize>,
 
+    /// Show each datagram's UDP header: source and destination port, length (payload + 8) and the RFC 768 checksum.
+    #[arg(long)]
+    show_header: bool,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> common::Result<()> {
                 output: args.output.options(),
                 faults: args.faults.config(),
                 recv_buffer: args.recv_buffer,
+                show_header: args.show_header,
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

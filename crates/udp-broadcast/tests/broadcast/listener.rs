@@ -184,3 +184,42 @@ fn with_injected_drops_the_listeners_lost_is_its_dropped() {
     assert_eq!(summary.counts.lost, dropped - (first - 1), "{summary:?}");
     assert_eq!(summary.counts.received + dropped, last, "{summary:?}");
 }
+
+#[test]
+fn show_header_uses_the_broadcast_address_in_the_checksum() {
+    let output = OutputOptions {
+        json: true,
+        ..Default::default()
+    };
+    let config = ListenConfig {
+        bind: Some("0.0.0.0:0".parse().unwrap()),
+        count: Some(1),
+        output,
+        show_header: true,
+        ..Default::default()
+    };
+    let (out, lines): (_, Lines) = testkit::capture(output);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
+    });
+    let port = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap().port();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.set_broadcast(true).unwrap();
+    let to: SocketAddr = ([127, 255, 255, 255], port).into();
+    sender.send_to(b"seq=1 hi", to).unwrap();
+    rx.recv_timeout(WAIT).unwrap().unwrap();
+    let event: Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
+    let from = sender.local_addr().unwrap();
+    let expected = common::header::checksum(from, to, b"seq=1 hi").unwrap();
+    assert_eq!(
+        event["udp_header"],
+        serde_json::json!({"src_port": from.port(), "dst_port": port, "length": 16,
+                           "checksum": format!("{expected:#06x}"), "ip_protocol": 17})
+    );
+    // With the listener's own address (0.0.0.0) instead, the checksum would differ.
+    assert_ne!(
+        common::header::checksum(from, ([127, 0, 0, 1], port).into(), b"seq=1 hi"),
+        Some(expected)
+    );
+}

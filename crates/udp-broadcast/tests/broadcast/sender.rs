@@ -25,7 +25,7 @@ fn two_listeners_on_one_port_both_hear_every_broadcast() {
         assert_eq!(
             summary,
             serde_json::json!({"event": "summary", "received": 5, "senders": 1, "lost": 0, "duplicates": 0,
-                               "reordered": 0, "restarts": 0, "malformed": 0, "kernel_drops": 0})
+                               "reordered": 0, "restarts": 0, "malformed": 0, "untracked": 0, "kernel_drops": 0})
         );
     }
 }
