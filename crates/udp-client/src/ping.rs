@@ -73,6 +73,16 @@ impl PingSummary {
     /// Ping-style text for stderr.
     pub fn to_text(&self) -> String {
         let target = self.target.map_or(String::new(), |t| format!("{t} "));
+        if !self.expect_replies {
+            let mut text = format!(
+                "--- {target}udp send statistics ---\n{} sent, replies not awaited (--no-reply)",
+                self.sent
+            );
+            if let Some(rate) = self.rate {
+                text += &format!("\n{rate:.0} datagrams/s sent");
+            }
+            return text;
+        }
         let mut text = format!(
             "--- {target}udp ping statistics ---\n{} sent, {} received, {:.1}% loss, {} duplicates, {} reordered",
             self.sent,
@@ -209,7 +219,12 @@ impl Tracker {
     }
 
     fn finish(mut self, config: &Config, stopped: bool) -> PingSummary {
-        self.summary.lost = self.summary.sent - self.summary.received;
+        // With --no-reply nothing was awaited, so nothing can be called lost.
+        self.summary.lost = if config.no_reply {
+            0
+        } else {
+            self.summary.sent - self.summary.received
+        };
         self.summary.rtt = self.rtt.summary();
         self.summary.expect_replies = !config.no_reply;
         self.summary.stopped = stopped;
@@ -385,10 +400,12 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
     let mut last_reply = start;
 
     while !shutdown.is_triggered() {
-        while outstanding < window && next_seq <= count {
+        // With --no-reply nothing comes back to free the window: send all at once.
+        while (config.no_reply || outstanding < window) && next_seq <= count {
             let now = Instant::now();
             let payload = request(next_seq, message);
             match socket.send(&payload) {
+                Ok(_) if config.no_reply => tracker.sent(next_seq, now),
                 Ok(_) => {
                     tracker.sent(next_seq, now);
                     in_flight.push_back(next_seq);
@@ -453,6 +470,10 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
     let mut summary = tracker.finish(config, shutdown.is_triggered());
     if elapsed > 0.0 && summary.received > 0 {
         summary.rate = Some(summary.received as f64 / elapsed);
+    }
+    let sending = start.elapsed().as_secs_f64();
+    if config.no_reply && sending > 0.0 {
+        summary.rate = Some(summary.sent as f64 / sending);
     }
     Ok(summary)
 }

@@ -62,3 +62,102 @@ fn ping_through_the_real_server_by_name() {
         (Some("summary"), Some(10), Some(10))
     );
 }
+
+/// The peak resident memory of a process, in KiB (Linux: VmHWM in /proc/PID/status).
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    const PEERS: usize = 64;
+    const PER_PEER: usize = 50;
+    const FLOOD: u64 = 100_000;
+    let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();
+    let addr = server.listening(WAIT).unwrap();
+
+    // 64 peers, each sending numbered datagrams and checking every reply is its own.
+    let peers: Vec<_> = (0..PEERS)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                for i in 0..PER_PEER {
+                    socket.send_to(format!("peer {k} #{i}").as_bytes(), addr).unwrap();
+                }
+                let mine = format!("peer {k} #");
+                let mut replies = 0;
+                let mut buf = [0u8; 64];
+                // Until all came back or 500 ms pass without one (some may drop in the flood).
+                while replies < PER_PEER {
+                    let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                        break;
+                    };
+                    assert_eq!(from, addr);
+                    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                    assert!(text.starts_with(&mine), "peer {k} got someone else's reply: {text}");
+                    replies += 1;
+                }
+                replies
+            })
+        })
+        .collect();
+    // Meanwhile 100 000 datagrams from udp-client, as fast as it can send them.
+    let flood = Command::new(bin("udp-client"))
+        .args([&addr.to_string(), "--count", &FLOOD.to_string(), "--interval", "0"])
+        .args(["--no-reply", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(flood.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&flood.stdout);
+    let flood_summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(flood_summary["sent"].as_u64(), Some(FLOOD));
+    let answered: usize = peers.into_iter().map(|p| p.join().unwrap()).sum();
+
+    // A marker, sent until it comes back: the server's queue is FIFO, so once it is
+    // echoed everything sent before it has been received or dropped.
+    let marker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    marker.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut markers = 0u64;
+    let mut buf = [0u8; 16];
+    while markers < 25 {
+        marker.send_to(b"marker", addr).unwrap();
+        markers += 1;
+        if marker
+            .recv_from(&mut buf)
+            .is_ok_and(|(len, _)| &buf[..len] == b"marker")
+        {
+            break;
+        }
+    }
+
+    let peak = peak_memory_kib(server.pid());
+    assert!(peak < 8 * 1024, "the server peaked at {peak} KiB");
+    server.signal("TERM").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert!(
+        server
+            .stderr
+            .rest(Duration::from_millis(100))
+            .iter()
+            .all(|l| !l.contains("panicked")),
+        "no panic"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&server.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    let sent = FLOOD + (PEERS * PER_PEER) as u64 + markers;
+    let received = summary["received"].as_u64().unwrap();
+    let dropped = summary["kernel_drops"].as_u64().unwrap();
+    assert_eq!(received + dropped, sent, "{summary}");
+    // Peers whose every datagram the kernel dropped are not seen; nobody else is invented.
+    let seen = summary["peers"].as_u64().unwrap();
+    assert!(answered > 0 && seen <= PEERS as u64 + 2, "{summary}");
+    assert_eq!(summary["replied"].as_u64(), Some(received), "one reply per datagram");
+    eprintln!(
+        "flood: {sent} sent, {received} received, {dropped} dropped by the kernel, {answered} peer replies, peak {peak} KiB"
+    );
+}
