@@ -1,6 +1,7 @@
 //! Cross-program tests: `udp-server` and `udp-client` paired, in-process through their
 //! libraries and as real processes, asserting on what crossed the wire.
 
+mod chapter;
 mod faults;
 mod in_process;
 mod processes;
