@@ -85,5 +85,26 @@ check "IPv4 group 239.1.2.3 joined on h2" "ipv4 group" "$(cat "$work/m4.out")"
 check "IPv6 group ff02::4242 joined on h2's eth0" "ipv6 group" "$(cat "$work/m6.out")"
 check "IPv6 multicast comes from h1's link-local address" "[fe80::" "$(cat "$work/m6.out")"
 
+echo "== the UDP checksum on the wire (h1 to h2) is the one --show-header computes"
+# Checksum offload would leave the field for a network card to fill; with it off on h1's
+# eth0 the kernel computes the RFC 768 checksum itself, and a raw socket on h2 sees it.
+if ! command -v ethtool >/dev/null 2>&1; then
+    echo "skip  checksum on the wire: ethtool is missing (apt-get install ethtool; .ci/run does)"
+elif ! command -v python3 >/dev/null 2>&1; then
+    echo "skip  checksum on the wire: python3 is missing (the capture is a Python raw socket)"
+else
+    on h1 ethtool -K eth0 tx off >/dev/null 2>&1
+    start cap on h2 timeout 20 python3 "$root/scripts/peers/capture_udp.py" 8899
+    start hdr on h2 timeout 20 "$bin/udp-server" --bind 0.0.0.0:8899 --show-header --json --reply none --count 1
+    wait_for_text "$work/cap.out" ready
+    listening hdr >/dev/null
+    on h1 timeout 10 "$bin/udp-client" --no-reply 10.99.0.2:8899 hello >/dev/null 2>&1
+    wait "${pids[-2]}" "${pids[-1]}" || true
+    wire=$(grep -o 'checksum 0x[0-9a-f]*' "$work/cap.out" | cut -d' ' -f2 || true)
+    check "captured: 5 bytes + 8 = length 13" "length 13" "$(cat "$work/cap.out")"
+    check "--show-header's checksum equals the captured $wire" "\"checksum\":\"${wire:-none}\"" "$(cat "$work/hdr.out")"
+    check "--show-header's length is 13" '"length":13' "$(cat "$work/hdr.out")"
+fi
+
 echo "lan: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
