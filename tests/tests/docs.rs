@@ -1,0 +1,170 @@
+//! The teaching documents cannot drift from the code: every file, function, test, script
+//! and crate that `docs/chapter.md` names exists; the Chinese twins have the same
+//! sections; the README's two commands are the same in both languages.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The `code spans` of a piece of Markdown.
+fn code_spans(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// The numbered rows of the tables: `| 3 | … |` split into cells.
+fn rows(doc: &str) -> Vec<Vec<String>> {
+    doc.lines()
+        .filter(|l| l.starts_with("| "))
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>())
+        .filter(|cells| cells[0].parse::<u32>().is_ok())
+        .collect()
+}
+
+/// `# A`, `## B` … as their levels: the shape of a document, whatever its language.
+fn heading_levels(doc: &str) -> Vec<usize> {
+    let mut in_code = false;
+    let mut levels = Vec::new();
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            levels.push(line.chars().take_while(|&c| c == '#').count());
+        }
+    }
+    levels
+}
+
+/// What is wrong with one code span that names a path (`FILE` or `FILE::FUNCTION`), a
+/// script in a command, or a crate in `cargo run -p CRATE`.
+fn problems_in(span: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let is_path = |s: &str| ["crates/", "tests/", "scripts/", "docs/", "fuzz/"].iter().any(|p| s.starts_with(p));
+    if !span.contains(' ') && is_path(span) {
+        let (file, function) = match span.split_once("::") {
+            Some((file, function)) => (file, Some(function)),
+            None => (span, None),
+        };
+        match fs::read_to_string(root().join(file)) {
+            Err(_) => problems.push(format!("no file {file}")),
+            Ok(source) => {
+                if let Some(f) = function {
+                    if !source.contains(&format!("fn {f}(")) && !source.contains(&format!("fn {f}<")) {
+                        problems.push(format!("no fn {f} in {file}"));
+                    }
+                }
+            }
+        }
+        return problems;
+    }
+    let words: Vec<&str> = span.split_whitespace().collect();
+    for w in &words {
+        if w.starts_with("scripts/") && !root().join(w).exists() {
+            problems.push(format!("no script {w}"));
+        }
+    }
+    if let Some(i) = words.windows(3).position(|w| w[0] == "cargo" && w[1] == "run") {
+        match words.get(i + 3) {
+            Some(name) if words[i + 2] == "-p" && root().join("crates").join(name).join("Cargo.toml").exists() => {}
+            _ => problems.push(format!("`{span}` does not run a crate of this workspace")),
+        }
+    }
+    problems
+}
+
+fn check_chapter(path: &str) -> Vec<Vec<String>> {
+    let doc = read(path);
+    let rows = rows(&doc);
+    assert!(rows.len() >= 19, "{path}: {} rows", rows.len());
+    let mut problems = Vec::new();
+    for row in &rows {
+        let n = &row[0];
+        assert_eq!(row.len(), 7, "{path} row {n}: 7 cells expected, got {row:?}");
+        for span in row.iter().flat_map(|cell| code_spans(cell)) {
+            problems.extend(problems_in(span).into_iter().map(|p| format!("{path} row {n}: {p}")));
+        }
+        if !row[4].contains("::") {
+            problems.push(format!("{path} row {n}: `where` names no FILE::FUNCTION"));
+        }
+        if !code_spans(&row[5]).iter().any(|c| c.starts_with("cargo ") || c.contains("scripts/")) {
+            problems.push(format!("{path} row {n}: no command"));
+        }
+        if !code_spans(&row[6]).iter().any(|c| c.contains("::") || c.starts_with("scripts/")) {
+            problems.push(format!("{path} row {n}: no test"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    rows
+}
+
+#[test]
+fn every_row_of_the_chapter_names_files_functions_commands_and_tests_that_exist() {
+    check_chapter("docs/chapter.md");
+}
+
+#[test]
+fn the_chinese_chapter_has_the_same_sections_and_rows() {
+    let en = check_chapter("docs/chapter.md");
+    let zh = check_chapter("docs/chapter.zh-CN.md");
+    assert_eq!(
+        heading_levels(&read("docs/chapter.md")),
+        heading_levels(&read("docs/chapter.zh-CN.md"))
+    );
+    assert_eq!(en.len(), zh.len(), "row count");
+    for (e, z) in en.iter().zip(&zh) {
+        // Code is the same in both languages: the same calls, places, commands and tests.
+        for col in 2..7 {
+            assert_eq!(
+                code_spans(&e[col]),
+                code_spans(&z[col]),
+                "row {} column {col} differs between the English and Chinese chapter",
+                e[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_chinese_readme_has_the_same_sections_and_the_same_two_commands() {
+    let en = read("README.md");
+    let zh = read("README.zh-CN.md");
+    assert_eq!(heading_levels(&en), heading_levels(&zh));
+    let first_block = |doc: &str| doc.split("```sh").nth(1).and_then(|b| b.split("```").next()).map(str::to_string);
+    let commands = |block: Option<String>| -> Vec<String> {
+        block
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('#').next())
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let two = commands(first_block(&en));
+    assert_eq!(two, ["cargo run -p udp-server", "cargo test --workspace"]);
+    assert_eq!(commands(first_block(&zh)), two);
+    assert!(
+        en.lines().take(5).any(|l| l.contains("README.zh-CN.md")),
+        "README.md links its Chinese twin at the top"
+    );
+    for span in code_spans(&zh).into_iter().chain(code_spans(&en)) {
+        let problems = problems_in(span);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
+
+#[test]
+fn every_crate_has_a_readme() {
+    for entry in fs::read_dir(root().join("crates")).unwrap() {
+        let dir = entry.unwrap().path();
+        let readme = dir.join("README.md");
+        assert!(readme.exists(), "{} has no README.md", dir.display());
+        let text = fs::read_to_string(readme).unwrap();
+        assert!(text.contains("cp -r"), "{}: say how to copy it", dir.display());
+    }
+}
