@@ -22,7 +22,12 @@ fn code_spans(text: &str) -> Vec<&str> {
 fn rows(doc: &str) -> Vec<Vec<String>> {
     doc.lines()
         .filter(|l| l.starts_with("| "))
-        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>())
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .filter(|cells| cells[0].parse::<u32>().is_ok())
         .collect()
 }
@@ -45,12 +50,19 @@ fn heading_levels(doc: &str) -> Vec<usize> {
 /// script in a command, or a crate in `cargo run -p CRATE`.
 fn problems_in(span: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let is_path = |s: &str| ["crates/", "tests/", "scripts/", "docs/", "fuzz/"].iter().any(|p| s.starts_with(p));
+    let is_path = |s: &str| {
+        ["crates/", "tests/", "scripts/", "docs/", "fuzz/"]
+            .iter()
+            .any(|p| s.starts_with(p))
+    };
     if !span.contains(' ') && is_path(span) {
         let (file, function) = match span.split_once("::") {
             Some((file, function)) => (file, Some(function)),
             None => (span, None),
         };
+        if function.is_none() && root().join(file).is_dir() {
+            return problems;
+        }
         match fs::read_to_string(root().join(file)) {
             Err(_) => problems.push(format!("no file {file}")),
             Ok(source) => {
@@ -92,10 +104,16 @@ fn check_chapter(path: &str) -> Vec<Vec<String>> {
         if !row[4].contains("::") {
             problems.push(format!("{path} row {n}: `where` names no FILE::FUNCTION"));
         }
-        if !code_spans(&row[5]).iter().any(|c| c.starts_with("cargo ") || c.contains("scripts/")) {
+        if !code_spans(&row[5])
+            .iter()
+            .any(|c| c.starts_with("cargo ") || c.contains("scripts/"))
+        {
             problems.push(format!("{path} row {n}: no command"));
         }
-        if !code_spans(&row[6]).iter().any(|c| c.contains("::") || c.starts_with("scripts/")) {
+        if !code_spans(&row[6])
+            .iter()
+            .any(|c| c.contains("::") || c.starts_with("scripts/"))
+        {
             problems.push(format!("{path} row {n}: no test"));
         }
     }
@@ -135,7 +153,12 @@ fn the_chinese_readme_has_the_same_sections_and_the_same_two_commands() {
     let en = read("README.md");
     let zh = read("README.zh-CN.md");
     assert_eq!(heading_levels(&en), heading_levels(&zh));
-    let first_block = |doc: &str| doc.split("```sh").nth(1).and_then(|b| b.split("```").next()).map(str::to_string);
+    let first_block = |doc: &str| {
+        doc.split("```sh")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .map(str::to_string)
+    };
     let commands = |block: Option<String>| -> Vec<String> {
         block
             .unwrap_or_default()
