@@ -136,7 +136,7 @@ impl Verdict {
 const MAX_GAPS: usize = 256;
 
 /// Senders tracked at once. Anyone can send to a listener from any (forged) address; with
-/// this cap and [`MAX_GAPS`], the tracker stays within a few megabytes whatever arrives.
+/// this cap and the gaps remembered per sender (256), the tracker stays within a few megabytes whatever arrives.
 pub const MAX_SENDERS: usize = 256;
 
 /// The listener's counters, as the summary reports them.
