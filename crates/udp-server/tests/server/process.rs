@@ -334,3 +334,45 @@ fn a_closed_stdout_ends_an_idle_server_too() {
     let status = exit.recv_timeout(WAIT).expect("the server stops by itself").unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn show_header_prints_the_udp_header_after_each_datagram() {
+    let (mut running, addr) = server(&["--show-header"]);
+    let peer = testkit::local_socket(WAIT).unwrap();
+    peer.send_to(b"hello", addr).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, b"hello");
+    let line = running.stdout.next(WAIT).unwrap();
+    let from = peer.local_addr().unwrap();
+    let sum = common::header::checksum(from, addr, b"hello").unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "{from}  5 B  hello  | udp src {} dst {} len 13 sum {sum:#06x} proto 17",
+            from.port(),
+            addr.port()
+        )
+    );
+    running.signal("TERM").unwrap();
+    assert_eq!(running.wait(WAIT).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn reachable_from_the_network_it_warns_and_limits_replies_by_default() {
+    let mut running = Process::spawn(BIN, &["--bind", "0.0.0.0:0"]).unwrap();
+    running.listening(WAIT).unwrap();
+    let warning = running
+        .stderr
+        .find(WAIT, |l| l.contains("other machines can reach"))
+        .expect("a start-up warning");
+    assert!(warning.contains("limited to 100/s per source"), "{warning}");
+    running.signal("TERM").unwrap();
+    assert_eq!(running.wait(WAIT).and_then(|s| s.code()), Some(0));
+
+    let mut open = Process::spawn(BIN, &["--bind", "0.0.0.0:0", "--rate-limit", "off"]).unwrap();
+    open.listening(WAIT).unwrap();
+    let warning = open
+        .stderr
+        .find(WAIT, |l| l.contains("other machines can reach"))
+        .unwrap();
+    assert!(warning.contains("NOT rate-limited"), "{warning}");
+}
