@@ -368,7 +368,7 @@ fn reachable_from_the_network_it_warns_and_limits_replies_by_default() {
     running.signal("TERM").unwrap();
     assert_eq!(running.wait(WAIT).and_then(|s| s.code()), Some(0));
 
-    let mut open = Process::spawn(BIN, &["--bind", "0.0.0.0:0", "--rate-limit", "off"]).unwrap();
+    let open = Process::spawn(BIN, &["--bind", "0.0.0.0:0", "--rate-limit", "off"]).unwrap();
     open.listening(WAIT).unwrap();
     let warning = open
         .stderr
