@@ -209,19 +209,7 @@ mod tests {
     /// go to the resolver are skipped: a test must not make DNS queries.
     #[test]
     fn random_address_like_text_never_panics() {
-        let alphabet: Vec<char> = "0123456789.:[]%fe:ab -/x时".chars().collect();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..100_000 {
-            let len = (next() % 20) as usize;
-            let text: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+        for text in crate::testkit::random_texts("0123456789.:[]%fe:ab -/x时", 0x2545_f491_4f6c_dd1d, 100_000, 19) {
             let _ = looks_like(&text);
             let _ = crate::duration::parse(&text);
             if let Ok(std_addr) = text.parse::<SocketAddr>() {

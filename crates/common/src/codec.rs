@@ -291,20 +291,12 @@ mod tests {
     /// separators, ASCII and Chinese; typed hex round-trips, GBK text renders back as typed.
     #[test]
     fn random_typed_text_round_trips_through_hex_and_gbk() {
-        let alphabet: Vec<char> = "0123456789abcdefABCDEFx :-,\n时间价格 ¥é€😀".chars().collect();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            // xorshift64: a fixed sequence, so a failure repeats.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..50_000 {
-            let len = (next() % 24) as usize;
-            let text: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+        for text in crate::testkit::random_texts(
+            "0123456789abcdefABCDEFx :-,\n时间价格 ¥é€😀",
+            0x9e37_79b9_7f4a_7c15,
+            50_000,
+            23,
+        ) {
             if let Ok(bytes) = parse_hex(&text) {
                 assert_eq!(parse_hex(&to_hex(&bytes)).unwrap(), bytes, "{text:?}");
             }

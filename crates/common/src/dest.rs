@@ -28,6 +28,18 @@ pub struct Arrival {
     pub truncated: bool,
 }
 
+impl Arrival {
+    /// What `recvfrom` tells: a length and a sender, no destination.
+    pub fn new(len: usize, peer: SocketAddr) -> Self {
+        Arrival {
+            len,
+            peer,
+            to: None,
+            truncated: false,
+        }
+    }
+}
+
 /// The destination of a datagram, from its IP header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Destination {
@@ -100,6 +112,19 @@ fn set_flag(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> io
     }
 }
 
+/// The chapter's `recvfrom` (`socket.recv_from`), or [`recv`] when the destination is
+/// wanted too: one receive call either way.
+///
+/// # Errors
+/// What the receive returned.
+pub fn recv_from(socket: &UdpSocket, buf: &mut [u8], with_destination: bool) -> io::Result<Arrival> {
+    if with_destination {
+        return recv(socket, buf);
+    }
+    let (len, peer) = socket.recv_from(buf)?;
+    Ok(Arrival::new(len, peer))
+}
+
 /// Room for one IPv4 and one IPv6 packet-info message; u64s keep it aligned for cmsghdr.
 #[cfg(target_os = "linux")]
 pub type ControlBuffer = [u64; 16];
@@ -153,12 +178,7 @@ pub fn recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Arrival> {
 #[cfg(not(target_os = "linux"))]
 pub fn recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Arrival> {
     let (len, peer) = socket.recv_from(buf)?;
-    Ok(Arrival {
-        len,
-        peer,
-        to: None,
-        truncated: false,
-    })
+    Ok(Arrival::new(len, peer))
 }
 
 /// The destination the kernel reported in the control messages of a received `msg`.

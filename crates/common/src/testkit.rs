@@ -242,3 +242,22 @@ impl Drop for Process {
         }
     }
 }
+
+/// `count` random texts of up to `max_len` characters from `alphabet`, the same every run
+/// (xorshift64 from `seed`, which must not be 0): bounded property tests for CI.
+pub fn random_texts(alphabet: &str, seed: u64, count: usize, max_len: u64) -> impl Iterator<Item = String> {
+    let chars: Vec<char> = alphabet.chars().collect();
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count).map(move |_| {
+        let len = next() % (max_len + 1);
+        (0..len)
+            .map(|_| chars[(next() % chars.len() as u64) as usize])
+            .collect()
+    })
+}

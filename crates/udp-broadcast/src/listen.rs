@@ -172,17 +172,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
                 .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
-        let received = if config.show_header {
-            common::dest::recv(&socket, &mut buf)
-        } else {
-            socket.recv_from(&mut buf).map(|(len, peer)| Arrival {
-                len,
-                peer,
-                to: None,
-                truncated: false,
-            })
-        };
-        let Arrival { len, peer, to, .. } = match received {
+        let Arrival { len, peer, to, .. } = match common::dest::recv_from(&socket, &mut buf, config.show_header) {
             Ok(got) => got,
             Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
             Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),

@@ -242,15 +242,11 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
                 .map_err(|e| Error::io("cannot set a read timeout", &e))?;
         }
         let received = if want_destination {
+            // recvmsg: the same, plus the address the datagram was sent to (IP_PKTINFO).
             common::dest::recv(&socket, &mut buf)
         } else {
             // The chapter's recvfrom: the data and who sent it.
-            socket.recv_from(&mut buf).map(|(len, peer)| Arrival {
-                len,
-                peer,
-                to: None,
-                truncated: false,
-            })
+            socket.recv_from(&mut buf).map(|(len, peer)| Arrival::new(len, peer))
         };
         let Arrival { len, peer, to, .. } = match received {
             Ok(got) => got,
