@@ -221,30 +221,25 @@ impl Faults {
         let note = self.config.delay.map(|_| "delayed");
         self.arrivals += 1;
         let id = self.arrivals;
-        self.push(
-            due,
-            Pending {
-                id,
-                reorder,
-                data: data.to_vec(),
-                peer,
-                to,
-                note,
-            },
-        );
+        let original = Pending {
+            id,
+            reorder,
+            data: data.to_vec(),
+            peer,
+            to,
+            note,
+        };
         if r_dup < self.config.duplicate {
             self.counts.duplicated += 1;
-            self.push(
-                due,
-                Pending {
-                    id,
-                    reorder,
-                    data: data.to_vec(),
-                    peer,
-                    to,
-                    note: Some("duplicate"),
-                },
-            );
+            let copy = Pending {
+                data: original.data.clone(),
+                note: Some("duplicate"),
+                ..original
+            };
+            self.push(due, original);
+            self.push(due, copy);
+        } else {
+            self.push(due, original);
         }
     }
 
