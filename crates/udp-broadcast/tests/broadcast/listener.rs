@@ -223,3 +223,32 @@ fn show_header_uses_the_broadcast_address_in_the_checksum() {
         Some(expected)
     );
 }
+
+#[test]
+fn the_board_holds_at_most_256_keys_whatever_senders_invent() {
+    let output = OutputOptions::default();
+    let config = ListenConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        count: Some(300),
+        board: Some(Board::Lines),
+        ..Default::default()
+    };
+    let (out, lines): (_, Lines) = testkit::capture(output);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
+    });
+    let addr: SocketAddr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // In lock step (each line awaited), so no datagram is lost in a full receive queue.
+    let mut shown = Vec::new();
+    for i in 1..=300 {
+        sender.send_to(format!("seq={i} K{i} {i}.00").as_bytes(), addr).unwrap();
+        shown.push(lines.next(WAIT).unwrap());
+    }
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap().counts.received, 300);
+    assert!(shown[255].starts_with("K256 "), "{}", shown[255]);
+    // Keys past the cap are not added: the board's newest row stays K256.
+    assert!(shown[299].starts_with("K256 "), "{}", shown[299]);
+    assert_eq!(udp_broadcast::listen::MAX_BOARD_KEYS, 256);
+}
