@@ -66,11 +66,16 @@ impl Destination {
 }
 
 /// Asks the kernel to tell each datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO).
+/// Elsewhere than Linux nothing is asked for, and [`recv`] reports no destination.
 ///
 /// # Errors
-/// When the socket option cannot be set.
+/// [`crate::Error::Runtime`] when the socket option cannot be set.
+pub fn enable(socket: &UdpSocket) -> crate::Result<()> {
+    ask_for_destinations(socket).map_err(|e| crate::Error::io("cannot ask for datagram destinations (IP_PKTINFO)", &e))
+}
+
 #[cfg(target_os = "linux")]
-pub fn enable(socket: &UdpSocket) -> io::Result<()> {
+fn ask_for_destinations(socket: &UdpSocket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = socket.as_raw_fd();
     if socket.local_addr()?.is_ipv4() {
@@ -83,12 +88,8 @@ pub fn enable(socket: &UdpSocket) -> io::Result<()> {
     }
 }
 
-/// Elsewhere nothing is asked for; [`recv`] reports no destination.
-///
-/// # Errors
-/// Never.
 #[cfg(not(target_os = "linux"))]
-pub fn enable(_: &UdpSocket) -> io::Result<()> {
+fn ask_for_destinations(_: &UdpSocket) -> io::Result<()> {
     Ok(())
 }
 

@@ -57,6 +57,22 @@ impl UdpHeader {
         })
     }
 
+    /// The header of `payload`, received from `peer` on a socket bound to `local`, sent to
+    /// `to` (from [`crate::dest`]; without it, `local`'s address). `None` when the
+    /// destination is unknown (bound to `0.0.0.0` and the kernel did not say).
+    pub fn received(
+        peer: SocketAddr,
+        to: Option<crate::dest::Destination>,
+        local: SocketAddr,
+        payload: &[u8],
+    ) -> Option<UdpHeader> {
+        let dst_ip = to.map_or(local.ip(), |d| d.addr);
+        if dst_ip.is_unspecified() {
+            return None;
+        }
+        UdpHeader::new(peer, SocketAddr::new(dst_ip, local.port()), payload)
+    }
+
     /// The header as the 8 bytes on the wire (network byte order).
     pub fn to_bytes(&self) -> [u8; 8] {
         let mut b = [0u8; 8];

@@ -141,8 +141,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     let local = prepare_receiver(&socket)?;
     if config.show_header {
         // The checksum's pseudo-header needs the destination: a broadcast or group address.
-        common::dest::enable(&socket)
-            .map_err(|e| Error::io("cannot ask for datagram destinations (IP_PKTINFO)", &e))?;
+        common::dest::enable(&socket)?;
     }
     log::info!(
         "listening for broadcasts on port {}; other listeners may share it",
@@ -243,11 +242,9 @@ impl Heard<'_> {
             (None, Some(f)) => Some(format!("injected: {f}")),
             (None, None) => None,
         };
-        // The header needs the address the datagram was sent to (a broadcast or group address).
-        let header = match (self.header_for, to) {
-            (Some(local), Some(to)) => UdpHeader::new(peer, SocketAddr::new(to.addr, local.port()), data),
-            _ => None,
-        };
+        let header = self
+            .header_for
+            .and_then(|local| UdpHeader::received(peer, to, local, data));
         let shown = Datagram {
             seq,
             header,

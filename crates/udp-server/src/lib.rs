@@ -204,8 +204,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // answered; the kernel says where each datagram was sent only when asked.
     let want_destination = local.ip().is_unspecified() || config.show_header;
     if want_destination {
-        common::dest::enable(&socket)
-            .map_err(|e| Error::io("cannot ask for datagram destinations (IP_PKTINFO)", &e))?;
+        common::dest::enable(&socket)?;
     }
     announce(config, local);
     out.listening(local).map_err(Error::stdout)?;
@@ -342,7 +341,7 @@ pub(crate) fn show<'a>(
         note = Some("rate-limited: not answered");
     }
     let header = match (config.show_header, truncated, stats.local) {
-        (true, false, Some(local)) => header(peer, to, local, data),
+        (true, false, Some(local)) => UdpHeader::received(peer, to, local, data),
         _ => None,
     };
     out.received(&Datagram {
@@ -353,16 +352,6 @@ pub(crate) fn show<'a>(
     })
     .map_err(Error::stdout)?;
     Ok(reply)
-}
-
-/// The UDP header `data` crossed the wire with: its sender's port, our port, the length and
-/// the checksum over the pseudo-header (which needs the destination address the sender used).
-fn header(peer: SocketAddr, to: Option<Destination>, local: SocketAddr, data: &[u8]) -> Option<UdpHeader> {
-    let dst_ip = to.map_or(local.ip(), |d| d.addr);
-    if dst_ip.is_unspecified() {
-        return None;
-    }
-    UdpHeader::new(peer, SocketAddr::new(dst_ip, local.port()), data)
 }
 
 /// SO_RCVBUF: how many bytes of datagrams the kernel queues for this socket before it drops
@@ -513,6 +502,13 @@ fn announce(config: &Config, local: SocketAddr) {
             "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind 0.0.0.0:{}",
             local.port()
         );
+        if let Some(l) = config.rate_limit {
+            log::info!(
+                "replies are limited to {}/s per source (burst {})",
+                l.per_second,
+                l.burst
+            );
+        }
     } else {
         let limit = match config.rate_limit {
             Some(l) => format!(
@@ -526,13 +522,6 @@ fn announce(config: &Config, local: SocketAddr) {
         log::warn!(
             "other machines can reach this server at port {} (mind your firewall); {limit}",
             local.port()
-        );
-    }
-    if let (true, Some(l)) = (local.ip().is_loopback(), config.rate_limit) {
-        log::info!(
-            "replies are limited to {}/s per source (burst {})",
-            l.per_second,
-            l.burst
         );
     }
     match &config.reply {

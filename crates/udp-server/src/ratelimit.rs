@@ -94,11 +94,6 @@ impl Limiter {
         }
     }
 
-    /// The limit in force.
-    pub fn limit(&self) -> RateLimit {
-        self.limit
-    }
-
     /// Whether `source` may get a reply now; spends a token if so.
     pub fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         let limit = self.limit;

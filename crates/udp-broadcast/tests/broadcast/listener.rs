@@ -12,6 +12,17 @@ use udp_broadcast::{ListenConfig, ListenSummary};
 
 use crate::{WAIT, listener};
 
+/// `listen` on a thread; its printed lines, its result when it stops, and its address.
+fn start(config: ListenConfig) -> (Lines, mpsc::Receiver<common::Result<ListenSummary>>, SocketAddr) {
+    let (out, lines): (_, Lines) = testkit::capture(config.output);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
+    });
+    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    (lines, rx, addr)
+}
+
 /// `listen` in-process on 127.0.0.1:0, fed crafted datagrams from one socket; stops after
 /// `count` datagrams and returns the summary and the printed lines.
 fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummary, Vec<String>) {
@@ -26,12 +37,7 @@ fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummar
         output,
         ..Default::default()
     };
-    let (out, lines): (_, Lines) = testkit::capture(output);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
-    });
-    let addr: SocketAddr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let (lines, rx, addr) = start(config);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for datagram in datagrams {
         sender.send_to(datagram, addr).unwrap();
@@ -198,12 +204,8 @@ fn show_header_uses_the_broadcast_address_in_the_checksum() {
         show_header: true,
         ..Default::default()
     };
-    let (out, lines): (_, Lines) = testkit::capture(output);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
-    });
-    let port = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap().port();
+    let (lines, rx, addr) = start(config);
+    let port = addr.port();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.set_broadcast(true).unwrap();
     let to: SocketAddr = ([127, 255, 255, 255], port).into();
@@ -226,19 +228,13 @@ fn show_header_uses_the_broadcast_address_in_the_checksum() {
 
 #[test]
 fn the_board_holds_at_most_256_keys_whatever_senders_invent() {
-    let output = OutputOptions::default();
     let config = ListenConfig {
         bind: Some("127.0.0.1:0".parse().unwrap()),
         count: Some(300),
         board: Some(Board::Lines),
         ..Default::default()
     };
-    let (out, lines): (_, Lines) = testkit::capture(output);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
-    });
-    let addr: SocketAddr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let (lines, rx, addr) = start(config);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     // In lock step (each line awaited), so no datagram is lost in a full receive queue.
     let mut shown = Vec::new();
