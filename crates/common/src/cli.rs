@@ -34,6 +34,7 @@ pub struct OutputArgs {
 }
 
 /// Fault injection on the receiving side, for programs that receive; `#[command(flatten)]`.
+#[cfg(feature = "receive")]
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
     /// Lose each datagram with probability P (0 to 1), as a real network may.
@@ -57,6 +58,7 @@ pub struct FaultArgs {
     pub seed: Option<u64>,
 }
 
+#[cfg(feature = "receive")]
 impl FaultArgs {
     /// The fault configuration; a random seed (logged, so a run can be repeated) if none given.
     pub fn config(&self) -> crate::faults::FaultConfig {

@@ -35,14 +35,6 @@ pub fn parse(text: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad(text))
 }
 
-/// For clap's `value_parser`: the same as [`parse`].
-///
-/// # Errors
-/// As [`parse`].
-pub fn parse_arg(text: &str) -> std::result::Result<Duration, Error> {
-    parse(text)
-}
-
 /// A duration the way people read it: `250us`, `1.5ms`, `2s`.
 pub fn display(d: Duration) -> String {
     let micros = d.as_micros();

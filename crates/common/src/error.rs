@@ -70,8 +70,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn os_errors_read_as_a_phrase() {
-        let err = std::io::Error::from_raw_os_error(libc::EADDRINUSE);
+        let err = std::io::Error::from_raw_os_error(nix::libc::EADDRINUSE);
         assert_eq!(describe(&err), "address already in use");
         let err = Error::io("cannot bind 127.0.0.1:8888", &err);
         assert_eq!(err.to_string(), "cannot bind 127.0.0.1:8888: address already in use");

@@ -4,17 +4,22 @@
 //! — socket, bind, sendto/recvfrom, close — in their own `run` functions. This crate
 //! holds the plumbing around those steps, so that each program reads like the chapter:
 //!
-//! - [`addr`]: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` or a bare `PORT`;
-//! - [`duration`]: `500ms`, `2s`, `1m`;
-//! - [`codec`]: payload bytes to and from `utf8`, `gbk` and `hex`;
-//! - [`dest`]: which address a datagram was sent to (IP_PKTINFO), for safety and headers;
-//! - [`output`]: one line (or one JSON object) per datagram on stdout;
-//! - [`logging`], [`cli`], [`error`]: diagnostics on stderr, one-line errors, exit codes;
-//! - [`shutdown`]: Ctrl-C and SIGTERM as a flag the receive loops check;
-//! - [`header`]: the 8-byte UDP header and its RFC 768 checksum (`--show-header`);
-//! - [`faults`]: loss, duplication, delay and reordering injected on the receiving side;
-//! - [`stats`]: round-trip time percentiles;
-//! - [`testkit`]: helpers the workspace's tests share (deadlines on every wait).
+//! - `addr`: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` or a bare `PORT`;
+//! - `duration`: `500ms`, `2s`, `1m`;
+//! - `codec`: payload bytes to and from `utf8`, `gbk` and `hex`;
+//! - `output`: one line (or one JSON object) per datagram on stdout;
+//! - `logging`, `cli`, `error`: diagnostics on stderr, one-line errors, exit codes;
+//! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check.
+//!
+//! Behind the `receive` feature (the server and the listener turn it on; a client does not):
+//! - `receive`: the receive path step by step (socket, bind, recvfrom in a loop, close);
+//! - `dest`: which address a datagram was sent to (IP_PKTINFO), for safety and headers;
+//! - `header`: the 8-byte UDP header and its RFC 768 checksum (`--show-header`);
+//! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
+//! - `kernel`: datagrams the kernel dropped (Linux).
+//!
+//! Behind the `testkit` feature, which only dev-dependencies turn on:
+//! - `testkit`: the runners and deadlines the workspace's tests share.
 
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -22,18 +27,26 @@
 pub mod addr;
 pub mod cli;
 pub mod codec;
-pub mod dest;
 pub mod duration;
 pub mod error;
-pub mod faults;
-pub mod header;
-pub mod kernel;
 pub mod logging;
 pub mod output;
 pub mod shutdown;
-pub mod stats;
-pub mod testkit;
 mod time;
+
+#[cfg(feature = "receive")]
+pub mod dest;
+#[cfg(feature = "receive")]
+pub mod faults;
+#[cfg(feature = "receive")]
+pub mod header;
+#[cfg(feature = "receive")]
+pub mod kernel;
+#[cfg(feature = "receive")]
+pub mod receive;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use error::{Error, Result};
 
@@ -44,6 +57,10 @@ pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 /// The largest UDP payload over IPv6: 65 535 (payload length) − 8 (UDP header); the 40-byte
 /// IPv6 header is not counted in the payload length.
 pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
+
+/// A receive buffer larger than any UDP payload, so nothing is ever cut. The chapter's
+/// `recvfrom(1024)` is the same call with a smaller buffer.
+pub const DEFAULT_BUFFER_SIZE: usize = 65_535;
 
 /// The largest payload a datagram to `addr` can carry.
 pub fn max_payload(addr: &std::net::SocketAddr) -> usize {

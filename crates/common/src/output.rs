@@ -46,6 +46,7 @@ pub struct Datagram<'a> {
     /// Something worth saying about it (`2 lost`, `duplicate`): `[note]` in text, `"note"` in JSON.
     pub note: Option<&'a str>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
+    #[cfg(feature = "receive")]
     pub header: Option<crate::header::UdpHeader>,
 }
 
@@ -59,6 +60,7 @@ impl<'a> Datagram<'a> {
             seq: None,
             rtt: None,
             note: None,
+            #[cfg(feature = "receive")]
             header: None,
         }
     }
@@ -95,8 +97,8 @@ impl Output {
             // std's Stdout flushes at every newline; a duplicate of fd 1 in a BufWriter does not.
             #[cfg(unix)]
             if let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() {
-                let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-                return Self::buffered_watching(Box::new(std::fs::File::from(fd)), options, Some(raw));
+                let watch = fd.try_clone().ok();
+                return Self::buffered_watching(Box::new(std::fs::File::from(fd)), options, watch);
             }
         }
         Self::new(Box::new(stdout), options)
@@ -122,10 +124,10 @@ impl Output {
         Self::buffered_watching(writer, options, None)
     }
 
-    /// [`Output::buffered`], and with `reader` (the raw fd of a pipe) the same thread also
-    /// notices when the pipe's reader goes away (`udp-server | head -1`) even if nothing is
-    /// printed, so an idle program stops then instead of at its next datagram.
-    fn buffered_watching(writer: Box<dyn Write + Send>, options: OutputOptions, reader: Option<i32>) -> Self {
+    /// [`Output::buffered`], and with `pipe` (a copy of stdout's descriptor) the same thread
+    /// also notices when the pipe's reader goes away (`udp-server | head -1`) even if nothing
+    /// is printed, so an idle program stops then instead of at its next datagram.
+    fn buffered_watching(writer: Box<dyn Write + Send>, options: OutputOptions, pipe: Option<Watched>) -> Self {
         let writer = Box::new(io::BufWriter::with_capacity(64 * 1024, writer));
         let out = Output {
             options,
@@ -147,7 +149,7 @@ impl Output {
                 // While the output lives, its writer (and so `reader`) is open.
                 let Some((inner, closed)) = weak.upgrade() else { return };
                 let _ = flush_inner(&mut lock(&inner), &closed);
-                if reader.is_some_and(reader_gone) {
+                if pipe.as_ref().is_some_and(reader_gone) {
                     log::debug!("stdout was closed; stopping");
                     closed.store(true, Ordering::Relaxed);
                     return;
@@ -163,11 +165,6 @@ impl Output {
     /// Any stdout error other than a closed pipe.
     pub fn flush(&self) -> io::Result<()> {
         flush_inner(&mut self.lock(), &self.closed)
-    }
-
-    /// The options this output was made with.
-    pub fn options(&self) -> OutputOptions {
-        self.options
     }
 
     /// Whether stdout was closed by the reader; the program should stop.
@@ -286,6 +283,7 @@ impl Output {
             if let Some(note) = d.note {
                 obj["note"] = note.into();
             }
+            #[cfg(feature = "receive")]
             if let Some(header) = d.header {
                 obj["udp_header"] = header.to_json();
             }
@@ -305,7 +303,10 @@ impl Output {
             .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
         let payload = encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
+        #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
+        #[cfg(not(feature = "receive"))]
+        let header = "";
         self.line(&format!(
             "{time}{}  {} B{truncated}  {payload}{rtt}{note}{header}",
             d.peer,
@@ -366,22 +367,26 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
     inner.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether the read end of the pipe on `fd` is closed: poll reports POLLERR for it. A
-/// file or /dev/null never reports it.
+/// A copy of stdout's descriptor, watched for its reader going away.
 #[cfg(unix)]
-fn reader_gone(fd: i32) -> bool {
-    let mut probe = libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd and a zero timeout: poll reads and writes only `probe`.
-    let ready = unsafe { libc::poll(&mut probe, 1, 0) };
-    ready > 0 && probe.revents & (libc::POLLERR | libc::POLLHUP) != 0
+type Watched = std::os::fd::OwnedFd;
+#[cfg(not(unix))]
+type Watched = ();
+
+/// Whether the read end of the pipe is closed: poll reports POLLERR for it. A file or
+/// /dev/null never reports it.
+#[cfg(unix)]
+fn reader_gone(fd: &Watched) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut probe = [PollFd::new(fd.as_fd(), PollFlags::empty())];
+    let ready = poll(&mut probe, PollTimeout::ZERO).unwrap_or(0);
+    let revents = probe[0].revents().unwrap_or(PollFlags::empty());
+    ready > 0 && revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)
 }
 
 #[cfg(not(unix))]
-fn reader_gone(_: i32) -> bool {
+fn reader_gone(_: &Watched) -> bool {
     false
 }
 

@@ -1,5 +1,14 @@
-//! Helpers the workspace's tests share: every wait has a deadline, and readiness is the
-//! `listening` line, never a sleep. Not used by the programs themselves.
+//! The one test harness the workspace's tests share: every wait has a deadline
+//! ([`WAIT`]), and readiness is the `listening` line, never a sleep. Behind the `testkit`
+//! feature, which only dev-dependencies turn on, so no program carries it.
+//!
+//! - [`InProcess`]: a program's `run` on a thread, its stdout captured line by line;
+//! - [`Process`]: a program's binary as a real process ([`bin`] finds it);
+//! - [`closed_port`], [`local_socket`], [`recv`]: the peer side of a test;
+//! - [`assert_help_and_version`]: what every program's `--help` and `--version` owe.
+
+// Test helpers fail the test that calls them, the way assertions do.
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -9,6 +18,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::output::{Output, OutputOptions};
+use crate::shutdown::Shutdown;
+
+/// The deadline for anything that should happen at once; generous for a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Lines arriving from a reader or an in-process [`Output`], read with deadlines.
 pub struct Lines {
@@ -243,21 +256,112 @@ impl Drop for Process {
     }
 }
 
-/// `count` random texts of up to `max_len` characters from `alphabet`, the same every run
-/// (xorshift64 from `seed`, which must not be 0): bounded property tests for CI.
-pub fn random_texts(alphabet: &str, seed: u64, count: usize, max_len: u64) -> impl Iterator<Item = String> {
-    let chars: Vec<char> = alphabet.chars().collect();
-    let mut state = seed;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..count).map(move |_| {
-        let len = next() % (max_len + 1);
-        (0..len)
-            .map(|_| chars[(next() % chars.len() as u64) as usize])
-            .collect()
-    })
+/// A port on 127.0.0.1 that nobody listens on (bound, then released).
+///
+/// # Panics
+/// When no socket can be bound (a test helper).
+pub fn closed_port() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    socket.local_addr().expect("its address")
+}
+
+/// A program's `run` on a thread of this test, with its output captured: started, then
+/// ready once its `listening` line names the address.
+pub struct InProcess<S> {
+    /// The address the program listens on.
+    pub addr: SocketAddr,
+    /// Its stdout after the `listening` line.
+    pub lines: Lines,
+    shutdown: Shutdown,
+    done: Receiver<crate::Result<S>>,
+}
+
+impl<S: Send + 'static> InProcess<S> {
+    /// Starts `run` and waits (up to [`WAIT`]) for its `listening` line.
+    ///
+    /// # Panics
+    /// When no `listening` line comes: the program failed to start.
+    pub fn start(
+        options: OutputOptions,
+        run: impl FnOnce(&Shutdown, &Output) -> crate::Result<S> + Send + 'static,
+    ) -> Self {
+        let (out, lines) = capture(options);
+        let shutdown = Shutdown::new();
+        let (tx, done) = mpsc::channel();
+        let stop = shutdown.clone();
+        thread::spawn(move || {
+            let _ = tx.send(run(&stop, &out));
+        });
+        let Some(first) = lines.next(WAIT) else {
+            let why = done
+                .recv_timeout(Duration::ZERO)
+                .err()
+                .map_or("it ended".into(), |e| e.to_string());
+            panic!("no listening line within {WAIT:?} ({why})");
+        };
+        let addr = listening_addr(&first).unwrap_or_else(|| panic!("no address in {first:?}"));
+        InProcess {
+            addr,
+            lines,
+            shutdown,
+            done,
+        }
+    }
+
+    /// Asks the program to stop (as Ctrl-C does) and returns its result.
+    ///
+    /// # Panics
+    /// When it does not stop within [`WAIT`] or stops with an error.
+    pub fn stop(&self) -> S {
+        self.shutdown.trigger();
+        self.finish().expect("a clean stop")
+    }
+
+    /// Waits (up to [`WAIT`]) for the program to end by itself (`--count`), and returns
+    /// what it returned.
+    ///
+    /// # Panics
+    /// When it does not end in time.
+    pub fn finish(&self) -> crate::Result<S> {
+        self.done.recv_timeout(WAIT).expect("the program ends within WAIT")
+    }
+
+    /// A stop flag to trigger later (as a signal would).
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+}
+
+/// The path of a program built by this workspace (`cargo test --workspace` builds every
+/// binary), found as assert_cmd finds it.
+///
+/// # Panics
+/// When the binary was not built.
+pub fn bin(name: &str) -> String {
+    #[allow(deprecated)] // the macro form works only inside the binary's own package
+    let path = assert_cmd::cargo::cargo_bin(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// `--help` exits 0 and shows every one of `examples`; `--version` prints
+/// `PROGRAM VERSION`.
+///
+/// # Panics
+/// When either is not so (a test assertion).
+pub fn assert_help_and_version(path: &str, program: &str, version: &str, examples: &[&str]) {
+    let help = assert_cmd::Command::new(path).arg("--help").assert().success();
+    let text = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
+    for example in examples {
+        assert!(text.contains(example), "--help is missing {example}");
+    }
+    assert_cmd::Command::new(path)
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(format!("{program} {version}\n"));
 }

@@ -1,69 +1,36 @@
-//! Local wall-clock time for `--timestamp`, without a date-time crate.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! Local wall-clock time for `--timestamp`, on every OS.
+//!
+//! jiff reads the time zone the way each OS keeps it (`TZ` and `/etc/localtime` on Unix,
+//! the system setting on Windows), so a reader in China sees Beijing time, never UTC.
 
 /// Local time of day and date, with the offset from UTC in seconds.
 pub(crate) struct LocalTime {
-    pub year: i32,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub micros: u32,
-    pub offset_secs: i64,
+    pub year: i16,
+    pub month: i8,
+    pub day: i8,
+    pub hour: i8,
+    pub minute: i8,
+    pub second: i8,
+    pub micros: i32,
+    pub offset_secs: i32,
 }
 
 impl LocalTime {
+    /// Now, in the system's time zone (UTC only where the OS names none).
     pub fn now() -> Self {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since_epoch.as_secs() as libc::time_t;
-        let micros = since_epoch.subsec_micros();
-        #[cfg(unix)]
-        {
-            // SAFETY: `localtime_r` is the thread-safe form; it only writes into `tm`, which
-            // lives on this stack frame, and reads `secs`. A zeroed `tm` is a valid value.
-            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-            let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-            if ok {
-                return LocalTime {
-                    year: tm.tm_year + 1900,
-                    month: (tm.tm_mon + 1) as u32,
-                    day: tm.tm_mday as u32,
-                    hour: tm.tm_hour as u32,
-                    minute: tm.tm_min as u32,
-                    second: tm.tm_sec as u32,
-                    micros,
-                    offset_secs: tm.tm_gmtoff,
-                };
-            }
-        }
-        Self::utc(secs as i64, micros)
+        Self::from_zoned(&jiff::Zoned::now())
     }
 
-    /// UTC from seconds since 1970 (the fallback where no local time zone is known).
-    fn utc(secs: i64, micros: u32) -> Self {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        // Howard Hinnant's civil-from-days algorithm.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    fn from_zoned(z: &jiff::Zoned) -> Self {
         LocalTime {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem % 3600 / 60) as u32,
-            second: (rem % 60) as u32,
-            micros,
-            offset_secs: 0,
+            year: z.year(),
+            month: z.month(),
+            day: z.day(),
+            hour: z.hour(),
+            minute: z.minute(),
+            second: z.second(),
+            micros: z.subsec_nanosecond() / 1000,
+            offset_secs: z.offset().seconds(),
         }
     }
 
@@ -101,15 +68,26 @@ impl LocalTime {
 mod tests {
     use super::*;
 
+    fn at(secs: i64, micros: i32, zone: &str) -> LocalTime {
+        let ts = jiff::Timestamp::new(secs, micros * 1000).unwrap();
+        LocalTime::from_zoned(&ts.in_tz(zone).unwrap())
+    }
+
     #[test]
     fn utc_dates_are_right() {
-        let t = LocalTime::utc(0, 0);
-        assert_eq!(t.rfc3339(), "1970-01-01T00:00:00.000000+00:00");
-        let t = LocalTime::utc(1_795_595_707, 123_456); // 2026-11-25 08:35:07 UTC
+        assert_eq!(at(0, 0, "UTC").rfc3339(), "1970-01-01T00:00:00.000000+00:00");
+        let t = at(1_795_595_707, 123_456, "UTC"); // 2026-11-25 08:35:07 UTC
         assert_eq!(t.rfc3339(), "2026-11-25T08:35:07.123456+00:00");
         assert_eq!(t.clock(), "08:35:07.123");
-        let t = LocalTime::utc(951_782_400, 0); // a leap day
-        assert_eq!(t.rfc3339(), "2000-02-29T00:00:00.000000+00:00");
+        assert_eq!(at(951_782_400, 0, "UTC").rfc3339(), "2000-02-29T00:00:00.000000+00:00");
+    }
+
+    #[test]
+    fn local_time_carries_the_zone_offset() {
+        // Beijing is UTC+8 all year; New York is UTC-5 in November.
+        let t = at(1_795_595_707, 0, "Asia/Shanghai");
+        assert_eq!(t.rfc3339(), "2026-11-25T16:35:07.000000+08:00");
+        assert_eq!(at(1_795_595_707, 0, "America/New_York").clock(), "03:35:07.000");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum Malformed {
     NoSeq,
     /// `seq=` followed by something that is not a number from 0 to 2^64−1.
     BadSeq,
+    /// `session=` with an empty id or one over 32 characters.
+    BadSession,
 }
 
 /// Longest session id accepted; longer ones are malformed.
@@ -79,7 +81,7 @@ pub fn parse(datagram: &[u8]) -> Result<Message<'_>, Malformed> {
             session: Some(id),
             body: after,
         }),
-        Some(_) => Err(Malformed::BadSeq),
+        Some(_) => Err(Malformed::BadSession),
         None => Ok(Message {
             seq,
             session: None,
@@ -417,7 +419,7 @@ mod tests {
         assert_eq!(parse(b"seq=-1 x"), Err(Malformed::BadSeq));
         assert_eq!(parse(b"seq=+1 x"), Err(Malformed::BadSeq));
         assert_eq!(parse(b"seq=99999999999999999999 x"), Err(Malformed::BadSeq));
-        assert_eq!(parse(b"seq=1 session= x"), Err(Malformed::BadSeq));
+        assert_eq!(parse(b"seq=1 session= x"), Err(Malformed::BadSession));
     }
 
     #[test]

@@ -3,16 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Instant;
 
-use common::dest::{Arrival, Destination};
-use common::faults::{FaultConfig, FaultCounts, Faults};
+use common::faults::{FaultConfig, FaultCounts};
 use common::header::UdpHeader;
 use common::output::{Datagram, Output, OutputOptions};
-use common::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up, prepare_receiver};
+use common::receive::{self, Handler, Incoming, ReceiveOptions};
+use common::shutdown::Shutdown;
 use common::{Error, Result};
 use serde_json::json;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::feed::{self, Counts, Tracker};
 use crate::{DEFAULT_PORT, interface};
@@ -108,41 +106,29 @@ impl ListenSummary {
 /// [`Error::Usage`] for a group that is not multicast or an IPv6 group without
 /// `--interface`; [`Error::Runtime`] when the bind or the join fails.
 pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Result<ListenSummary> {
-    let bind = bind_address(config)?;
+    let options = ReceiveOptions {
+        bind: bind_address(config)?,
+        buffer_size: common::DEFAULT_BUFFER_SIZE,
+        recv_buffer: config.recv_buffer,
+        // Several listeners on this host share the port; every one receives each broadcast.
+        reuse: true,
+        // The checksum's pseudo-header needs the destination: a broadcast or group address.
+        destination: config.show_header,
+        count: config.count,
+        faults: config.faults,
+    };
 
-    // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
-    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
-    if let Some(bytes) = config.recv_buffer {
-        // How many bytes of datagrams the kernel queues before it drops new ones.
-        socket
-            .set_recv_buffer_size(bytes)
-            .map_err(|e| Error::io("cannot set SO_RCVBUF", &e))?;
-    }
-    // SO_REUSEADDR (and SO_REUSEPORT, which macOS and the BSDs need) let several listeners
-    // on this host bind the same port; every one of them receives each broadcast.
-    socket
-        .set_reuse_address(true)
-        .map_err(|e| Error::io("cannot set SO_REUSEADDR", &e))?;
-    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
-    socket
-        .set_reuse_port(true)
-        .map_err(|e| Error::io("cannot set SO_REUSEPORT", &e))?;
+    // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`, with
+    // SO_REUSEADDR (and SO_REUSEPORT on macOS and the BSDs) set before binding.
+    let socket = receive::socket(&options)?;
 
     // Step 2, bind(): Python's `sock.bind(('', 7788))`. A broadcast reaches sockets bound to
     // 0.0.0.0 (or the broadcast address), never one bound to a single unicast address.
-    socket
-        .bind(&bind.into())
-        .map_err(|e| Error::io(format!("cannot bind {bind}"), &e))?;
+    let mut receiver = receive::bind(socket, &options)?;
     if let Some(group) = config.group {
-        join(&socket, group, config.interface.as_deref())?;
+        join(receiver.socket(), group, config.interface.as_deref())?;
     }
-    let socket = UdpSocket::from(socket);
-    let local = prepare_receiver(&socket)?;
-    if config.show_header {
-        // The checksum's pseudo-header needs the destination: a broadcast or group address.
-        common::dest::enable(&socket)?;
-    }
+    let local = receiver.local();
     log::info!(
         "listening for broadcasts on port {}; other listeners may share it",
         local.port()
@@ -150,60 +136,26 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
-    let mut buf = vec![0u8; 65_536];
-    let board = if config.output.json { None } else { config.board };
-    let mut heard = Heard {
-        out,
-        tracker: Tracker::default(),
-        board,
-        latest: BTreeMap::new(),
-        header_for: config.show_header.then_some(local),
-    };
-    let mut faults = config.faults.is_active().then(|| Faults::new(config.faults));
-    let mut arrivals = 0u64;
-    while !shutdown.is_triggered() && !out.is_closed() && config.count.is_none_or(|n| arrivals < n) {
-        if let Some(faults) = &mut faults {
-            let now = Instant::now();
-            for d in faults.take_due(now) {
-                heard.handle(&d.data, d.peer, d.to, d.note)?;
-            }
-            socket
-                .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
-                .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-        }
-        let Arrival { len, peer, to, .. } = match common::dest::recv_from(&socket, &mut buf, config.show_header) {
-            Ok(got) => got,
-            Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
-            Err(e) => return Err(Error::io(format!("receiving on {local} failed"), &e)),
-        };
-        arrivals += 1;
-        match &mut faults {
-            Some(faults) => faults.arrive_to(Instant::now(), &buf[..len], peer, to),
-            None => heard.handle(&buf[..len], peer, to, None)?,
-        }
-    }
-    // What is still delayed or held back is delivered when due, unless stopped.
-    if let Some(faults) = &mut faults {
-        while let Some(due) = faults.next_due() {
-            if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
-                break;
-            }
-            for d in faults.take_due(Instant::now()) {
-                heard.handle(&d.data, d.peer, d.to, d.note)?;
-            }
-        }
-    }
+    let mut heard = Heard::new(config, out, local);
+    receiver.each(shutdown, out, &mut heard)?;
 
     // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
     // the group).
-    let kernel_drops = common::kernel::drops(&socket);
-    drop(socket);
+    let closed = receiver.close();
     Ok(ListenSummary {
         local,
         counts: heard.tracker.counts(),
-        faults: faults.map(|f| f.counts()),
-        kernel_drops,
+        faults: closed.faults,
+        kernel_drops: closed.kernel_drops,
     })
+}
+
+/// The latest value of one key on the board, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BoardEntry {
+    value: String,
+    seq: u64,
+    from: SocketAddr,
 }
 
 /// What the listener has heard: the per-sender tracking, and the board.
@@ -211,32 +163,48 @@ struct Heard<'a> {
     out: &'a Output,
     tracker: Tracker,
     board: Option<Board>,
-    latest: BTreeMap<String, (String, u64, SocketAddr)>,
+    latest: BTreeMap<String, BoardEntry>,
     /// With `--show-header`: the listening address, whose port is the destination port.
     header_for: Option<SocketAddr>,
 }
 
-impl Heard<'_> {
-    /// Parses, tracks and shows one datagram; `injected` names a fault that touched it.
-    fn handle(&mut self, data: &[u8], peer: SocketAddr, to: Option<Destination>, injected: Option<&str>) -> Result<()> {
-        let (seq, verdict) = match feed::parse(data) {
+impl<'a> Heard<'a> {
+    fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr) -> Self {
+        Heard {
+            out,
+            tracker: Tracker::default(),
+            board: if config.output.json { None } else { config.board },
+            latest: BTreeMap::new(),
+            header_for: config.show_header.then_some(local),
+        }
+    }
+}
+
+impl Handler for Heard<'_> {
+    /// Parses, tracks and shows one datagram; `d.note` names a fault that touched it.
+    fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
+        let (seq, verdict) = match feed::parse(d.data) {
             Ok(message) => {
-                let verdict = self.tracker.observe(peer, &message);
+                let verdict = self.tracker.observe(d.peer, &message);
                 if let (Some((key, value)), Some(_)) = (message.key_value(), self.board) {
                     if self.latest.len() < MAX_BOARD_KEYS || self.latest.contains_key(key) {
-                        self.latest
-                            .insert(key.to_string(), (value.to_string(), message.seq, peer));
+                        let entry = BoardEntry {
+                            value: value.to_string(),
+                            seq: message.seq,
+                            from: d.peer,
+                        };
+                        self.latest.insert(key.to_string(), entry);
                     }
                 }
                 (Some(message.seq), verdict.note())
             }
             Err(why) => {
                 self.tracker.malformed();
-                log::debug!("{peer}: not a feed message ({why:?})");
+                log::debug!("{}: not a feed message ({why:?})", d.peer);
                 (None, Some("malformed".to_string()))
             }
         };
-        let note = match (verdict, injected) {
+        let note = match (verdict, d.note) {
             (Some(v), Some(f)) => Some(format!("{v}; injected: {f}")),
             (Some(v), None) => Some(v),
             (None, Some(f)) => Some(format!("injected: {f}")),
@@ -244,12 +212,12 @@ impl Heard<'_> {
         };
         let header = self
             .header_for
-            .and_then(|local| UdpHeader::received(peer, to, local, data));
+            .and_then(|local| UdpHeader::received(d.peer, d.to, local, d.data));
         let shown = Datagram {
             seq,
             header,
             note: note.as_deref(),
-            ..Datagram::new(peer, data)
+            ..Datagram::new(d.peer, d.data)
         };
         match self.board {
             None => self.out.received(&shown),
@@ -276,7 +244,7 @@ fn bind_address(config: &ListenConfig) -> Result<SocketAddr> {
 /// Joins `group`: Python's `sock.setsockopt(IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq)`. Local by
 /// default: an IPv4 group is joined on the loopback interface unless `--interface` names
 /// another, so joining sends no IGMP report onto a real network.
-fn join(socket: &Socket, group: IpAddr, iface: Option<&str>) -> Result<()> {
+fn join(socket: &UdpSocket, group: IpAddr, iface: Option<&str>) -> Result<()> {
     let result = match group {
         IpAddr::V4(g) => socket.join_multicast_v4(&g, &iface.map_or(Ok(Ipv4Addr::LOCALHOST), interface::ipv4)?),
         IpAddr::V6(g) => {
@@ -295,14 +263,12 @@ fn join(socket: &Socket, group: IpAddr, iface: Option<&str>) -> Result<()> {
 fn show_board(
     out: &Output,
     style: Board,
-    board: &BTreeMap<String, (String, u64, SocketAddr)>,
+    board: &BTreeMap<String, BoardEntry>,
     counts: &Counts,
 ) -> std::io::Result<()> {
-    let row = |key: &str, (value, seq, from): &(String, u64, SocketAddr)| {
-        format!("{key:<10} {value:<28} seq={seq} from {from}")
-    };
+    let row = |key: &str, e: &BoardEntry| format!("{key:<10} {:<28} seq={} from {}", e.value, e.seq, e.from);
     match style {
-        Board::Lines => match board.iter().max_by_key(|(_, (_, seq, _))| *seq) {
+        Board::Lines => match board.iter().max_by_key(|(_, e)| e.seq) {
             Some((key, entry)) => out.text(&row(key, entry)),
             None => Ok(()),
         },

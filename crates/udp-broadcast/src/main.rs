@@ -49,11 +49,11 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct SendArgs {
     /// Destination: 127.255.255.255 is this machine; 255.255.255.255 or a subnet's broadcast address the LAN; 224.0.0.0/4 or ff00::/8 multicast.
-    #[arg(long, value_name = "ADDR", default_value = udp_broadcast::send::DEFAULT_TO, value_parser = common::addr::parse_arg)]
+    #[arg(long, value_name = "ADDR", default_value = udp_broadcast::send::DEFAULT_TO, value_parser = common::addr::parse)]
     to: SocketAddr,
 
     /// Time between messages (at least 10ms).
-    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse_arg)]
+    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse)]
     interval: Duration,
 
     /// Stop after N messages.
@@ -83,7 +83,7 @@ struct SendArgs {
 #[derive(Debug, clap::Args)]
 struct ListenArgs {
     /// Address to bind [default: 0.0.0.0:7788, or [::]:7788 for an IPv6 group].
-    #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse_arg)]
+    #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse)]
     bind: Option<SocketAddr>,
 
     /// Join this multicast group (IPv4 224.0.0.0/4 or IPv6 ff00::/8).

@@ -19,10 +19,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod ping;
+pub mod stats;
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
@@ -37,7 +38,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use ping::PingSummary;
 
 /// Where the client sends when no TARGET is given: the default `udp-server`.
-pub const DEFAULT_TARGET: &str = "127.0.0.1:8888";
+pub const DEFAULT_TARGET: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8888));
 /// How long to wait for a reply (one-shot, ping, after end of input).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// In a flood, a datagram not echoed within this long counts as lost (unless `--timeout`).
@@ -47,7 +48,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Datagrams in flight at once in a flood (`--interval 0`).
 pub const DEFAULT_WINDOW: u16 = 64;
 /// Receive buffer: larger than any UDP payload, so a reply is never cut.
-const RECV_BUFFER: usize = 65_536;
+const RECV_BUFFER: usize = common::DEFAULT_BUFFER_SIZE;
 
 /// Everything `run` needs; `main` builds it from the command line.
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            target: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            target: DEFAULT_TARGET,
             message: None,
             timeout: None,
             no_reply: false,
@@ -144,10 +145,9 @@ impl Summary {
 /// # Examples
 /// ```
 /// use common::{output::OutputOptions, shutdown::Shutdown, testkit};
-/// use std::time::Duration;
 ///
 /// // A peer that echoes one datagram, as the chapter's server does.
-/// let peer = testkit::local_socket(Duration::from_secs(5)).unwrap();
+/// let peer = testkit::local_socket(testkit::WAIT).unwrap();
 /// let config = udp_client::Config {
 ///     target: peer.local_addr().unwrap(),
 ///     message: Some(b"hello".to_vec()),
@@ -251,14 +251,20 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
         }
     }
     let tries = if config.retries > 0 {
-        format!(" ({} tries)", config.retries + 1)
+        format!(" within {} ({} tries)", display(timeout), config.retries + 1)
     } else {
-        String::new()
+        format!(" within {}", display(timeout))
     };
-    Err(Error::Runtime(format!(
-        "no reply from {target} within {}{tries}: the datagram or its reply may be lost, or the peer never answers (try --timeout 5s, --retries 3, or --no-reply)",
-        display(timeout)
-    )))
+    Err(no_reply(target, &tries))
+}
+
+/// The one exit rule for "no reply", in every mode: a run that waited for replies and got
+/// none, without being stopped, failed (exit 1) — UDP does not say whether anything
+/// arrived, so silence is the only answer there is. `waited` says how long or how often.
+pub(crate) fn no_reply(target: SocketAddr, waited: &str) -> Error {
+    Error::Runtime(format!(
+        "no reply from {target}{waited}: the datagram or its reply may be lost, or the peer never answers (try --timeout 5s, --retries 3, or --no-reply)"
+    ))
 }
 
 /// Each input line is one datagram; whatever the target sends is printed as it arrives,
@@ -273,26 +279,7 @@ fn interactive(
 ) -> Result<Summary> {
     log::info!("each line you type is sent as one datagram; end with Ctrl-D, stop with Ctrl-C");
     let target = config.target;
-    let sender = socket
-        .try_clone()
-        .map_err(|e| Error::io("cannot share the socket", &e))?;
-    let sent = Arc::new(AtomicU64::new(0));
-    let unechoed = Arc::new(Mutex::new(VecDeque::new()));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    {
-        let (sent, unechoed, out, encoding) = (
-            Arc::clone(&sent),
-            Arc::clone(&unechoed),
-            out.clone(),
-            config.output.encoding,
-        );
-        // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
-        thread::spawn(move || {
-            send_lines(input, &sender, target, encoding, &out, &sent, &unechoed);
-            let _ = done_tx.send(());
-        });
-    }
-
+    let lines = Lines::spawn(socket, config, out, input)?;
     let timeout = if config.no_reply {
         Duration::ZERO
     } else {
@@ -303,25 +290,19 @@ fn interactive(
     let mut input_ended_at: Option<Instant> = None;
     let mut warned_refused = false;
     while !shutdown.is_triggered() && !out.is_closed() {
-        if input_ended_at.is_none() && done_rx.try_recv().is_ok() {
+        if input_ended_at.is_none() && lines.ended() {
             input_ended_at = Some(Instant::now());
         }
         // After the last line, wait for stragglers: until every line has come back (an
         // echo server is done), or until the timeout (any other peer).
-        if let Some(ended) = input_ended_at {
-            if lock(&unechoed).is_empty() || ended.elapsed() >= timeout {
-                break;
-            }
+        if input_ended_at.is_some_and(|ended| lines.all_echoed() || ended.elapsed() >= timeout) {
+            break;
         }
         match recv_until(socket, &mut buf, Instant::now() + POLL_INTERVAL, shutdown) {
             Ok(Some((len, peer))) => {
                 received += 1;
                 warned_refused = false;
-                let mut waiting = lock(&unechoed);
-                if let Some(i) = waiting.iter().position(|sent: &Vec<u8>| sent[..] == buf[..len]) {
-                    waiting.remove(i);
-                }
-                drop(waiting);
+                lines.echoed(&buf[..len]);
                 out.received(&Datagram::new(peer, &buf[..len])).map_err(Error::stdout)?;
             }
             Ok(None) => {}
@@ -338,7 +319,7 @@ fn interactive(
         }
     }
     Ok(Summary::Interactive {
-        sent: sent.load(Ordering::SeqCst),
+        sent: lines.sent.load(Ordering::SeqCst),
         received,
     })
 }
@@ -349,6 +330,54 @@ const UNECHOED_KEPT: usize = 1024;
 
 fn lock(unechoed: &Unechoed) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
     unechoed.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The input side of the interactive mode, shared with its thread.
+struct Lines {
+    sent: Arc<AtomicU64>,
+    unechoed: Arc<Unechoed>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Lines {
+    /// Starts the thread that sends each input line.
+    fn spawn(socket: &UdpSocket, config: &Config, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Self> {
+        let sender = socket
+            .try_clone()
+            .map_err(|e| Error::io("cannot share the socket", &e))?;
+        let lines = Lines {
+            sent: Arc::new(AtomicU64::new(0)),
+            unechoed: Arc::new(Mutex::new(VecDeque::new())),
+            done: mpsc::channel().1,
+        };
+        let (done_tx, done) = mpsc::channel::<()>();
+        let (sent, unechoed, out) = (Arc::clone(&lines.sent), Arc::clone(&lines.unechoed), out.clone());
+        let (target, encoding) = (config.target, config.output.encoding);
+        // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
+        thread::spawn(move || {
+            send_lines(input, &sender, target, encoding, &out, &sent, &unechoed);
+            let _ = done_tx.send(());
+        });
+        Ok(Lines { done, ..lines })
+    }
+
+    /// Whether the input has ended (EOF or a read error).
+    fn ended(&self) -> bool {
+        self.done.try_recv().is_ok()
+    }
+
+    /// Whether every line sent has come back.
+    fn all_echoed(&self) -> bool {
+        lock(&self.unechoed).is_empty()
+    }
+
+    /// A datagram arrived: if it is the echo of a line, that line is no longer awaited.
+    fn echoed(&self, data: &[u8]) {
+        let mut waiting = lock(&self.unechoed);
+        if let Some(i) = waiting.iter().position(|sent: &Vec<u8>| sent[..] == *data) {
+            waiting.remove(i);
+        }
+    }
 }
 
 /// The input thread of the interactive mode: one datagram per line, without its newline.

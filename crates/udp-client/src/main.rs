@@ -44,7 +44,7 @@ struct Cli {
     message: Vec<String>,
 
     /// How long to wait for a reply [default: 2s; in a flood, 200ms per datagram].
-    #[arg(long, value_name = "DUR", value_parser = common::duration::parse_arg)]
+    #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
     timeout: Option<Duration>,
 
     /// Do not wait for replies.
@@ -55,9 +55,9 @@ struct Cli {
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 
-    /// Ping mode: time between datagrams; 0 floods, keeping --window datagrams in flight.
-    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse_arg)]
-    interval: Duration,
+    /// Ping mode: time between datagrams; 0 floods, keeping --window datagrams in flight [default: 1s].
+    #[arg(short, long, value_name = "DUR", value_parser = common::duration::parse)]
+    interval: Option<Duration>,
 
     /// Flood: datagrams in flight at once.
     #[arg(short, long, value_name = "N", default_value_t = udp_client::DEFAULT_WINDOW, value_parser = clap::value_parser!(u16).range(1..))]
@@ -102,9 +102,9 @@ fn config_from(cli: Cli) -> common::Result<Config> {
         Some(first) if common::addr::looks_like(&first) => common::addr::parse(&first)?,
         Some(first) => {
             words.insert(0, first);
-            common::addr::parse(udp_client::DEFAULT_TARGET)?
+            udp_client::DEFAULT_TARGET
         }
-        None => common::addr::parse(udp_client::DEFAULT_TARGET)?,
+        None => udp_client::DEFAULT_TARGET,
     };
     let message = if words.is_empty() {
         None
@@ -117,7 +117,7 @@ fn config_from(cli: Cli) -> common::Result<Config> {
         timeout: cli.timeout,
         no_reply: cli.no_reply,
         count: cli.count,
-        interval: cli.interval,
+        interval: cli.interval.unwrap_or(udp_client::DEFAULT_INTERVAL),
         window: usize::from(cli.window),
         retries: cli.retries,
         output: cli.output.options(),

@@ -11,9 +11,9 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::stats::{Rtt, RttSummary};
 use common::output::{Datagram, Output};
 use common::shutdown::{Shutdown, is_wake_up};
-use common::stats::{Rtt, RttSummary};
 use common::{Error, Result};
 use serde_json::json;
 
@@ -112,11 +112,8 @@ impl PingSummary {
     /// [`Error::Runtime`] when no request got a reply.
     pub fn check(&self) -> Result<()> {
         if self.expect_replies && self.received == 0 && self.sent > 0 && !self.stopped {
-            let target = self.target.map_or("the target".into(), |t| t.to_string());
-            return Err(Error::Runtime(format!(
-                "no reply from {target} to any of {} requests",
-                self.sent
-            )));
+            let target = self.target.unwrap_or(crate::DEFAULT_TARGET);
+            return Err(crate::no_reply(target, &format!(" to any of {} requests", self.sent)));
         }
         Ok(())
     }
@@ -380,46 +377,91 @@ fn warn_refused(refused: &mut bool, target: SocketAddr) {
 /// a request unanswered for the timeout is given up (and counted lost unless it turns up).
 /// No line per reply (like `ping -f`): printing would cost more than the datagrams.
 fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -> Result<PingSummary> {
-    let target = config.target;
-    let message = config.message.as_deref().unwrap_or(DEFAULT_MESSAGE);
-    let loss_timeout = config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT);
     let window = config.window.max(1);
-    log::info!("flooding {target} with {count} datagrams, {window} in flight at most; no line per reply");
-
+    log::info!(
+        "flooding {} with {count} datagrams, {window} in flight at most; no line per reply",
+        config.target
+    );
     // A short fixed read timeout: the loop wakes to expire lost requests and check Ctrl-C.
     socket
         .set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-    let mut tracker = Tracker::new(count, target);
-    let mut buf = vec![0u8; RECV_BUFFER];
-    let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(window);
-    let mut outstanding = 0usize;
-    let mut next_seq = 1u64;
-    let mut refused = false;
-    let start = Instant::now();
-    let mut last_reply = start;
-
+    let mut flood = Flood {
+        socket,
+        config,
+        message: config.message.as_deref().unwrap_or(DEFAULT_MESSAGE),
+        loss_timeout: config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT),
+        window,
+        count,
+        tracker: Tracker::new(count, config.target),
+        buf: vec![0u8; RECV_BUFFER],
+        in_flight: VecDeque::with_capacity(window),
+        outstanding: 0,
+        next_seq: 1,
+        refused: false,
+        start: Instant::now(),
+        last_reply: Instant::now(),
+    };
     while !shutdown.is_triggered() {
-        // With --no-reply nothing comes back to free the window: send all at once.
-        while (config.no_reply || outstanding < window) && next_seq <= count {
-            let now = Instant::now();
-            let payload = request(next_seq, message);
-            match socket.send(&payload) {
-                Ok(_) if config.no_reply => tracker.sent(next_seq, now),
-                Ok(_) => {
-                    tracker.sent(next_seq, now);
-                    in_flight.push_back(next_seq);
-                    outstanding += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
-                Err(e) => return Err(send_error(&e, payload.len(), target)),
-            }
-            next_seq += 1;
-        }
-        if config.no_reply || (next_seq > count && outstanding == 0) {
+        flood.fill_window()?;
+        if config.no_reply || (flood.next_seq > count && flood.outstanding == 0) {
             break;
         }
-        match socket.recv(&mut buf) {
+        flood.receive_one()?;
+        flood.expire(Instant::now());
+    }
+    if !config.no_reply {
+        flood.linger(shutdown)?;
+    }
+    Ok(flood.finish(shutdown.is_triggered()))
+}
+
+/// The state of a flood: the window of requests in flight, oldest first.
+struct Flood<'a> {
+    socket: &'a UdpSocket,
+    config: &'a Config,
+    message: &'a [u8],
+    loss_timeout: Duration,
+    window: usize,
+    count: u64,
+    tracker: Tracker,
+    buf: Vec<u8>,
+    in_flight: VecDeque<u64>,
+    /// Requests sent and neither answered nor given up.
+    outstanding: usize,
+    next_seq: u64,
+    /// Whether "nobody listening" was already said.
+    refused: bool,
+    start: Instant,
+    last_reply: Instant,
+}
+
+impl Flood<'_> {
+    /// Sends until the window is full. With --no-reply nothing comes back to free the
+    /// window: everything is sent at once.
+    fn fill_window(&mut self) -> Result<()> {
+        let target = self.config.target;
+        while (self.config.no_reply || self.outstanding < self.window) && self.next_seq <= self.count {
+            let now = Instant::now();
+            let payload = request(self.next_seq, self.message);
+            match self.socket.send(&payload) {
+                Ok(_) if self.config.no_reply => self.tracker.sent(self.next_seq, now),
+                Ok(_) => {
+                    self.tracker.sent(self.next_seq, now);
+                    self.in_flight.push_back(self.next_seq);
+                    self.outstanding += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, target),
+                Err(e) => return Err(send_error(&e, payload.len(), target)),
+            }
+            self.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits (up to the short read timeout) for one reply and frees its window slot.
+    fn receive_one(&mut self) -> Result<()> {
+        match self.socket.recv(&mut self.buf) {
             Ok(len) => {
                 let now = Instant::now();
                 if let (
@@ -427,55 +469,69 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
                     Match::First {
                         was_in_flight: true, ..
                     },
-                ) = tracker.reply(&buf[..len], now)
+                ) = self.tracker.reply(&self.buf[..len], now)
                 {
-                    outstanding -= 1;
-                    last_reply = now;
+                    self.outstanding -= 1;
+                    self.last_reply = now;
                 }
             }
             Err(e) if is_wake_up(&e) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut refused, target),
-            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                warn_refused(&mut self.refused, self.config.target)
+            }
+            Err(e) => return Err(Error::io(format!("receiving from {} failed", self.config.target), &e)),
         }
-        // Give up on requests older than the loss timeout, oldest first.
-        let now = Instant::now();
-        while let Some(&seq) = in_flight.front() {
-            match tracker.state(seq).copied() {
-                Some(State::InFlight(at)) if now.duration_since(at) >= loss_timeout => {
-                    if let Some(state) = tracker.state(seq) {
+        Ok(())
+    }
+
+    /// Gives up on requests older than the loss timeout, oldest first; drops answered ones
+    /// from the window.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&seq) = self.in_flight.front() {
+            match self.tracker.state(seq).copied() {
+                Some(State::InFlight(at)) if now.duration_since(at) >= self.loss_timeout => {
+                    if let Some(state) = self.tracker.state(seq) {
                         *state = State::Expired(at);
                     }
-                    outstanding -= 1;
-                    in_flight.pop_front();
+                    self.outstanding -= 1;
+                    self.in_flight.pop_front();
                 }
                 Some(State::InFlight(_)) => break,
                 _ => {
-                    in_flight.pop_front();
+                    self.in_flight.pop_front();
                 }
             }
         }
     }
-    // A duplicate of a late reply may still be on its way: listen a little longer.
-    let grace_end = Instant::now() + tracker.grace(loss_timeout);
-    while !config.no_reply && !shutdown.is_triggered() && Instant::now() < grace_end {
-        match socket.recv(&mut buf) {
-            Ok(len) => {
-                tracker.reply(&buf[..len], Instant::now());
+
+    /// A duplicate of a late reply may still be on its way: listen a little longer.
+    fn linger(&mut self, shutdown: &Shutdown) -> Result<()> {
+        let grace_end = Instant::now() + self.tracker.grace(self.loss_timeout);
+        while !shutdown.is_triggered() && Instant::now() < grace_end {
+            match self.socket.recv(&mut self.buf) {
+                Ok(len) => {
+                    self.tracker.reply(&self.buf[..len], Instant::now());
+                }
+                Err(e) if is_wake_up(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(Error::io(format!("receiving from {} failed", self.config.target), &e)),
             }
-            Err(e) if is_wake_up(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
-            Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
+        Ok(())
     }
-    let elapsed = last_reply.duration_since(start).as_secs_f64();
-    let mut summary = tracker.finish(config, shutdown.is_triggered());
-    if elapsed > 0.0 && summary.received > 0 {
-        summary.rate = Some(summary.received as f64 / elapsed);
+
+    /// The summary, with the rate: echoed datagrams per second, or sent ones with --no-reply.
+    fn finish(self, stopped: bool) -> PingSummary {
+        let elapsed = self.last_reply.duration_since(self.start).as_secs_f64();
+        let mut summary = self.tracker.finish(self.config, stopped);
+        if elapsed > 0.0 && summary.received > 0 {
+            summary.rate = Some(summary.received as f64 / elapsed);
+        }
+        let sending = self.start.elapsed().as_secs_f64();
+        if self.config.no_reply && sending > 0.0 {
+            summary.rate = Some(summary.sent as f64 / sending);
+        }
+        summary
     }
-    let sending = start.elapsed().as_secs_f64();
-    if config.no_reply && sending > 0.0 {
-        summary.rate = Some(summary.sent as f64 / sending);
-    }
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -1,146 +1,159 @@
 //! `--batch N` (Linux): `recvmmsg`/`sendmmsg` move up to N datagrams per system call
 //! instead of one, the way high-rate UDP servers (DNS, QUIC) cut their per-datagram cost.
 //!
-//! This is not the chapter's loop (that is [`crate::run`]'s plain `recv_from`/`send_to`);
+//! This is not the chapter's loop (that is the shared receive path's plain `recv_from`);
 //! it is the same work in bulk: receive what is queued (waiting only for the first),
 //! print and answer each datagram, send all the answers in one call. std has no binding
-//! for these calls, so this module talks to the C library through `libc`, with each unsafe
-//! step said and justified.
+//! for these calls; nix has safe ones. The system calls ([`receive_batch`], [`send_batch`])
+//! stand apart from what is done with the data ([`serve`]).
 
-use std::io;
-use std::mem::zeroed;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
-use std::ptr::null_mut;
 
-use common::dest::{ControlBuffer, destination, socket_addr};
+use common::dest::{self, Arrival};
 use common::output::Output;
+use common::receive::{Handler, Incoming, Receiver, kept};
 use common::shutdown::{Shutdown, is_earlier_send_error, is_wake_up};
 use common::{Error, Result};
+use nix::errno::Errno;
+use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 
-use crate::{Config, Stats, show};
-
-/// The largest `--batch`: beyond this the kernel gains nothing and memory grows.
-pub const MAX_BATCH: usize = 1024;
+use crate::state::ServerState;
 
 /// Receives, prints and answers datagrams N at a time until the count, a stop request or a
 /// closed stdout.
 pub(crate) fn serve(
-    socket: &UdpSocket,
+    receiver: &Receiver,
     batch: usize,
-    config: &Config,
     shutdown: &Shutdown,
     out: &Output,
-    stats: &mut Stats,
+    server: &mut ServerState,
 ) -> Result<()> {
-    let slot = config.buffer_size;
-    let fd = socket.as_raw_fd();
-    // One buffer per datagram, side by side; the zeroed allocation is lazy, so untouched
-    // slots cost no memory.
+    let (socket, options) = (receiver.socket(), receiver.options());
+    // One buffer per datagram, side by side, each one byte longer than --buffer-size so a
+    // cut datagram is seen as cut (the receive path's one rule); the zeroed allocation is
+    // lazy, so untouched slots cost no memory.
+    let slot = options.buffer_size + 1;
     let mut bufs = vec![0u8; batch * slot];
-    // SAFETY: all-zero bytes are a valid sockaddr_storage, iovec and mmsghdr (an unspecified
-    // address, null pointers and zero lengths).
-    let mut addrs: Vec<libc::sockaddr_storage> = (0..batch).map(|_| unsafe { zeroed() }).collect();
-    let mut iovs: Vec<libc::iovec> = (0..batch).map(|_| unsafe { zeroed() }).collect();
-    let mut msgs: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { zeroed() }).collect();
-    // Room for each datagram's destination, when the socket asked for it (IP_PKTINFO).
-    let mut controls: Vec<ControlBuffer> = vec![[0; 16]; batch];
-    let mut reply_iovs: Vec<libc::iovec> = (0..batch).map(|_| unsafe { zeroed() }).collect();
-    let mut replies: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { zeroed() }).collect();
-
-    // The receive headers are built once; the kernel changes only msg_len, msg_namelen and
-    // msg_flags, which are reset before each call.
-    let base = bufs.as_mut_ptr();
-    for i in 0..batch {
-        // SAFETY: i * slot + slot <= bufs.len(), so the pointer stays inside `bufs`.
-        iovs[i] = libc::iovec {
-            iov_base: unsafe { base.add(i * slot) }.cast(),
-            iov_len: slot,
-        };
-        msgs[i] = header(&mut addrs[i], size_of_storage(), &mut iovs[i]);
-        msgs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
-    }
-
+    let mut headers = Headers {
+        recv: MultiHeaders::preallocate(batch, options.destination.then(dest::control_buffer)),
+        send: MultiHeaders::preallocate(batch, None),
+    };
+    let mut arrivals = Vec::with_capacity(batch);
     while !shutdown.is_triggered() && !out.is_closed() {
-        let want = match config.count {
-            Some(n) if stats.summary.received >= n => break,
-            Some(n) => batch.min((n - stats.summary.received) as usize),
+        let want = match options.count {
+            Some(n) if server.summary.received >= n => break,
+            Some(n) => batch.min((n - server.summary.received) as usize),
             None => batch,
         };
-        for m in &mut msgs[..want] {
-            m.msg_hdr.msg_namelen = size_of_storage();
-            m.msg_hdr.msg_controllen = size_of::<ControlBuffer>();
-            m.msg_hdr.msg_flags = 0;
-        }
-        // Wait for the first datagram (up to the socket's read timeout), then take whatever
-        // else is already queued: MSG_WAITFORONE.
-        // SAFETY: the first `want` headers point into `bufs`, `addrs`, `iovs` and `controls`, which live
-        // past the call and are not touched by Rust during it; the kernel writes at most
-        // iov_len bytes per buffer and msg_namelen bytes per address.
-        let got = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), want as u32, libc::MSG_WAITFORONE, null_mut()) };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            if is_wake_up(&e) || is_earlier_send_error(&e) {
-                continue;
-            }
-            return Err(Error::io("recvmmsg failed", &e));
-        }
-
-        let mut answers = 0;
-        for i in 0..got as usize {
-            let Some(peer) = socket_addr(&addrs[i]) else { continue };
-            let len = (msgs[i].msg_len as usize).min(slot);
-            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            // SAFETY: the kernel wrote `len` (<= slot) bytes at this slot of `bufs`, which no
-            // Rust reference borrows; reading them through the pointer the kernel used is sound.
-            let data = unsafe { std::slice::from_raw_parts(base.add(i * slot).cast_const(), len) };
-            // SAFETY: recvmmsg filled this header; its control buffer is `controls[i]`, alive.
-            let to = unsafe { destination(&msgs[i].msg_hdr) };
-            stats.record(peer, len, truncated);
-            if let Some(reply) = show(config, out, stats, data, peer, to, truncated, None)? {
-                // The kernel only reads a reply, so a pointer cast to *mut is sound.
-                reply_iovs[answers] = libc::iovec {
-                    iov_base: reply.as_ptr().cast_mut().cast(),
-                    iov_len: reply.len(),
-                };
-                replies[answers] = header(&mut addrs[i], msgs[i].msg_hdr.msg_namelen, &mut reply_iovs[answers]);
-                answers += 1;
+        receive_batch(socket, &mut headers.recv, &mut bufs[..want * slot], slot, &mut arrivals)?;
+        let mut replies = Vec::with_capacity(arrivals.len());
+        for (i, arrival) in arrivals.iter().enumerate() {
+            let (len, truncated) = kept(arrival.len, options.buffer_size);
+            let datagram = Incoming {
+                data: &bufs[i * slot..i * slot + len],
+                peer: arrival.peer,
+                to: arrival.to,
+                truncated,
+                note: None,
+            };
+            server.arrived(&datagram);
+            if let Some(reply) = server.print_and_choose_reply(&datagram)? {
+                replies.push((Some(dest::storage(arrival.peer)), reply));
             }
         }
-
-        let mut sent = 0;
-        while sent < answers {
-            // SAFETY: headers sent..answers point at live replies (in `bufs` or the fixed
-            // reply text) and addresses; the kernel only reads them.
-            let n = unsafe { libc::sendmmsg(fd, replies[sent..].as_mut_ptr(), (answers - sent) as u32, 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    // The reply at `sent` could not go out (full buffer, ICMP error from an
-                    // earlier send): it is lost, as any UDP datagram may be; go on.
-                    log::warn!("a reply was not sent: {}", common::error::describe(&e));
-                    sent += 1;
-                }
-                continue;
-            }
-            sent += n as usize;
-            stats.summary.replied += n as u64;
-        }
+        let sent = send_batch(socket, &mut headers.send, &replies);
+        server.replied(sent);
     }
     Ok(())
 }
 
-fn size_of_storage() -> libc::socklen_t {
-    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t
+/// The message headers the kernel reads and fills, allocated once.
+struct Headers {
+    recv: MultiHeaders<SockaddrStorage>,
+    send: MultiHeaders<SockaddrStorage>,
 }
 
-/// A one-buffer message header for `addr` and `iov`.
-fn header(addr: &mut libc::sockaddr_storage, addr_len: libc::socklen_t, iov: &mut libc::iovec) -> libc::mmsghdr {
-    // SAFETY: all-zero is a valid mmsghdr; the fields that matter are set below.
-    let mut m: libc::mmsghdr = unsafe { zeroed() };
-    m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-    m.msg_hdr.msg_namelen = addr_len;
-    m.msg_hdr.msg_iov = iov;
-    m.msg_hdr.msg_iovlen = 1;
-    m
+/// Waits for the first datagram (up to the socket's read timeout), then takes whatever
+/// else is already queued (MSG_WAITFORONE), into consecutive `slot`-sized pieces of `bufs`.
+/// A timeout, a signal or an error about an earlier send leaves `arrivals` empty.
+fn receive_batch(
+    socket: &UdpSocket,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    bufs: &mut [u8],
+    slot: usize,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<()> {
+    arrivals.clear();
+    let mut slices: Vec<[IoSliceMut; 1]> = bufs.chunks_mut(slot).map(|b| [IoSliceMut::new(b)]).collect();
+    let received = match recvmmsg(
+        socket.as_raw_fd(),
+        headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    ) {
+        Ok(received) => received,
+        Err(errno) => {
+            let e = io::Error::from(errno);
+            if is_wake_up(&e) || is_earlier_send_error(&e) {
+                return Ok(());
+            }
+            return Err(Error::io("recvmmsg failed", &e));
+        }
+    };
+    for msg in received {
+        let Some(peer) = msg.address.as_ref().and_then(dest::socket_addr) else {
+            continue;
+        };
+        let to = msg.cmsgs().ok().and_then(dest::destination);
+        arrivals.push(Arrival {
+            len: msg.bytes,
+            peer,
+            to,
+        });
+    }
+    Ok(())
+}
+
+/// Sends every reply, as many per call as the kernel takes; returns how many went out. A
+/// reply that cannot go out (full buffer, ICMP error from an earlier send) is lost, as any
+/// UDP datagram may be.
+fn send_batch(
+    socket: &UdpSocket,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    replies: &[(Option<SockaddrStorage>, &[u8])],
+) -> u64 {
+    let mut done = 0;
+    let mut sent = 0;
+    while done < replies.len() {
+        let rest = &replies[done..];
+        let slices: Vec<[IoSlice; 1]> = rest.iter().map(|(_, reply)| [IoSlice::new(reply)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(addr, _)| *addr).collect();
+        let no_control: [ControlMessage; 0] = [];
+        match sendmmsg(
+            socket.as_raw_fd(),
+            headers,
+            &slices,
+            &addrs,
+            no_control,
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => {
+                let n = results.count();
+                done += n.max(1);
+                sent += n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(errno) => {
+                log::warn!(
+                    "a reply was not sent: {}",
+                    common::error::describe(&io::Error::from(errno))
+                );
+                done += 1;
+            }
+        }
+    }
+    sent
 }

@@ -37,7 +37,7 @@ const PROGRAM: &str = "udp-server";
 )]
 struct Cli {
     /// Address to bind: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT (0.0.0.0 = every interface).
-    #[arg(short, long, value_name = "ADDR", default_value = udp_server::DEFAULT_BIND, value_parser = common::addr::parse_arg)]
+    #[arg(short, long, value_name = "ADDR", default_value_t = udp_server::DEFAULT_BIND, value_parser = common::addr::parse)]
     bind: SocketAddr,
 
     /// How to answer: "echo" (the same bytes back), "none", or a fixed TEXT, written in --encoding and cut to the request's length.
@@ -57,7 +57,7 @@ struct Cli {
     recv_buffer: Option<usize>,
 
     /// Linux: move up to N datagrams per system call (recvmmsg/sendmmsg), for high rates.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(udp_server::MAX_BATCH)))]
     batch: Option<u16>,
 
     /// Replies per second to each source IP, e.g. 100/s, or off; default: off on loopback, 100/s otherwise.

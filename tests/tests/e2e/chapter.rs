@@ -67,10 +67,7 @@ fn message_oriented_three_sendtos_arrive_as_three_datagrams() {
     assert!(rx.recv_from(&mut buf).is_err(), "exactly three datagrams");
 }
 
-/// A port that was free a moment ago: bound, then closed.
-fn closed_port() -> SocketAddr {
-    receiver().local_addr().unwrap()
-}
+use common::testkit::closed_port;
 
 #[test]
 fn connectionless_a_datagram_to_nobody_is_gone_without_a_word() {

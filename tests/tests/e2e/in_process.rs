@@ -1,7 +1,4 @@
 use std::io::Cursor;
-use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use common::output::OutputOptions;
@@ -12,35 +9,10 @@ use udp_client::Summary;
 use crate::WAIT;
 
 /// `udp_server::run` on a thread: its address, its output, and a way to stop it.
-pub(crate) struct Server {
-    pub(crate) addr: SocketAddr,
-    lines: Lines,
-    shutdown: Shutdown,
-    done: mpsc::Receiver<common::Result<udp_server::Summary>>,
-}
+pub(crate) type Server = testkit::InProcess<udp_server::Summary>;
 
 pub(crate) fn server(config: udp_server::Config) -> Server {
-    let (out, lines) = testkit::capture(config.output);
-    let shutdown = Shutdown::new();
-    let (tx, done) = mpsc::channel();
-    let stop = shutdown.clone();
-    thread::spawn(move || {
-        let _ = tx.send(udp_server::run(&config, &stop, &out));
-    });
-    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
-    Server {
-        addr,
-        lines,
-        shutdown,
-        done,
-    }
-}
-
-impl Server {
-    pub(crate) fn stop(self) -> udp_server::Summary {
-        self.shutdown.trigger();
-        self.done.recv_timeout(WAIT).unwrap().unwrap()
-    }
+    testkit::InProcess::start(config.output, move |stop, out| udp_server::run(&config, stop, out))
 }
 
 fn local_server() -> Server {

@@ -6,7 +6,4 @@ mod faults;
 mod in_process;
 mod processes;
 
-use std::time::Duration;
-
-/// The deadline for anything that should happen at once; generous for a loaded machine.
-const WAIT: Duration = Duration::from_secs(5);
+use common::testkit::WAIT;

@@ -1,22 +1,10 @@
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::testkit::Process;
 
 use crate::WAIT;
 
-/// A program built next to this test binary (`cargo test --workspace` builds every binary).
-fn bin(name: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
+use common::testkit::bin;
 
 #[test]
 fn the_readme_pair_server_and_client_hello() {
@@ -72,7 +60,6 @@ fn peak_memory_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
-    use std::net::UdpSocket;
     use std::time::Duration;
 
     const PEERS: usize = 64;
@@ -82,31 +69,7 @@ fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
     let addr = server.listening(WAIT).unwrap();
 
     // 64 peers, each sending numbered datagrams and checking every reply is its own.
-    let peers: Vec<_> = (0..PEERS)
-        .map(|k| {
-            std::thread::spawn(move || {
-                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-                socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-                for i in 0..PER_PEER {
-                    socket.send_to(format!("peer {k} #{i}").as_bytes(), addr).unwrap();
-                }
-                let mine = format!("peer {k} #");
-                let mut replies = 0;
-                let mut buf = [0u8; 64];
-                // Until all came back or 500 ms pass without one (some may drop in the flood).
-                while replies < PER_PEER {
-                    let Ok((len, from)) = socket.recv_from(&mut buf) else {
-                        break;
-                    };
-                    assert_eq!(from, addr);
-                    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-                    assert!(text.starts_with(&mine), "peer {k} got someone else's reply: {text}");
-                    replies += 1;
-                }
-                replies
-            })
-        })
-        .collect();
+    let peers: Vec<_> = (0..PEERS).map(|k| spawn_peer(k, PER_PEER, addr)).collect();
     // Meanwhile 100 000 datagrams from udp-client, as fast as it can send them.
     let flood = Command::new(bin("udp-client"))
         .args([&addr.to_string(), "--count", &FLOOD.to_string(), "--interval", "0"])
@@ -119,22 +82,7 @@ fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
     assert_eq!(flood_summary["sent"].as_u64(), Some(FLOOD));
     let answered: usize = peers.into_iter().map(|p| p.join().unwrap()).sum();
 
-    // A marker, sent until it comes back: the server's queue is FIFO, so once it is
-    // echoed everything sent before it has been received or dropped.
-    let marker = UdpSocket::bind("127.0.0.1:0").unwrap();
-    marker.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let mut markers = 0u64;
-    let mut buf = [0u8; 16];
-    while markers < 25 {
-        marker.send_to(b"marker", addr).unwrap();
-        markers += 1;
-        if marker
-            .recv_from(&mut buf)
-            .is_ok_and(|(len, _)| &buf[..len] == b"marker")
-        {
-            break;
-        }
-    }
+    let markers = drain_marker(addr);
 
     let peak = peak_memory_kib(server.pid());
     assert!(peak < 8 * 1024, "the server peaked at {peak} KiB");
@@ -160,4 +108,54 @@ fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
     eprintln!(
         "flood: {sent} sent, {received} received, {dropped} dropped by the kernel, {answered} peer replies, peak {peak} KiB"
     );
+}
+
+/// A peer that sends `count` numbered datagrams to `addr` and counts the replies, checking
+/// each is its own; it stops after 500 ms without one (some may drop in a flood).
+fn spawn_peer(k: usize, count: usize, addr: std::net::SocketAddr) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        for i in 0..count {
+            socket.send_to(format!("peer {k} #{i}").as_bytes(), addr).unwrap();
+        }
+        let mine = format!("peer {k} #");
+        let mut replies = 0;
+        let mut buf = [0u8; 64];
+        while replies < count {
+            let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                break;
+            };
+            assert_eq!(from, addr);
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            assert!(text.starts_with(&mine), "peer {k} got someone else's reply: {text}");
+            replies += 1;
+        }
+        replies
+    })
+}
+
+/// A marker, sent until it comes back (at most 25 times): the server's queue is FIFO, so
+/// once it is echoed everything sent before it has been received or dropped. Returns how
+/// many markers were sent.
+fn drain_marker(addr: std::net::SocketAddr) -> u64 {
+    let marker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    marker
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut markers = 0u64;
+    let mut buf = [0u8; 16];
+    while markers < 25 {
+        marker.send_to(b"marker", addr).unwrap();
+        markers += 1;
+        if marker
+            .recv_from(&mut buf)
+            .is_ok_and(|(len, _)| &buf[..len] == b"marker")
+        {
+            break;
+        }
+    }
+    markers
 }

@@ -1,9 +1,6 @@
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
-use std::thread;
 
 use common::output::OutputOptions;
-use common::shutdown::Shutdown;
 use common::testkit::{self, Lines};
 use serde_json::Value;
 use udp_broadcast::feed::Counts;
@@ -13,14 +10,10 @@ use udp_broadcast::{ListenConfig, ListenSummary};
 use crate::{WAIT, listener};
 
 /// `listen` on a thread; its printed lines, its result when it stops, and its address.
-fn start(config: ListenConfig) -> (Lines, mpsc::Receiver<common::Result<ListenSummary>>, SocketAddr) {
-    let (out, lines): (_, Lines) = testkit::capture(config.output);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(udp_broadcast::listen(&config, &Shutdown::new(), &out));
-    });
-    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
-    (lines, rx, addr)
+fn start(config: ListenConfig) -> testkit::InProcess<ListenSummary> {
+    testkit::InProcess::start(config.output, move |stop, out| {
+        udp_broadcast::listen(&config, stop, out)
+    })
 }
 
 /// `listen` in-process on 127.0.0.1:0, fed crafted datagrams from one socket; stops after
@@ -37,12 +30,13 @@ fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummar
         output,
         ..Default::default()
     };
-    let (lines, rx, addr) = start(config);
+    let listener = start(config);
+    let (lines, addr) = (&listener.lines, listener.addr);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for datagram in datagrams {
         sender.send_to(datagram, addr).unwrap();
     }
-    let summary = rx.recv_timeout(WAIT).unwrap().unwrap();
+    let summary = listener.finish().unwrap();
     (summary, lines.rest(std::time::Duration::from_millis(50)))
 }
 
@@ -155,14 +149,8 @@ fn with_injected_drops_the_listeners_lost_is_its_dropped() {
         faults,
         ..Default::default()
     };
-    let (out, lines) = testkit::capture(output);
-    let shutdown = Shutdown::new();
-    let (tx, rx) = mpsc::channel();
-    let stop = shutdown.clone();
-    thread::spawn(move || {
-        let _ = tx.send(udp_broadcast::listen(&config, &stop, &out));
-    });
-    let addr = testkit::listening_addr(&lines.next(WAIT).unwrap()).unwrap();
+    let listener = start(config);
+    let (lines, addr) = (&listener.lines, listener.addr);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for seq in 1..=100 {
         sender.send_to(format!("seq={seq} x").as_bytes(), addr).unwrap();
@@ -178,13 +166,12 @@ fn with_injected_drops_the_listeners_lost_is_its_dropped() {
             serde_json::from_str::<Value>(l).is_ok_and(|v| v["seq"] == seq)
         })
     };
-    while heard_last(&lines, last).is_none() {
+    while heard_last(lines, last).is_none() {
         assert!(last < 150, "heard nothing new for 50 messages");
         last += 1;
         sender.send_to(format!("seq={last} x").as_bytes(), addr).unwrap();
     }
-    shutdown.trigger();
-    let summary = rx.recv_timeout(WAIT).unwrap().unwrap();
+    let summary = listener.stop();
     let dropped = summary.faults.unwrap().dropped;
     assert!(dropped > 10, "{summary:?}");
     assert_eq!(summary.counts.lost, dropped - (first - 1), "{summary:?}");
@@ -204,13 +191,14 @@ fn show_header_uses_the_broadcast_address_in_the_checksum() {
         show_header: true,
         ..Default::default()
     };
-    let (lines, rx, addr) = start(config);
+    let listener = start(config);
+    let (lines, addr) = (&listener.lines, listener.addr);
     let port = addr.port();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.set_broadcast(true).unwrap();
     let to: SocketAddr = ([127, 255, 255, 255], port).into();
     sender.send_to(b"seq=1 hi", to).unwrap();
-    rx.recv_timeout(WAIT).unwrap().unwrap();
+    listener.finish().unwrap();
     let event: Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
     let from = sender.local_addr().unwrap();
     let expected = common::header::checksum(from, to, b"seq=1 hi").unwrap();
@@ -234,7 +222,8 @@ fn the_board_holds_at_most_256_keys_whatever_senders_invent() {
         board: Some(Board::Lines),
         ..Default::default()
     };
-    let (lines, rx, addr) = start(config);
+    let listener = start(config);
+    let (lines, addr) = (&listener.lines, listener.addr);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     // In lock step (each line awaited), so no datagram is lost in a full receive queue.
     let mut shown = Vec::new();
@@ -242,7 +231,7 @@ fn the_board_holds_at_most_256_keys_whatever_senders_invent() {
         sender.send_to(format!("seq={i} K{i} {i}.00").as_bytes(), addr).unwrap();
         shown.push(lines.next(WAIT).unwrap());
     }
-    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap().counts.received, 300);
+    assert_eq!(listener.finish().unwrap().counts.received, 300);
     assert!(shown[255].starts_with("K256 "), "{}", shown[255]);
     // Keys past the cap are not added: the board's newest row stays K256.
     assert!(shown[299].starts_with("K256 "), "{}", shown[299]);

@@ -5,12 +5,10 @@ mod listener;
 mod sender;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::testkit::Process;
 
-/// The deadline for anything that should happen at once; generous for a loaded machine.
-const WAIT: Duration = Duration::from_secs(5);
+use common::testkit::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udp-broadcast");
 

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::testkit;
 
-/// The deadline for anything that should happen at once; generous for a loaded machine.
-const WAIT: Duration = Duration::from_secs(5);
+use common::testkit::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udp-client");
 
@@ -75,7 +74,4 @@ impl Peer {
     }
 }
 
-/// A port on 127.0.0.1 that nobody listens on (bound, then released).
-fn closed_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
+use common::testkit::closed_port;

@@ -38,23 +38,18 @@ fn bad_usage_is_one_line_and_exit_2() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    let help = Command::new(BIN).arg("--help").output().unwrap();
-    assert_eq!(help.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&help.stdout);
-    for example in [
-        "udp-client hello",
-        "udp-client 9000",
-        "--count 10",
-        "--interval 0",
-        "--no-reply",
-        "--retries 3",
-        "--encoding hex",
-    ] {
-        assert!(text.contains(example), "missing {example}");
-    }
-    let version = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("udp-client {}", env!("CARGO_PKG_VERSION"))
+    common::testkit::assert_help_and_version(
+        BIN,
+        "udp-client",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            "udp-client hello",
+            "udp-client 9000",
+            "--count 10",
+            "--interval 0",
+            "--no-reply",
+            "--retries 3",
+            "--encoding hex",
+        ],
     );
 }

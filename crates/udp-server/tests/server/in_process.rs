@@ -1,50 +1,20 @@
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Error;
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self, Lines};
-use common::{Error, Result};
+use common::testkit::{self};
 use udp_server::{Config, Reply, Summary};
 
 use crate::WAIT;
 
 /// A server running on a thread, bound to 127.0.0.1:0 unless the config says otherwise.
-struct Running {
-    addr: SocketAddr,
-    lines: Lines,
-    shutdown: Shutdown,
-    done: mpsc::Receiver<Result<Summary>>,
-}
+type Running = testkit::InProcess<Summary>;
 
-impl Running {
-    fn start(config: Config) -> Self {
-        let (out, lines) = testkit::capture(config.output);
-        let shutdown = Shutdown::new();
-        let (tx, done) = mpsc::channel();
-        let stop = shutdown.clone();
-        thread::spawn(move || {
-            let _ = tx.send(udp_server::run(&config, &stop, &out));
-        });
-        let first = lines.next(WAIT).expect("a listening line");
-        let addr = testkit::listening_addr(&first).expect("an address in the listening line");
-        Running {
-            addr,
-            lines,
-            shutdown,
-            done,
-        }
-    }
-
-    fn stop(self) -> Summary {
-        self.shutdown.trigger();
-        self.done
-            .recv_timeout(WAIT)
-            .expect("the server stops")
-            .expect("a clean stop")
-    }
+fn start(config: Config) -> Running {
+    testkit::InProcess::start(config.output, move |stop, out| udp_server::run(&config, stop, out))
 }
 
 fn local() -> Config {
@@ -60,7 +30,7 @@ fn client() -> UdpSocket {
 
 #[test]
 fn echoes_each_peer_its_own_bytes_on_one_socket() {
-    let server = Running::start(local());
+    let server = start(local());
     let peers: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
     for (i, peer) in peers.iter().enumerate() {
         peer.send_to(format!("from peer {i}").as_bytes(), server.addr).unwrap();
@@ -79,7 +49,7 @@ fn echoes_each_peer_its_own_bytes_on_one_socket() {
 
 #[test]
 fn prints_one_line_per_datagram_with_peer_length_and_payload() {
-    let server = Running::start(local());
+    let server = start(local());
     let peer = client();
     peer.send_to(b"hello\nworld\xff", server.addr).unwrap();
     testkit::recv(&peer).unwrap();
@@ -93,7 +63,7 @@ fn prints_one_line_per_datagram_with_peer_length_and_payload() {
 
 #[test]
 fn a_zero_byte_datagram_is_a_datagram() {
-    let server = Running::start(local());
+    let server = start(local());
     let peer = client();
     peer.send_to(b"", server.addr).unwrap();
     let (data, _) = testkit::recv(&peer).unwrap();
@@ -103,7 +73,7 @@ fn a_zero_byte_datagram_is_a_datagram() {
 
 #[test]
 fn the_largest_ipv4_datagram_is_echoed_whole() {
-    let server = Running::start(local());
+    let server = start(local());
     let peer = client();
     let big: Vec<u8> = (0..common::MAX_UDP_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
     peer.send_to(&big, server.addr).unwrap();
@@ -114,14 +84,14 @@ fn the_largest_ipv4_datagram_is_echoed_whole() {
 
 #[test]
 fn reply_none_answers_nothing() {
-    let server = Running::start(Config {
+    let server = start(Config {
         reply: Reply::None,
         count: Some(1),
         ..local()
     });
     let peer = client();
     peer.send_to(b"anyone?", server.addr).unwrap();
-    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    let summary = server.finish().unwrap();
     assert_eq!((summary.received, summary.replied), (1, 0));
     // The server has stopped and said it sent nothing; the wire agrees.
     peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
@@ -130,7 +100,7 @@ fn reply_none_answers_nothing() {
 
 #[test]
 fn a_fixed_reply_is_never_longer_than_its_request() {
-    let server = Running::start(Config {
+    let server = start(Config {
         reply: Reply::Text(b"HELLO WORLD".to_vec()),
         ..local()
     });
@@ -144,7 +114,7 @@ fn a_fixed_reply_is_never_longer_than_its_request() {
 
 #[test]
 fn a_small_buffer_truncates_like_recvfrom_1024_and_says_so() {
-    let server = Running::start(Config {
+    let server = start(Config {
         buffer_size: 1024,
         ..local()
     });
@@ -173,7 +143,7 @@ fn json_lines_report_truncation_and_every_field() {
         json: true,
         ..Default::default()
     };
-    let server = Running::start(Config {
+    let server = start(Config {
         buffer_size: 4,
         output,
         ..local()
@@ -192,7 +162,7 @@ fn json_lines_report_truncation_and_every_field() {
 
 #[test]
 fn count_stops_after_n_datagrams() {
-    let server = Running::start(Config {
+    let server = start(Config {
         count: Some(2),
         ..local()
     });
@@ -201,16 +171,15 @@ fn count_stops_after_n_datagrams() {
         peer.send_to(payload, server.addr).unwrap();
         testkit::recv(&peer).unwrap();
     }
-    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    let summary = server.finish().unwrap();
     assert_eq!((summary.received, summary.replied), (2, 2));
 }
 
 #[test]
 fn a_stop_request_ends_the_loop_within_250_ms() {
-    let server = Running::start(local());
+    let server = start(local());
     let asked = Instant::now();
-    server.shutdown.trigger();
-    server.done.recv_timeout(WAIT).unwrap().unwrap();
+    server.stop();
     assert!(
         asked.elapsed() < Duration::from_millis(250),
         "took {:?}",
@@ -224,7 +193,7 @@ fn gbk_payloads_are_shown_as_chinese_text() {
         encoding: common::codec::Encoding::Gbk,
         ..Default::default()
     };
-    let server = Running::start(Config { output, ..local() });
+    let server = start(Config { output, ..local() });
     let peer = client();
     peer.send_to(&[0xc4, 0xe3, 0xba, 0xc3], server.addr).unwrap();
     assert_eq!(testkit::recv(&peer).unwrap().0, [0xc4, 0xe3, 0xba, 0xc3]);
@@ -234,7 +203,7 @@ fn gbk_payloads_are_shown_as_chinese_text() {
 
 #[test]
 fn serves_ipv6() {
-    let server = Running::start(Config {
+    let server = start(Config {
         bind: "[::1]:0".parse().unwrap(),
         ..Default::default()
     });
@@ -267,7 +236,7 @@ fn a_port_in_use_is_a_runtime_error_with_a_hint() {
 
 #[test]
 fn a_peer_that_went_away_does_not_stop_the_server() {
-    let server = Running::start(local());
+    let server = start(local());
     // This peer sends, then closes before the echo arrives: the echo earns an ICMP
     // "port unreachable", which Linux may report on the server's next receive.
     let gone = client();
@@ -291,7 +260,7 @@ fn a_delay_never_stops_other_peers_being_served() {
         delay,
         ..Default::default()
     };
-    let server = Running::start(Config { faults, ..local() });
+    let server = start(Config { faults, ..local() });
     let peers: Vec<UdpSocket> = (0..10).map(|_| client()).collect();
     let sent = Instant::now();
     for (i, peer) in peers.iter().enumerate() {
@@ -311,7 +280,7 @@ fn a_delay_never_stops_other_peers_being_served() {
 
 #[test]
 fn batch_echoes_every_peer_its_own_bytes_and_reports_truncation() {
-    let server = Running::start(Config {
+    let server = start(Config {
         batch: Some(8),
         buffer_size: 1024,
         ..local()
@@ -346,7 +315,7 @@ fn batch_echoes_every_peer_its_own_bytes_and_reports_truncation() {
 
 #[test]
 fn batch_stops_at_the_count_and_on_request() {
-    let server = Running::start(Config {
+    let server = start(Config {
         batch: Some(64),
         count: Some(5),
         ..local()
@@ -355,16 +324,15 @@ fn batch_stops_at_the_count_and_on_request() {
     for i in 0..5 {
         peer.send_to(format!("{i}").as_bytes(), server.addr).unwrap();
     }
-    let summary = server.done.recv_timeout(WAIT).unwrap().unwrap();
+    let summary = server.finish().unwrap();
     assert_eq!((summary.received, summary.replied), (5, 5));
 
-    let idle = Running::start(Config {
+    let idle = start(Config {
         batch: Some(64),
         ..local()
     });
     let asked = Instant::now();
-    idle.shutdown.trigger();
-    idle.done.recv_timeout(WAIT).unwrap().unwrap();
+    idle.stop();
     assert!(asked.elapsed() < Duration::from_millis(250), "{:?}", asked.elapsed());
 }
 
@@ -389,7 +357,7 @@ fn batch_and_fault_injection_do_not_mix() {
 fn no_reply_is_longer_than_its_request_and_each_request_gets_one() {
     let fixed = vec![b'R'; 100];
     for reply in [Reply::Echo, Reply::Text(fixed.clone())] {
-        let server = Running::start(Config {
+        let server = start(Config {
             reply: reply.clone(),
             ..local()
         });
@@ -418,7 +386,7 @@ fn no_reply_is_longer_than_its_request_and_each_request_gets_one() {
 
 #[test]
 fn well_known_source_ports_get_no_reply_and_are_counted() {
-    let server = Running::start(local());
+    let server = start(local());
     let mut refused = 0;
     for port in [7u16, 19, 1023] {
         // Binding a port below 1024 needs root (CAP_NET_BIND_SERVICE); CI runs as root.
@@ -444,7 +412,7 @@ fn well_known_source_ports_get_no_reply_and_are_counted() {
 
 /// A server bound to every address (0.0.0.0), and the port to reach it on loopback.
 fn on_any_address(config: Config) -> (Running, SocketAddr) {
-    let server = Running::start(Config {
+    let server = start(Config {
         bind: "0.0.0.0:0".parse().unwrap(),
         ..config
     });
@@ -494,7 +462,7 @@ fn a_datagram_forged_from_the_servers_own_address_starts_no_loop() {
             return;
         }
     };
-    let server = Running::start(local());
+    let server = start(local());
     let payload = b"loop me";
     // IPv4 header (IPPROTO_RAW: we write it; the kernel fills in the ID, total length and
     // header checksum), then the UDP header claiming to come from the server itself.
@@ -526,7 +494,7 @@ fn a_flooding_source_is_held_to_its_rate_and_a_quiet_one_is_not() {
         per_second: 50,
         burst: 50,
     };
-    let server = Running::start(Config {
+    let server = start(Config {
         rate_limit: Some(limit),
         output: OutputOptions {
             quiet: true,
@@ -537,37 +505,7 @@ fn a_flooding_source_is_held_to_its_rate_and_a_quiet_one_is_not() {
     let addr = server.addr;
 
     // The flood: 10× the limit (500/s) for 2 s, from 127.0.0.1.
-    let flooder = client();
-    flooder.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let replies = {
-        let rx = flooder.try_clone().unwrap();
-        thread::spawn(move || {
-            let mut n = 0u64;
-            let mut buf = [0u8; 64];
-            let start = Instant::now();
-            // Until 300 ms pass without a reply after the flood (every receive has a deadline).
-            while rx.recv_from(&mut buf).is_ok() || start.elapsed() < Duration::from_millis(2500) {
-                n += u64::from(buf.starts_with(b"flood"));
-                buf = [0u8; 64];
-                if start.elapsed() > Duration::from_secs(10) {
-                    break;
-                }
-            }
-            n
-        })
-    };
-    let flood = thread::spawn(move || {
-        // 500 datagrams a second on a fixed schedule, inside a 2-second window.
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while start.elapsed() < Duration::from_secs(2) {
-            flooder.send_to(format!("flood {sent}").as_bytes(), addr).unwrap();
-            sent += 1;
-            let next = start + Duration::from_millis(2 * sent);
-            thread::sleep(next.saturating_duration_since(Instant::now())); // pacing
-        }
-        sent
-    });
+    let (flood, replies) = flood_for_two_seconds(addr);
 
     // Meanwhile a second source (127.0.0.2) asks 10 times a second: every request answered.
     let quiet = UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -653,4 +591,41 @@ fn show_header_gives_the_8_byte_header_with_length_and_checksum() {
     let expected = checksum_mod_ffff(src, addr, b"hello");
     assert_eq!(h["checksum"], format!("{expected:#06x}"));
     server.stop();
+}
+
+/// 500 datagrams a second to `addr` for 2 s from one socket, and a thread counting the
+/// replies (until 300 ms pass without one after the flood). Joined: (sent, replies).
+fn flood_for_two_seconds(addr: SocketAddr) -> (thread::JoinHandle<u64>, thread::JoinHandle<u64>) {
+    let flooder = client();
+    flooder.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let replies = {
+        let rx = flooder.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            let mut buf = [0u8; 64];
+            let start = Instant::now();
+            // Until 300 ms pass without a reply after the flood (every receive has a deadline).
+            while rx.recv_from(&mut buf).is_ok() || start.elapsed() < Duration::from_millis(2500) {
+                n += u64::from(buf.starts_with(b"flood"));
+                buf = [0u8; 64];
+                if start.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+            }
+            n
+        })
+    };
+    let flood = thread::spawn(move || {
+        // 500 datagrams a second on a fixed schedule, inside a 2-second window.
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < Duration::from_secs(2) {
+            flooder.send_to(format!("flood {sent}").as_bytes(), addr).unwrap();
+            sent += 1;
+            let next = start + Duration::from_millis(2 * sent);
+            thread::sleep(next.saturating_duration_since(Instant::now())); // pacing
+        }
+        sent
+    });
+    (flood, replies)
 }

@@ -4,7 +4,4 @@
 mod in_process;
 mod process;
 
-use std::time::Duration;
-
-/// The deadline for anything that should happen at once; generous for a loaded machine.
-const WAIT: Duration = Duration::from_secs(5);
+use common::testkit::WAIT;

@@ -184,21 +184,16 @@ fn a_closed_stdout_ends_the_server_quietly() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    let help = Command::new(BIN).arg("--help").output().unwrap();
-    assert_eq!(help.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&help.stdout);
-    for example in [
-        "udp-server --bind 0.0.0.0:8888",
-        "--reply none",
-        "--buffer-size 1024",
-        "--encoding gbk",
-    ] {
-        assert!(text.contains(example), "missing {example}");
-    }
-    let version = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("udp-server {}", env!("CARGO_PKG_VERSION"))
+    common::testkit::assert_help_and_version(
+        BIN,
+        "udp-server",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            "udp-server --bind 0.0.0.0:8888",
+            "--reply none",
+            "--buffer-size 1024",
+            "--encoding gbk",
+        ],
     );
 }
 

@@ -29,21 +29,11 @@ impl Rtt {
         self.samples.push(rtt);
     }
 
-    /// How many round trips were added.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// Whether none was added.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
     /// The summary, or `None` with no samples.
     ///
     /// # Examples
     /// ```
-    /// use common::stats::Rtt;
+    /// use udp_client::stats::Rtt;
     /// use std::time::Duration;
     /// let mut rtt = Rtt::default();
     /// for ms in [3, 1, 2] { rtt.add(Duration::from_millis(ms)); }

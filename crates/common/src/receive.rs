@@ -1,0 +1,381 @@
+//! The receive path the server and the broadcast listener share, step by step as the
+//! chapter has it: [`socket`] (step 1), [`bind`] (step 2), [`Receiver::each`] (step 3,
+//! `recvfrom` in a loop) and [`Receiver::close`] (step 4).
+//!
+//! What a real tool needs around those steps sits here once: the receive-queue size
+//! (SO_RCVBUF), sharing a port, bind errors with a hint, the read timeout that lets Ctrl-C
+//! through, truncation, errors that are not failures, the destination of each datagram
+//! (see [`crate::dest`]) and the simulated network of [`crate::faults`].
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::dest::{self, Destination};
+use crate::faults::{FaultConfig, FaultCounts, Faults};
+use crate::output::Output;
+use crate::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
+use crate::{Error, Result};
+
+pub use crate::DEFAULT_BUFFER_SIZE;
+
+/// How a receiving program wants its socket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiveOptions {
+    /// The address to bind; port 0 lets the OS pick one.
+    pub bind: SocketAddr,
+    /// The largest datagram kept whole; longer ones are cut and reported (`--buffer-size`).
+    pub buffer_size: usize,
+    /// SO_RCVBUF in bytes (`--recv-buffer`); the OS default when `None`.
+    pub recv_buffer: Option<usize>,
+    /// Share the port with other sockets on this host (SO_REUSEADDR, + SO_REUSEPORT on Unix).
+    pub reuse: bool,
+    /// Ask where each datagram was sent (see [`crate::dest`]).
+    pub destination: bool,
+    /// Stop after this many datagrams (`--count`).
+    pub count: Option<u64>,
+    /// Loss, duplication, delay and reordering to inject (`--drop` …).
+    pub faults: FaultConfig,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            recv_buffer: None,
+            reuse: false,
+            destination: false,
+            count: None,
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+/// One datagram, as the program gets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The payload (cut to the buffer size).
+    pub data: &'a [u8],
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// Where it was sent to, when asked for and known.
+    pub to: Option<Destination>,
+    /// It was longer than the buffer and was cut.
+    pub truncated: bool,
+    /// What an injected fault did to it (`duplicate`, `delayed`, `reordered`).
+    pub note: Option<&'static str>,
+}
+
+/// What a receiving program does with datagrams.
+pub trait Handler {
+    /// Every datagram read from the socket, before the simulated network touches it: where
+    /// the program counts what arrived.
+    fn arrived(&mut self, _datagram: &Incoming<'_>) {}
+
+    /// Every datagram the (simulated) network delivers: where the program prints and answers.
+    ///
+    /// # Errors
+    /// Whatever should stop the loop (a failed write to stdout).
+    fn deliver(&mut self, socket: &UdpSocket, datagram: Incoming<'_>) -> Result<()>;
+}
+
+/// What the kernel and the simulated network did, told when the socket closes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    pub kernel_drops: Option<u64>,
+    /// What the injected faults did, when any were asked for.
+    pub faults: Option<FaultCounts>,
+}
+
+/// Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`, with the
+/// options that must be set before binding.
+///
+/// # Errors
+/// [`Error::Runtime`] when the OS refuses the socket or an option.
+pub fn socket(options: &ReceiveOptions) -> Result<Socket> {
+    // SOCK_DGRAM is what makes it UDP; the address family follows the bind address.
+    let socket = Socket::new(Domain::for_address(options.bind), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    if let Some(bytes) = options.recv_buffer {
+        set_recv_buffer(&socket, bytes)?;
+    }
+    if options.reuse {
+        share_port(&socket)?;
+    }
+    Ok(socket)
+}
+
+/// Step 2, bind(): Python's `sock.bind(('127.0.0.1', 8888))`. A server must bind, so that
+/// clients know where to send; a client may skip it and let the OS pick a port.
+///
+/// # Errors
+/// [`Error::Runtime`] naming the address, with a hint, when it cannot be bound.
+pub fn bind(socket: Socket, options: &ReceiveOptions) -> Result<Receiver> {
+    socket
+        .bind(&options.bind.into())
+        .map_err(|e| bind_error(options.bind, &e))?;
+    let socket = UdpSocket::from(socket);
+    // A read timeout lets the loop notice Ctrl-C even when no datagram arrives.
+    socket
+        .set_read_timeout(Some(POLL_INTERVAL))
+        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the bound address", &e))?;
+    if options.destination {
+        dest::enable(&socket)?;
+    }
+    Ok(Receiver {
+        socket,
+        local,
+        // One extra byte tells a datagram that fits exactly from one that was cut: like
+        // Python's recvfrom, std's recv_from drops the rest of a long datagram silently.
+        buf: vec![0u8; options.buffer_size + 1],
+        control: if options.destination {
+            dest::control_buffer()
+        } else {
+            Vec::new()
+        },
+        options: *options,
+        faults: options.faults.is_active().then(|| Faults::new(options.faults)),
+        arrivals: 0,
+    })
+}
+
+/// A bound socket and what its loop needs.
+#[derive(Debug)]
+pub struct Receiver {
+    socket: UdpSocket,
+    local: SocketAddr,
+    buf: Vec<u8>,
+    control: Vec<u8>,
+    options: ReceiveOptions,
+    faults: Option<Faults>,
+    arrivals: u64,
+}
+
+impl Receiver {
+    /// The bound address, with the real port when bound to port 0.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The socket, for what the loop does not do (joining a group, a batched loop).
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// The options it was bound with.
+    pub fn options(&self) -> &ReceiveOptions {
+        &self.options
+    }
+
+    /// Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(1024)`. Each
+    /// datagram goes to `handler`, through the simulated network when faults are asked
+    /// for, until `--count`, a stop request or a closed stdout. Then what the simulated
+    /// network still holds is delivered when due, unless a stop was asked for.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when the socket fails; whatever `handler` returns.
+    pub fn each(&mut self, shutdown: &Shutdown, out: &Output, handler: &mut impl Handler) -> Result<()> {
+        let count = self.options.count;
+        while !shutdown.is_triggered() && !out.is_closed() && count.is_none_or(|n| self.arrivals < n) {
+            self.deliver_due(handler)?;
+            let Some(arrival) = self.receive()? else { continue };
+            self.arrivals += 1;
+            let (len, truncated) = kept(arrival.len, self.options.buffer_size);
+            let datagram = Incoming {
+                data: &self.buf[..len],
+                peer: arrival.peer,
+                to: arrival.to,
+                truncated,
+                note: None,
+            };
+            handler.arrived(&datagram);
+            match &mut self.faults {
+                Some(faults) => faults.arrive_to(Instant::now(), datagram.data, datagram.peer, datagram.to),
+                None => handler.deliver(&self.socket, datagram)?,
+            }
+        }
+        self.drain(shutdown, out, handler)
+    }
+
+    /// One `recvfrom` (or `recvmsg`, when the destination is wanted); `None` when the read
+    /// timeout expired or an error reported an earlier send, neither a reason to stop.
+    fn receive(&mut self) -> Result<Option<dest::Arrival>> {
+        let received = if self.options.destination {
+            dest::recv(&self.socket, &mut self.buf, &mut self.control)
+        } else {
+            // The chapter's recvfrom: the data and who sent it.
+            self.socket
+                .recv_from(&mut self.buf)
+                .map(|(len, peer)| dest::Arrival { len, peer, to: None })
+        };
+        match received {
+            Ok(arrival) => Ok(Some(arrival)),
+            Err(e) if is_wake_up(&e) => Ok(None),
+            Err(e) if is_earlier_send_error(&e) => {
+                // An ICMP error about an earlier reply (Windows reports it even here, on an
+                // unconnected socket): the peer has gone, the socket is fine.
+                log::debug!(
+                    "an earlier reply was refused by its peer: {}",
+                    crate::error::describe(&e)
+                );
+                Ok(None)
+            }
+            Err(e) => Err(Error::io(format!("receiving on {} failed", self.local), &e)),
+        }
+    }
+
+    /// Hands over what the simulated network releases now, and shortens the next wait so a
+    /// delayed datagram is delivered on time.
+    fn deliver_due(&mut self, handler: &mut impl Handler) -> Result<()> {
+        let Some(faults) = &mut self.faults else { return Ok(()) };
+        let now = Instant::now();
+        for d in faults.take_due(now) {
+            handler.deliver(&self.socket, delivered(&d))?;
+        }
+        self.socket
+            .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
+            .map_err(|e| Error::io("cannot set a read timeout", &e))
+    }
+
+    /// After the last counted datagram, what is still inside the simulated network (delayed
+    /// or held back) is delivered when due, unless a stop was asked for.
+    fn drain(&mut self, shutdown: &Shutdown, out: &Output, handler: &mut impl Handler) -> Result<()> {
+        let Some(faults) = &mut self.faults else { return Ok(()) };
+        while let Some(due) = faults.next_due() {
+            if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
+                break;
+            }
+            for d in faults.take_due(Instant::now()) {
+                handler.deliver(&self.socket, delivered(&d))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped;
+    /// first the kernel is asked how many datagrams it dropped.
+    pub fn close(self) -> Closed {
+        let closed = Closed {
+            kernel_drops: crate::kernel::drops(&self.socket),
+            faults: self.faults.as_ref().map(Faults::counts),
+        };
+        drop(self.socket);
+        closed
+    }
+}
+
+fn delivered(d: &crate::faults::Delivery) -> Incoming<'_> {
+    Incoming {
+        data: &d.data,
+        peer: d.peer,
+        to: d.to,
+        truncated: false,
+        note: d.note,
+    }
+}
+
+/// The one truncation rule: a receive into `buffer_size + 1` bytes that returned more than
+/// `buffer_size` was cut. Returns the bytes kept and whether the datagram was cut.
+pub fn kept(len: usize, buffer_size: usize) -> (usize, bool) {
+    (len.min(buffer_size), len > buffer_size)
+}
+
+/// SO_RCVBUF: how many bytes of datagrams the kernel queues for this socket before it drops
+/// new ones (Linux doubles the value asked for, to cover its bookkeeping).
+fn set_recv_buffer(socket: &Socket, bytes: usize) -> Result<()> {
+    socket
+        .set_recv_buffer_size(bytes)
+        .map_err(|e| Error::io("cannot set SO_RCVBUF", &e))?;
+    let got = socket.recv_buffer_size().unwrap_or(bytes);
+    log::info!("receive buffer: asked for {bytes} bytes, the kernel gave {got}");
+    Ok(())
+}
+
+/// SO_REUSEADDR (and SO_REUSEPORT, which macOS and the BSDs need) let several sockets on
+/// this host bind the same port; each broadcast reaches every one of them. Windows has
+/// only SO_REUSEADDR.
+fn share_port(socket: &Socket) -> Result<()> {
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| Error::io("cannot set SO_REUSEADDR", &e))?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+    socket
+        .set_reuse_port(true)
+        .map_err(|e| Error::io("cannot set SO_REUSEPORT", &e))?;
+    Ok(())
+}
+
+/// `cannot bind ADDR: REASON (HINT)`: what failed, and what to try.
+pub fn bind_error(addr: SocketAddr, err: &io::Error) -> Error {
+    let hint = match err.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            " (is another server running? try another port, e.g. --bind {} for any free one)",
+            SocketAddr::new(addr.ip(), 0)
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into()
+        }
+        io::ErrorKind::PermissionDenied => " (ports below 1024 need root; try a port above 1023)".into(),
+        _ => String::new(),
+    };
+    Error::Runtime(format!("cannot bind {addr}: {}{hint}", crate::error::describe(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_long_datagram_is_reported_cut() {
+        for destination in [false, true] {
+            let options = ReceiveOptions {
+                buffer_size: 10,
+                destination,
+                count: Some(2),
+                ..ReceiveOptions::default()
+            };
+            let mut receiver = bind(socket(&options).unwrap(), &options).unwrap();
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(&[7u8; 100], receiver.local()).unwrap();
+            client.send_to(&[8u8; 10], receiver.local()).unwrap();
+            struct Seen(Vec<(Vec<u8>, bool)>);
+            impl Handler for Seen {
+                fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
+                    self.0.push((d.data.to_vec(), d.truncated));
+                    Ok(())
+                }
+            }
+            let mut seen = Seen(Vec::new());
+            let out = Output::new(Box::new(io::sink()), crate::output::OutputOptions::default());
+            let stop = Shutdown::new();
+            let timer = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(5));
+                timer.trigger();
+            });
+            receiver.each(&stop, &out, &mut seen).unwrap();
+            assert_eq!(
+                seen.0,
+                vec![(vec![7u8; 10], true), (vec![8u8; 10], false)],
+                "{destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_names_a_free_one_of_the_same_family() {
+        let err = io::Error::from(io::ErrorKind::AddrInUse);
+        let v6 = bind_error("[::1]:9005".parse().unwrap(), &err).to_string();
+        assert!(v6.contains("--bind [::1]:0"), "{v6}");
+        let v4 = bind_error("127.0.0.1:9005".parse().unwrap(), &err).to_string();
+        assert!(v4.contains("--bind 127.0.0.1:0"), "{v4}");
+    }
+}

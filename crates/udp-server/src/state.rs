@@ -1,0 +1,220 @@
+//! The server's state between datagrams, and the two safety rules every reply passes:
+//! no loops ([`refusal`]) and no amplification ([`reply_for`]).
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use common::dest::Destination;
+use common::header::UdpHeader;
+use common::output::{Datagram, Output};
+use common::receive::{Closed, Handler, Incoming};
+use common::{Error, Result};
+
+use crate::ratelimit::Limiter;
+use crate::{Config, Reply, Summary};
+
+/// Why a datagram from `peer` must not be answered, if it must not.
+///
+/// An echo server that answers another echo server, a chargen server (CVE-1999-0103) or
+/// itself starts a loop that never ends, and an attacker needs only one forged datagram to
+/// start it. So no reply goes to source port 0 (not a real sender), to the well-known ports
+/// below 1024 (echo 7, chargen 19, DNS 53…: servers, not clients), or to this server's own
+/// address.
+pub fn refusal(peer: SocketAddr, local: SocketAddr) -> Option<&'static str> {
+    if peer.port() == 0 {
+        return Some("source port 0 is not a real sender");
+    }
+    if peer.port() < 1024 {
+        return Some("a well-known source port (a service such as echo or chargen could loop with us)");
+    }
+    let own_ip = peer.ip() == local.ip() || (local.ip().is_unspecified() && peer.ip().is_loopback());
+    if peer.port() == local.port() && own_ip {
+        return Some("it comes from this server's own address (a reply would loop forever)");
+    }
+    None
+}
+
+/// The reply to `request`, or `None` for no reply.
+///
+/// A reply is never longer than its request: a UDP server that answers a small datagram
+/// with a large one can be abused to flood a third party whose address was forged as the
+/// sender (a reflection attack), so a fixed `--reply` text is cut to the request's length.
+pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
+    match reply {
+        Reply::Echo => Some(request),
+        Reply::None => None,
+        Reply::Text(text) => Some(&text[..text.len().min(request.len())]),
+    }
+}
+
+/// Distinct peers remembered for the `peers` count; a flood of forged sources cannot make
+/// the set grow past this (about 0.5 MB), and the count then reads "at least".
+pub const MAX_PEERS: usize = 10_000;
+
+/// What the server knows while it runs: its counters, the peers it has seen, the reply
+/// budgets of `--rate-limit`, and the sources it has warned about.
+pub(crate) struct ServerState<'c> {
+    config: &'c Config,
+    out: &'c Output,
+    /// The server's own address, for [`refusal`].
+    local: SocketAddr,
+    pub(crate) summary: Summary,
+    /// Per-source reply budgets (`--rate-limit`).
+    limiter: Option<Limiter>,
+    peers: HashSet<SocketAddr>,
+    /// The previous sender: a burst from one peer costs one comparison, not a hash each.
+    last_peer: Option<SocketAddr>,
+    /// Sources already warned about, so a flood of refused datagrams is one warning each.
+    warned: HashSet<SocketAddr>,
+}
+
+/// Sources remembered for "warned once"; past this many, new ones are not warned about.
+const MAX_WARNED: usize = 1024;
+
+impl<'c> ServerState<'c> {
+    pub(crate) fn new(config: &'c Config, out: &'c Output, local: SocketAddr) -> Self {
+        ServerState {
+            config,
+            out,
+            local,
+            summary: Summary {
+                local: Some(local),
+                ..Summary::default()
+            },
+            limiter: config.rate_limit.map(Limiter::new),
+            peers: HashSet::new(),
+            last_peer: None,
+            warned: HashSet::new(),
+        }
+    }
+
+    /// Prints a datagram and chooses what to send back: `None` for no reply, for a
+    /// datagram refused for safety (see [`refusal`]) or for a source over its rate limit.
+    /// Shared by the plain and the batched loop.
+    pub(crate) fn print_and_choose_reply<'d>(&mut self, d: &Incoming<'d>) -> Result<Option<&'d [u8]>>
+    where
+        'c: 'd,
+    {
+        let refused = self.refuse(d.peer, d.to);
+        let mut reply = match refused {
+            Some(_) => None,
+            None => reply_for(&self.config.reply, d.data),
+        };
+        let mut note = refused.map(|_| "refused: not answered").or(d.note);
+        if reply.is_some() && !self.allow(d.peer) {
+            reply = None;
+            note = Some("rate-limited: not answered");
+        }
+        let header = match (self.config.show_header, d.truncated) {
+            (true, false) => UdpHeader::received(d.peer, d.to, self.local, d.data),
+            _ => None,
+        };
+        self.out
+            .received(&Datagram {
+                truncated: d.truncated,
+                note,
+                header,
+                ..Datagram::new(d.peer, d.data)
+            })
+            .map_err(Error::stdout)?;
+        Ok(reply)
+    }
+
+    /// Whether a datagram from `peer` must go unanswered, counting and warning (once per
+    /// source) if so.
+    fn refuse(&mut self, peer: SocketAddr, to: Option<Destination>) -> Option<&'static str> {
+        let why = match to {
+            Some(d) if d.is_broadcast_or_multicast() => {
+                "it was sent to a broadcast or multicast address (every server answering would flood its sender)"
+            }
+            _ => refusal(peer, self.local)?,
+        };
+        self.summary.refused += 1;
+        if self.warned.len() < MAX_WARNED && self.warned.insert(peer) {
+            log::warn!("not answering {peer}: {why}");
+        }
+        Some(why)
+    }
+
+    /// Whether `peer` is within its rate limit; counts it if not.
+    fn allow(&mut self, peer: SocketAddr) -> bool {
+        let Some(limiter) = &mut self.limiter else {
+            return true;
+        };
+        let allowed = limiter.allow(peer.ip(), Instant::now());
+        self.summary.rate_limited += u64::from(!allowed);
+        allowed
+    }
+
+    /// Counts one sent reply.
+    pub(crate) fn replied(&mut self, n: u64) {
+        self.summary.replied += n;
+    }
+
+    /// The summary, once the socket is closed.
+    pub(crate) fn finish(self, closed: Closed) -> Summary {
+        Summary {
+            faults: closed.faults,
+            kernel_drops: closed.kernel_drops,
+            ..self.summary
+        }
+    }
+}
+
+impl Handler for ServerState<'_> {
+    /// Counts every datagram that reached the socket, also those the faults then drop.
+    fn arrived(&mut self, d: &Incoming<'_>) {
+        let s = &mut self.summary;
+        s.received += 1;
+        s.bytes += d.data.len() as u64;
+        s.truncated += u64::from(d.truncated);
+        if self.last_peer != Some(d.peer) {
+            self.last_peer = Some(d.peer);
+            if self.peers.len() < MAX_PEERS && self.peers.insert(d.peer) {
+                s.peers += 1;
+            }
+        }
+    }
+
+    /// Prints a datagram and sends its reply: the `sendto()` half of step 3.
+    fn deliver(&mut self, socket: &UdpSocket, d: Incoming<'_>) -> Result<()> {
+        if let Some(reply) = self.print_and_choose_reply(&d)? {
+            match socket.send_to(reply, d.peer) {
+                Ok(_) => self.summary.replied += 1,
+                // A reply that cannot go out (full send buffer, unreachable peer) is lost,
+                // as any UDP datagram may be; the server carries on.
+                Err(e) => log::warn!("reply to {} not sent: {}", d.peer, common::error::describe(&e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_are_refused_and_clients_are_not() {
+        let local: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        for peer in [
+            "127.0.0.1:0",
+            "127.0.0.1:7",
+            "127.0.0.1:19",
+            "10.0.0.1:1023",
+            "127.0.0.1:8888",
+        ] {
+            assert!(refusal(peer.parse().unwrap(), local).is_some(), "{peer}");
+        }
+        for peer in ["127.0.0.1:1024", "127.0.0.1:54321", "10.0.0.1:8888", "127.0.0.2:8888"] {
+            assert_eq!(refusal(peer.parse().unwrap(), local), None, "{peer}");
+        }
+        let any: SocketAddr = "0.0.0.0:8888".parse().unwrap();
+        assert!(
+            refusal("127.0.0.1:8888".parse().unwrap(), any).is_some(),
+            "own port on loopback"
+        );
+        assert_eq!(refusal("10.0.0.1:8888".parse().unwrap(), any), None);
+    }
+}
