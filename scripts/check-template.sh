@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves a crate can be copied out as the start of a real program: copies the crate and
 # crates/common (side by side, as the path dependency expects) to a temporary folder
-# outside the workspace, and runs `cargo test` there with no edit.
+# outside the workspace, and runs `cargo test` there with no edit. A copy of udp-client must
+# build `common` with no feature at all: no receive path (and its system calls), no test kit.
 #   scripts/check-template.sh [CRATE...]      (default: udp-client udp-server)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,4 +20,12 @@ for crate in "${crates[@]}"; do
     echo "check-template: cargo test in a copy of crates/$crate at $dest/$crate"
     (cd "$dest/$crate" && CARGO_TARGET_DIR="$dest/target" cargo test --quiet 2>&1 | grep -E '^test result|FAILED|panicked|error' )
     echo "check-template: $crate builds and passes its tests outside the workspace"
+    if [ "$crate" = udp-client ]; then
+        features=$(cd "$dest/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"' || true)
+        if [ -n "$features" ]; then
+            echo "check-template: FAIL: a copy of udp-client turns on $features"
+            exit 1
+        fi
+        echo "check-template: udp-client's copy builds common with no feature (no receive path, no test kit)"
+    fi
 done

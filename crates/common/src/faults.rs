@@ -198,12 +198,7 @@ impl Faults {
     }
 
     /// A datagram read from the socket enters the simulated network.
-    pub fn arrive(&mut self, now: Instant, data: &[u8], peer: SocketAddr) {
-        self.arrive_to(now, data, peer, None);
-    }
-
-    /// [`Faults::arrive`] for a datagram whose destination is known; it travels with it.
-    pub fn arrive_to(&mut self, now: Instant, data: &[u8], peer: SocketAddr, to: Option<Destination>) {
+    pub fn arrive(&mut self, now: Instant, data: &[u8], peer: SocketAddr, to: Option<Destination>) {
         // Always four draws per datagram, so each fault's choices do not depend on the others.
         let (r_drop, r_dup, r_delay, r_reorder) = (self.unit(), self.unit(), self.unit(), self.unit());
         if r_drop < self.config.drop {
@@ -344,7 +339,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..n {
             let now = t0 + Duration::from_millis(u64::from(i) * 10);
-            f.arrive(now, &[i], peer());
+            f.arrive(now, &[i], peer(), None);
             out.extend(f.take_due(now).map(|d| d.data));
         }
         out.extend(f.take_due(t0 + Duration::from_secs(10)).map(|d| d.data));
@@ -427,7 +422,7 @@ mod tests {
         };
         let mut f = Faults::new(config);
         let t0 = Instant::now();
-        f.arrive(t0, b"x", peer());
+        f.arrive(t0, b"x", peer(), None);
         assert_eq!(f.take_due(t0).count(), 0);
         let due = f.next_due().unwrap();
         assert!(due >= t0 + Duration::from_millis(50) && due <= t0 + Duration::from_millis(150));
@@ -442,7 +437,7 @@ mod tests {
             ..Default::default()
         });
         let t0 = Instant::now();
-        f.arrive(t0, b"last", peer());
+        f.arrive(t0, b"last", peer(), None);
         assert_eq!(f.take_due(t0).count(), 0);
         assert_eq!(f.next_due(), Some(t0 + MAX_HOLD));
         assert_eq!(

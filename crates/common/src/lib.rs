@@ -21,6 +21,8 @@
 //! Behind the `testkit` feature, which only dev-dependencies turn on:
 //! - `testkit`: the runners and deadlines the workspace's tests share.
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

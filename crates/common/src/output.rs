@@ -105,7 +105,7 @@ impl Output {
     }
 
     /// Output to any writer, each line flushed at once (tests pass a channel; see
-    /// [`crate::testkit::capture`]).
+    /// `testkit::capture`, behind the `testkit` feature).
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
         Output {
             options,

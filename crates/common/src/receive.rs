@@ -197,7 +197,7 @@ impl Receiver {
             };
             handler.arrived(&datagram);
             match &mut self.faults {
-                Some(faults) => faults.arrive_to(Instant::now(), datagram.data, datagram.peer, datagram.to),
+                Some(faults) => faults.arrive(Instant::now(), datagram.data, datagram.peer, datagram.to),
                 None => handler.deliver(&self.socket, datagram)?,
             }
         }

@@ -348,6 +348,28 @@ pub fn bin(name: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The path of an example built by this workspace (`cargo test` builds every example,
+/// next to the binaries, in `examples/`).
+///
+/// # Panics
+/// When the example was not built.
+pub fn example(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/PROFILE/deps");
+    let path = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`, which builds every example",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
 /// `--help` exits 0 and shows every one of `examples`; `--version` prints
 /// `PROGRAM VERSION`.
 ///

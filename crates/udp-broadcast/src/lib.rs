@@ -17,6 +17,9 @@
 //!   each gets every broadcast, but a unicast datagram to the shared port reaches only one.
 //! - IPv6 has no broadcast: use a multicast group (`ff02::1`, all nodes on the link).
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod feed;

@@ -55,7 +55,7 @@ pub const MAX_BOARD_KEYS: usize = 256;
 pub struct ListenSummary {
     /// The bound address.
     pub local: SocketAddr,
-    /// The counters of SPEC §2.
+    /// What the sequence numbers told, per sender and in all.
     pub counts: Counts,
     /// What the injected faults did, when any were asked for.
     pub faults: Option<FaultCounts>,

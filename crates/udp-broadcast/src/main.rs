@@ -1,6 +1,9 @@
 //! `udp-broadcast` command line: `send` and `listen`; parse, set up logging and Ctrl-C, run,
 //! print the summary, exit code.
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
+// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::io::IsTerminal;
@@ -49,12 +52,12 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct SendArgs {
     /// Destination: 127.255.255.255 is this machine; 255.255.255.255 or a subnet's broadcast address the LAN; 224.0.0.0/4 or ff00::/8 multicast.
-    #[arg(long, value_name = "ADDR", default_value = udp_broadcast::send::DEFAULT_TO, value_parser = common::addr::parse)]
+    #[arg(long, value_name = "ADDR", default_value_t = udp_broadcast::send::DEFAULT_TO, value_parser = common::addr::parse)]
     to: SocketAddr,
 
-    /// Time between messages (at least 10ms).
-    #[arg(short, long, value_name = "DUR", default_value = "1s", value_parser = common::duration::parse)]
-    interval: Duration,
+    /// Time between messages (at least 10ms) [default: 1s].
+    #[arg(short, long, value_name = "DUR", value_parser = common::duration::parse)]
+    interval: Option<Duration>,
 
     /// Stop after N messages.
     #[arg(short = 'n', long, value_name = "N")]
@@ -132,7 +135,7 @@ fn run(cli: Cli) -> common::Result<()> {
             shutdown.on_signals()?;
             let config = SendConfig {
                 to: args.to,
-                interval: args.interval,
+                interval: args.interval.unwrap_or(udp_broadcast::send::DEFAULT_INTERVAL),
                 count: args.count,
                 body: if args.message.is_empty() {
                     Body::Feed(args.feed)

@@ -1,7 +1,7 @@
 //! `udp-broadcast send`: socket, SO_BROADCAST, then sendto every interval. No bind: like
 //! any client, the sender lets the OS pick its port.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::output::{Datagram, Output, OutputOptions};
@@ -15,7 +15,12 @@ use crate::interface;
 
 /// Where `send` sends by default: the loopback network's broadcast address, so the demo
 /// never leaves this machine.
-pub const DEFAULT_TO: &str = "127.255.255.255:7788";
+pub const DEFAULT_TO: SocketAddr = SocketAddr::V4(SocketAddrV4::new(
+    Ipv4Addr::new(127, 255, 255, 255),
+    crate::DEFAULT_PORT,
+));
+/// Time between messages when `--interval` is not given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest `--interval`: 100 messages a second. Zero would flood a whole network.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -215,7 +220,7 @@ mod tests {
     fn config(to: &str) -> SendConfig {
         SendConfig {
             to: to.parse().unwrap(),
-            interval: Duration::from_secs(1),
+            interval: DEFAULT_INTERVAL,
             count: Some(1),
             body: Body::Text("x".into()),
             interface: None,

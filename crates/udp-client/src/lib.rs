@@ -15,6 +15,8 @@
 //! - A connected socket also drops datagrams from any other address, so a reply from a
 //!   multi-homed server that answers from another of its addresses is never seen.
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

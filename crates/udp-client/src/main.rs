@@ -1,6 +1,8 @@
 //! `udp-client` command line: parse the options, set up logging and Ctrl-C, call
 //! [`udp_client::run`], print the summary, turn the result into an exit code.
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

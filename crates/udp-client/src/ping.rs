@@ -56,7 +56,7 @@ impl PingSummary {
         }
     }
 
-    /// The JSON fields of SPEC §2.
+    /// The summary's JSON fields.
     pub fn to_json(&self) -> serde_json::Value {
         let mut obj = json!({
             "sent": self.sent, "received": self.received, "lost": self.lost,

@@ -16,6 +16,8 @@
 //! - One socket serves every peer: UDP has no connections, so there is no `listen` or
 //!   `accept`; each datagram carries its sender's address and the reply goes back there.
 
+// No unsafe code: nix and jiff make the system calls std lacks.
+#![forbid(unsafe_code)]
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -143,7 +145,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The `{"event":"summary",…}` fields of SPEC §2.
+    /// The `{"event":"summary",…}` fields: every counter of the run.
     pub fn to_json(&self) -> serde_json::Value {
         let mut obj = json!({
             "received": self.received, "bytes": self.bytes, "replied": self.replied,
