@@ -9,8 +9,8 @@
 //!
 //! The kernel tells the destination when asked (`IP_PKTINFO`, `IPV6_RECVPKTINFO`), as a
 //! control message beside the data, which only `recvmsg` can read. std has no binding for
-//! it; nix has safe ones, used here. Linux only: elsewhere [`recv`] is `recv_from` and
-//! knows no destination, and the programs say so at start-up.
+//! it; nix has safe ones, used here. Linux and macOS (IP_PKTINFO); elsewhere [`recv`] is
+//! `recv_from` and knows no destination, and the programs say so at start-up.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -51,12 +51,14 @@ impl Destination {
     }
 }
 
-/// Whether this OS tells a datagram's destination (Linux: `IP_PKTINFO`). Elsewhere a
-/// server cannot tell a broadcast from a unicast datagram, and says so at start-up.
-pub const SUPPORTED: bool = cfg!(target_os = "linux");
+/// Whether this OS tells a datagram's destination (`IP_PKTINFO`: Linux, macOS). Elsewhere
+/// (Windows, the BSDs) a server cannot tell a broadcast from a unicast datagram, and says so
+/// at start-up.
+pub const SUPPORTED: bool = cfg!(any(target_os = "linux", target_os = "android", target_vendor = "apple"));
 
 /// Asks the kernel to tell each datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO).
-/// Elsewhere than Linux nothing is asked for, and [`recv`] reports no destination.
+/// Where the OS cannot ([`SUPPORTED`] is false) nothing is asked for, and [`recv`] reports
+/// no destination.
 ///
 /// # Errors
 /// [`crate::Error::Runtime`] when the socket option cannot be set.
@@ -79,7 +81,7 @@ pub fn control_buffer() -> Vec<u8> {
     sys::control_buffer()
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 pub(crate) mod sys {
     use std::io;
     use std::io::IoSliceMut;
@@ -160,7 +162,7 @@ pub(crate) mod sys {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
 mod sys {
     use std::io;
     use std::net::UdpSocket;
@@ -181,7 +183,7 @@ mod sys {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 pub use sys::{destination, socket_addr, storage};
 
 #[cfg(all(test, target_os = "linux"))]

@@ -44,6 +44,42 @@ impl std::error::Error for Error {}
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Windows' WSAECONNRESET: an ICMP "port unreachable" for an earlier datagram, reported on
+/// the next receive — on Windows even by a socket that never called `connect`.
+pub const WSAECONNRESET: i32 = 10054;
+/// Windows' WSAENETRESET: the same for an ICMP "time exceeded" (since Vista).
+pub const WSAENETRESET: i32 = 10052;
+
+#[cfg(windows)]
+const _: () = assert!(
+    WSAECONNRESET == windows_sys::Win32::Networking::WinSock::WSAECONNRESET
+        && WSAENETRESET == windows_sys::Win32::Networking::WinSock::WSAENETRESET
+);
+
+/// Whether a send or receive error means "nobody is listening there" (an ICMP port
+/// unreachable came back). Linux and macOS report it as ECONNREFUSED, and only to a
+/// connected socket; Windows as WSAECONNRESET or WSAENETRESET, connected or not.
+pub fn is_port_unreachable(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+    ) || matches!(err.raw_os_error(), Some(WSAECONNRESET | WSAENETRESET))
+}
+
+/// EMSGSIZE, "message too long": the datagram is over the protocol's or the interface's
+/// limit. std has no `ErrorKind` for it, so the platform's own number is compared.
+#[cfg(unix)]
+const EMSGSIZE: i32 = nix::libc::EMSGSIZE;
+#[cfg(windows)]
+const EMSGSIZE: i32 = windows_sys::Win32::Networking::WinSock::WSAEMSGSIZE;
+#[cfg(not(any(unix, windows)))]
+const EMSGSIZE: i32 = 90;
+
+/// Whether a send failed because the datagram is too long for one datagram.
+pub fn is_message_too_long(err: &std::io::Error) -> bool {
+    err.raw_os_error() == Some(EMSGSIZE)
+}
+
 /// An OS error as a short lower-case phrase: "address already in use", not
 /// "Address already in use (os error 98)".
 pub fn describe(err: &std::io::Error) -> String {
@@ -67,6 +103,31 @@ mod tests {
     fn exit_codes_follow_who_can_fix_it() {
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
         assert_eq!(Error::Runtime("x".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn nobody_listening_is_recognised_however_the_os_says_it() {
+        use std::io::{Error as IoError, ErrorKind};
+        for err in [
+            IoError::from(ErrorKind::ConnectionRefused), // Linux, macOS: connected sockets only
+            IoError::from(ErrorKind::ConnectionReset),   // Windows, as std maps 10054
+            IoError::from_raw_os_error(WSAECONNRESET),   // Windows, raw
+            IoError::from_raw_os_error(WSAENETRESET),    // Windows, an ICMP time exceeded
+        ] {
+            assert!(is_port_unreachable(&err), "{err:?}");
+        }
+        assert!(!is_port_unreachable(&IoError::from(ErrorKind::TimedOut)));
+        assert!(!is_port_unreachable(&IoError::from(ErrorKind::WouldBlock)));
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn message_too_long_is_the_platforms_emsgsize() {
+        let err = std::io::Error::from_raw_os_error(nix::libc::EMSGSIZE);
+        assert!(is_message_too_long(&err));
+        assert!(!is_message_too_long(&std::io::Error::from_raw_os_error(
+            nix::libc::EACCES
+        )));
     }
 
     #[test]

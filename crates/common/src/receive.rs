@@ -129,6 +129,8 @@ pub fn bind(socket: Socket, options: &ReceiveOptions) -> Result<Receiver> {
     if options.destination {
         dest::enable(&socket)?;
     }
+    no_reports_of_earlier_sends(&socket);
+    say_what_this_os_cannot_do(options);
     Ok(Receiver {
         socket,
         local,
@@ -268,6 +270,59 @@ impl Receiver {
         };
         drop(self.socket);
         closed
+    }
+}
+
+/// Windows reports an ICMP error caused by an earlier reply (the client has gone) on the
+/// server's next receive, even though the socket is not connected (WSAECONNRESET). The loop
+/// would carry on anyway (see `is_earlier_send_error`); this asks Windows not to report it,
+/// as Go and libuv do, so no receive is spent on it.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn no_reports_of_earlier_sends(socket: &UdpSocket) {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{SIO_UDP_CONNRESET, SIO_UDP_NETRESET, SOCKET, WSAIoctl};
+    for (code, name) in [
+        (SIO_UDP_CONNRESET, "SIO_UDP_CONNRESET"),
+        (SIO_UDP_NETRESET, "SIO_UDP_NETRESET"),
+    ] {
+        let off: u32 = 0; // FALSE: do not report
+        let mut returned = 0u32;
+        // SAFETY: the socket handle is open for the call (borrowed from `socket`); the input
+        // is a live u32 whose size is passed with it; there is no output buffer, the byte
+        // count is a live u32, and the call is synchronous (no OVERLAPPED, no callback).
+        let rc = unsafe {
+            WSAIoctl(
+                socket.as_raw_socket() as SOCKET,
+                code,
+                (&raw const off).cast(),
+                size_of::<u32>() as u32,
+                std::ptr::null_mut(),
+                0,
+                &mut returned,
+                std::ptr::null_mut(),
+                None,
+            )
+        };
+        if rc != 0 {
+            log::debug!("{name} could not be turned off: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn no_reports_of_earlier_sends(_: &UdpSocket) {}
+
+/// What an OS cannot do is said at start-up, never silently different.
+fn say_what_this_os_cannot_do(options: &ReceiveOptions) {
+    if options.destination && !dest::SUPPORTED {
+        log::warn!(
+            "this OS does not say where a datagram was sent (packet info: Linux and macOS only), so a broadcast to {} cannot be told from a unicast datagram and --show-header has no checksum; bind one address (e.g. 127.0.0.1 or this host's LAN address) to stay safe",
+            options.bind
+        );
+    }
+    if !cfg!(target_os = "linux") {
+        log::info!("kernel drop counts are read from /proc on Linux only; this summary cannot show them");
     }
 }
 

@@ -94,13 +94,11 @@ pub fn is_wake_up(err: &io::Error) -> bool {
 /// "port unreachable" after a reply to a peer that has gone). It says nothing about the
 /// socket itself, so a server must carry on.
 pub fn is_earlier_send_error(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
+    crate::error::is_port_unreachable(err)
+        || matches!(
+            err.kind(),
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+        )
 }
 
 #[cfg(test)]
@@ -129,5 +127,9 @@ mod tests {
         assert!(is_earlier_send_error(&io::Error::from(
             io::ErrorKind::ConnectionRefused
         )));
+        // Windows: WSAECONNRESET and WSAENETRESET, even on an unconnected server socket.
+        for raw in [crate::error::WSAECONNRESET, crate::error::WSAENETRESET] {
+            assert!(is_earlier_send_error(&io::Error::from_raw_os_error(raw)));
+        }
     }
 }

@@ -184,9 +184,22 @@ impl Process {
         Self::start(program, args, Stdio::piped())
     }
 
+    /// Starts `program` with `args` and these environment variables set, stdin closed.
+    ///
+    /// # Errors
+    /// When the program cannot be started.
+    pub fn spawn_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> io::Result<Self> {
+        Self::start_env(program, args, Stdio::null(), env)
+    }
+
     fn start(program: &str, args: &[&str], stdin: Stdio) -> io::Result<Self> {
+        Self::start_env(program, args, stdin, &[])
+    }
+
+    fn start_env(program: &str, args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> io::Result<Self> {
         let mut child: Child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(stdin)
             .stdout(Stdio::piped())

@@ -34,7 +34,10 @@ const PROGRAM: &str = "udp-broadcast";
   udp-broadcast send --to 255.255.255.255:7788       the whole LAN (every host on your network)
   udp-broadcast send --to 239.1.2.3:7788             multicast (on loopback unless --interface)
   udp-broadcast listen --group 239.1.2.3             join a multicast group
-  udp-broadcast listen --show-header                 each datagram's UDP header (ports, length, checksum)"
+  udp-broadcast listen --show-header                 each datagram's UDP header (ports, length, checksum)
+
+Not on every OS: kernel drop counts (Linux only); --show-header's checksum needs packet info
+(Linux and macOS). Windows shares a port with SO_REUSEADDR only."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -153,13 +156,9 @@ fn run(cli: Cli) -> common::Result<()> {
         Command::Listen(args) => {
             args.output.init_logging(PROGRAM);
             shutdown.on_signals()?;
-            let board = args.board.then(|| {
-                if std::io::stdout().is_terminal() {
-                    Board::Redraw
-                } else {
-                    Board::Lines
-                }
-            });
+            let board = args
+                .board
+                .then(|| if can_redraw() { Board::Redraw } else { Board::Lines });
             let config = ListenConfig {
                 bind: args.bind,
                 group: args.group,
@@ -176,6 +175,23 @@ fn run(cli: Cli) -> common::Result<()> {
             out.summary(&summary.to_text(), summary.to_json())
         }
     }
+}
+
+/// Whether stdout is a terminal that redraws in place with ANSI cursor codes: not a pipe,
+/// not `TERM=dumb`, and on Windows a console whose virtual-terminal mode could be turned on
+/// (Windows Terminal and conhost since Windows 10). Otherwise the board is one line per update.
+fn can_redraw() -> bool {
+    if !std::io::stdout().is_terminal() {
+        return false;
+    }
+    #[cfg(windows)]
+    let ok = anstyle_query::windows::enable_virtual_terminal_processing().is_ok();
+    #[cfg(not(windows))]
+    let ok = std::env::var_os("TERM").is_none_or(|term| term != "dumb");
+    if !ok {
+        log::info!("this terminal cannot redraw in place; the board is one line per update");
+    }
+    ok
 }
 
 #[cfg(test)]

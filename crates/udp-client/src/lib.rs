@@ -248,7 +248,7 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
                 });
             }
             Ok(None) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(nobody_listening(target)),
+            Err(e) if common::error::is_port_unreachable(&e) => return Err(nobody_listening(target)),
             Err(e) => return Err(Error::io(format!("receiving from {target} failed"), &e)),
         }
     }
@@ -308,7 +308,7 @@ fn interactive(
                 out.received(&Datagram::new(peer, &buf[..len])).map_err(Error::stdout)?;
             }
             Ok(None) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(e) if common::error::is_port_unreachable(&e) => {
                 if !warned_refused {
                     log::warn!(
                         "{}; what you send is lost until a server runs there",
@@ -471,9 +471,9 @@ fn send(socket: &UdpSocket, payload: &[u8], target: SocketAddr) -> Result<()> {
 
 /// What a failed send means for the user.
 fn send_error(err: &io::Error, len: usize, target: SocketAddr) -> Error {
-    if err.kind() == io::ErrorKind::ConnectionRefused {
+    if common::error::is_port_unreachable(err) {
         nobody_listening(target)
-    } else if err.raw_os_error() == Some(EMSGSIZE) {
+    } else if common::error::is_message_too_long(err) {
         Error::Usage(format!(
             "cannot send {len} bytes to {target}: message too long for one datagram"
         ))
@@ -481,12 +481,6 @@ fn send_error(err: &io::Error, len: usize, target: SocketAddr) -> Error {
         Error::io(format!("cannot send to {target}"), err)
     }
 }
-
-/// EMSGSIZE: "message too long". Linux and macOS differ (90, 40); std has no ErrorKind for it.
-#[cfg(target_os = "linux")]
-const EMSGSIZE: i32 = 90;
-#[cfg(not(target_os = "linux"))]
-const EMSGSIZE: i32 = 40;
 
 /// A datagram must fit the protocol limit; refuse before the OS does, with the numbers.
 fn check_size(len: usize, target: SocketAddr) -> Result<()> {
@@ -504,4 +498,26 @@ fn nobody_listening(target: SocketAddr) -> Error {
     Error::Runtime(format!(
         "no one is listening at {target} (the OS reported 'port unreachable'); start a server there (cargo run -p udp-server) or check the port"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows reports "nobody listening" as WSAECONNRESET (10054) or WSAENETRESET (10052),
+    /// Linux and macOS as ECONNREFUSED: every mode says the same one line for all of them.
+    #[test]
+    fn a_reset_from_windows_means_nobody_is_listening_too() {
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for err in [
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+            io::Error::from(io::ErrorKind::ConnectionReset),
+            io::Error::from_raw_os_error(10054),
+            io::Error::from_raw_os_error(10052),
+        ] {
+            let said = send_error(&err, 5, target);
+            assert_eq!(said, nobody_listening(target), "{err:?}");
+            assert_eq!(said.exit_code(), 1);
+        }
+    }
 }

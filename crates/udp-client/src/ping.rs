@@ -7,7 +7,6 @@
 //! flight and reports echoed datagrams per second.
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -323,7 +322,7 @@ impl Pinger<'_> {
             Ok(_) => self.tracker.sent(seq, now),
             // An ICMP error from an earlier request can surface on this send; the request
             // itself was not sent, and counts as neither sent nor lost.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, self.target),
+            Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, self.target),
             Err(e) => return Err(send_error(&e, payload.len(), self.target)),
         }
         Ok(())
@@ -359,7 +358,7 @@ impl Pinger<'_> {
                     }
                 }
                 Ok(None) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, self.target),
+                Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, self.target),
                 Err(e) => return Err(Error::io(format!("receiving from {} failed", self.target), &e)),
             }
         }
@@ -451,7 +450,7 @@ impl Flood<'_> {
                     self.in_flight.push_back(self.next_seq);
                     self.outstanding += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => warn_refused(&mut self.refused, target),
+                Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, target),
                 Err(e) => return Err(send_error(&e, payload.len(), target)),
             }
             self.next_seq += 1;
@@ -476,9 +475,7 @@ impl Flood<'_> {
                 }
             }
             Err(e) if is_wake_up(&e) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                warn_refused(&mut self.refused, self.config.target)
-            }
+            Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, self.config.target),
             Err(e) => return Err(Error::io(format!("receiving from {} failed", self.config.target), &e)),
         }
         Ok(())
@@ -512,7 +509,7 @@ impl Flood<'_> {
                 Ok(len) => {
                     self.tracker.reply(&self.buf[..len], Instant::now());
                 }
-                Err(e) if is_wake_up(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) if is_wake_up(&e) || common::error::is_port_unreachable(&e) => {}
                 Err(e) => return Err(Error::io(format!("receiving from {} failed", self.config.target), &e)),
             }
         }

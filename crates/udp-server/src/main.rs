@@ -35,7 +35,11 @@ const PROGRAM: &str = "udp-server";
   udp-server --count 1                    stop after one datagram (for scripts)
   udp-server --batch 64 -q                up to 64 datagrams per system call (Linux), for floods
   udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
-  udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05   a bad network, on loopback"
+  udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05   a bad network, on loopback
+
+Not on every OS: --batch and kernel drop counts are Linux only. Refusing broadcast and
+multicast datagrams on 0.0.0.0 needs packet info (Linux and macOS); elsewhere bind one
+address instead of 0.0.0.0. Each is said at start-up where it applies."
 )]
 struct Cli {
     /// Address to bind: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT (0.0.0.0 = every interface).

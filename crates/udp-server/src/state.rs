@@ -147,7 +147,8 @@ impl<'c> ServerState<'c> {
         allowed
     }
 
-    /// Counts one sent reply.
+    /// Counts replies sent by the batched loop.
+    #[cfg(target_os = "linux")]
     pub(crate) fn replied(&mut self, n: u64) {
         self.summary.replied += n;
     }

@@ -371,3 +371,42 @@ fn reachable_from_the_network_it_warns_and_limits_replies_by_default() {
         .unwrap();
     assert!(warning.contains("NOT rate-limited"), "{warning}");
 }
+
+/// `--timestamp` is local time in the zone the OS says (jiff reads `TZ`): the offset is
+/// the zone's, and the hour minus the offset is the UTC hour now.
+#[test]
+fn timestamps_follow_the_time_zone_tz_names() {
+    for (zone, offset, minutes) in [
+        ("Asia/Shanghai", "+08:00", 480),
+        ("Asia/Kolkata", "+05:30", 330),
+        ("UTC", "+00:00", 0),
+    ] {
+        let mut server = Process::spawn_env(
+            BIN,
+            &["--bind", "127.0.0.1:0", "--json", "--timestamp", "--count", "1"],
+            &[("TZ", zone)],
+        )
+        .unwrap();
+        let addr = server.listening(WAIT).unwrap();
+        assert_eq!(echo(addr, b"when?"), b"when?");
+        let event: serde_json::Value = serde_json::from_str(&server.stdout.next(WAIT).unwrap()).unwrap();
+        let time = event["time"].as_str().unwrap().to_string();
+        assert!(time.ends_with(offset), "{zone}: {time}");
+        let utc_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 60
+            % 1440;
+        let local: u64 = time[11..13].parse::<u64>().unwrap() * 60 + time[14..16].parse::<u64>().unwrap();
+        let utc_then = (local + 1440 - minutes) % 1440;
+        let apart = (utc_now + 1440 - utc_then) % 1440;
+        assert!(
+            apart <= 1,
+            "{zone}: {time} is not UTC {}:{:02} + {offset}",
+            utc_now / 60,
+            utc_now % 60
+        );
+        assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    }
+}
