@@ -8,7 +8,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-rel=$root/target/release
+rel=$target_dir/release
 flood_n=${FLOOD_N:-200000} ping_n=${PING_N:-2000}
 ticks=$(getconf CLK_TCK)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paired demos a learner runs, each bounded in time; about 5 seconds in all.
+# The paired demos a learner runs, each bounded in time; about 6 seconds in all.
 # Everything stays on 127.0.0.1; the server is started here and killed by its PID.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -7,6 +7,7 @@ set -euo pipefail
 if [ -z "${BIN_DIR:-}" ]; then
     cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 fi
+need udp-server udp-client udp-broadcast
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
 step "A server binds a port and waits" "udp-server --bind 127.0.0.1:0"

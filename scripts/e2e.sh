@@ -9,6 +9,7 @@ set -euo pipefail
 if [ -z "${BIN_DIR:-}" ]; then
     cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 fi
+need udp-server udp-client udp-broadcast
 server=$bin/udp-server
 client=$bin/udp-client
 bcast=$bin/udp-broadcast

@@ -26,6 +26,7 @@ trap lan_cleanup EXIT
 if [ -z "${BIN_DIR:-}" ]; then
     cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 fi
+need udp-server udp-client udp-broadcast
 
 # The switch: a bridge, forwarding at once (no STP delay).
 ip -n "${tag}sw" link add br0 type bridge forward_delay 0

@@ -2,7 +2,22 @@
 # Every wait here has a deadline; every process started is recorded and killed by PID.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=${BIN_DIR:-$root/target/debug}
+# Where cargo puts what it builds (CARGO_TARGET_DIR, a .cargo/config, or target/): cargo says.
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) \
+    || target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin=${BIN_DIR:-$target_dir/debug}
+
+# need PROGRAM...: each must be built; if one is not, that is the one line this script says.
+need() {
+    local p
+    for p in "$@"; do
+        if [ ! -x "$bin/$p" ]; then
+            echo "$(basename "$0"): $bin/$p is missing: build it with cargo build --workspace (or set BIN_DIR)" >&2
+            exit 1
+        fi
+    done
+}
 work=$(mktemp -d)
 pids=()
 

@@ -35,8 +35,8 @@ fi
 cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 cargo build --quiet --workspace --bins --target "$target" --manifest-path "$root/Cargo.toml" \
     --config "target.$target.linker=\"x86_64-w64-mingw32-gcc\""
-exe=${CARGO_TARGET_DIR:-$root/target}/$target/debug
-linux=${CARGO_TARGET_DIR:-$root/target}/debug
+exe=$target_dir/$target/debug
+linux=$target_dir/debug
 
 # Wine 8 has no bcryptprimitives.dll, whose ProcessPrng Rust's std imports: a ten-line shim
 # next to the .exe files hands the call to RtlGenRandom (advapi32's SystemFunction036).

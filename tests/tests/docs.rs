@@ -191,3 +191,42 @@ fn every_crate_has_a_readme() {
         assert!(text.contains("cp -r"), "{}: say how to copy it", dir.display());
     }
 }
+
+/// The README (in both languages) says how long `scripts/demo.sh` takes, as the script does.
+#[test]
+fn the_readmes_and_the_demo_agree_on_its_length() {
+    let seconds = |text: &str, before: &str, after: &str| -> Option<u32> {
+        let start = text.find(before)? + before.len();
+        text[start..].split(after).next()?.trim().parse().ok()
+    };
+    let script = seconds(&read("scripts/demo.sh"), "; about ", " seconds in all").expect("demo.sh says its length");
+    let en = read("README.md");
+    let en_line = en
+        .lines()
+        .find(|l| l.contains("`scripts/demo.sh` —"))
+        .expect("the README's demo line");
+    assert_eq!(seconds(en_line, "in about ", " seconds"), Some(script), "{en_line}");
+    let zh = read("README.zh-CN.md");
+    let zh_line = zh
+        .lines()
+        .find(|l| l.contains("`scripts/demo.sh` —"))
+        .expect("the Chinese README's demo line");
+    assert_eq!(seconds(zh_line, "大约 ", " 秒"), Some(script), "{zh_line}");
+}
+
+/// The README's commands that need no second terminal run as printed, output and exit
+/// code included (trycmd reads the ```console blocks), in both languages.
+#[test]
+fn the_readme_one_liners_run_as_printed() {
+    let bin = |name: &str| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().and_then(|deps| deps.parent()).unwrap().join(name)
+    };
+    trycmd::TestCases::new()
+        .register_bin("udp-server", bin("udp-server"))
+        .register_bin("udp-client", bin("udp-client"))
+        .register_bin("udp-broadcast", bin("udp-broadcast"))
+        .env("RUST_LOG", "")
+        .case(root().join("README.md"))
+        .case(root().join("README.zh-CN.md"));
+}

@@ -112,6 +112,59 @@ pub fn looks_like(text: &str) -> bool {
     }
 }
 
+/// The client's target from its first words, the way `nc -u HOST PORT` and the chapter's
+/// `chapter_client.py HOST PORT MSG` take it: `IP:PORT` (and the other forms of [`parse`])
+/// in one word, or a host and a port in two (`127.0.0.1 9006`, `::1 9005`, `localhost 9005`).
+/// Returns the address and how many words it took, or `None` when the first word is no
+/// address at all (then every word is the message).
+///
+/// # Errors
+/// [`Error::Usage`] for a first word that is an address without a usable port
+/// (`127.0.0.1`, `::1:9005`, `localhost`, `127.0.0.1:`): it must never become the start of a
+/// message silently sent to the default target. The error shows the right spelling.
+///
+/// # Examples
+/// ```
+/// use common::addr::target_words;
+/// assert_eq!(target_words("9000", Some("hi")).unwrap(), Some(("127.0.0.1:9000".parse().unwrap(), 1)));
+/// assert_eq!(target_words("127.0.0.1", Some("9006")).unwrap(), Some(("127.0.0.1:9006".parse().unwrap(), 2)));
+/// assert_eq!(target_words("hello", Some("world")).unwrap(), None);
+/// assert!(target_words("::1:9005", Some("hi")).unwrap_err().to_string().contains("[::1]:9005"));
+/// ```
+pub fn target_words(first: &str, second: Option<&str>) -> Result<Option<(SocketAddr, usize)>> {
+    if looks_like(first) {
+        return Ok(Some((parse(first)?, 1)));
+    }
+    let host = first.strip_suffix(':');
+    let ip = host.unwrap_or(first).parse::<IpAddr>().ok();
+    let named = host.unwrap_or(first).eq_ignore_ascii_case("localhost");
+    if host.is_none() && ip.is_none() && !named {
+        return Ok(None);
+    }
+    let port = second.and_then(|p| p.parse::<u16>().ok());
+    match (host, ip, port) {
+        (None, Some(ip), Some(port)) => return Ok(Some((SocketAddr::new(ip, port), 2))),
+        (None, None, Some(port)) => return Ok(Some((parse(&format!("{first}:{port}"))?, 2))),
+        _ => {}
+    }
+    let spelled = match ip {
+        Some(IpAddr::V6(_)) => ipv6_with_port(first).unwrap_or_else(|| format!("[{}]:8888", host.unwrap_or(first))),
+        _ => format!("{}:8888", host.unwrap_or(first)),
+    };
+    Err(Error::Usage(format!(
+        "'{first}' is an address without a port: write {spelled} (or HOST PORT as two words); to send a message that starts with it, quote the message or put it after --"
+    )))
+}
+
+/// `::1:9005` is a valid IPv6 address, but what was meant is `[::1]:9005`: the last group,
+/// if it is a decimal port, moved outside brackets.
+fn ipv6_with_port(text: &str) -> Option<String> {
+    let (addr, port) = text.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    addr.parse::<std::net::Ipv6Addr>().ok()?;
+    Some(format!("[{addr}]:{port}"))
+}
+
 fn bad(text: &str, why: &str) -> Error {
     Error::Usage(format!(
         "bad address '{text}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)"
@@ -193,6 +246,35 @@ mod tests {
         }
         for text in ["hello", "hello world", "a:b", "时间:12", "-1", "", "12:"] {
             assert!(!looks_like(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn host_and_port_may_be_two_words_and_an_address_alone_is_an_error() {
+        let two = |a: &str, b: &str| target_words(a, Some(b)).unwrap().unwrap();
+        assert_eq!(two("127.0.0.1", "9006"), ("127.0.0.1:9006".parse().unwrap(), 2));
+        assert_eq!(two("::1", "9005"), ("[::1]:9005".parse().unwrap(), 2));
+        assert_eq!(two("localhost", "9005"), ("127.0.0.1:9005".parse().unwrap(), 2));
+        assert_eq!(two("127.0.0.1:9000", "hi"), ("127.0.0.1:9000".parse().unwrap(), 1));
+        assert_eq!(target_words("hello", Some("9000")).unwrap(), None);
+        assert_eq!(target_words("hello", None).unwrap(), None);
+        for (first, second, spelled) in [
+            ("::1:9005", Some("hi"), "[::1]:9005"),
+            ("localhost", Some("hi"), "localhost:8888"),
+            ("127.0.0.1", Some("hi"), "127.0.0.1:8888"),
+            ("127.0.0.1", None, "127.0.0.1:8888"),
+            ("127.0.0.1:", Some("hi"), "127.0.0.1:8888"),
+            ("127.0.0.1:", Some("9006"), "127.0.0.1:8888"),
+            ("::1", Some("hi"), "[::1]:8888"),
+        ] {
+            let err = target_words(first, second).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("write {spelled} ")),
+                "{first} {second:?}: {text}"
+            );
+            assert!(text.contains("after --"), "{text}");
         }
     }
 

@@ -103,7 +103,8 @@ impl OutputArgs {
 }
 
 /// Parses the command line; `--help` and `--version` print and exit 0, and any mistake is
-/// one line on stderr (`udp-server: invalid value 'x' for '--bind <ADDR>': …`) and exit 2.
+/// one line on stderr (`udp-server: invalid value 'x' for '--bind <ADDR>': …`) and exit 2,
+/// keeping clap's tips (`a similar argument exists: '--bind'`) but not its usage block.
 pub fn parse<C: Parser>(program: &str) -> Result<C, ExitCode> {
     match C::try_parse() {
         Ok(cli) => Ok(cli),
@@ -112,22 +113,45 @@ pub fn parse<C: Parser>(program: &str) -> Result<C, ExitCode> {
             Err(ExitCode::SUCCESS)
         }
         Err(err) => {
-            print_error(program, &one_line(&err.to_string()));
+            print_error(program, &explain::<C>(&err));
             Err(ExitCode::from(2))
         }
     }
 }
 
-/// Clap's message without the `error: ` prefix, the usage block and the blank lines, plus a
-/// pointer to `--help`.
+/// The one line for a clap error, with what a newcomer most likely meant.
+fn explain<C: Parser>(err: &clap::Error) -> String {
+    let command = C::command();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+        return format!("a subcommand is missing: {} (see --help)", names.join(" or "));
+    }
+    let mut line = one_line(&err.render().to_string());
+    if err.kind() == ErrorKind::UnknownArgument {
+        let has_bind = |c: &clap::Command| c.get_arguments().any(|a| a.get_id() == "bind");
+        let bind = has_bind(&command) || command.get_subcommands().any(has_bind);
+        if let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg) {
+            if bind && !arg.starts_with('-') && crate::addr::looks_like(arg) {
+                line = line.replace(" (see --help)", &format!("; did you mean --bind {arg}? (see --help)"));
+            }
+        }
+    }
+    line
+}
+
+/// Clap's message without the `error: ` prefix, the usage block and the blank lines, with
+/// its tips, and a pointer to `--help`.
 fn one_line(rendered: &str) -> String {
     let first = rendered
         .lines()
         .find(|line| !line.trim().is_empty())
         .unwrap_or("bad usage");
-    let first = first.strip_prefix("error: ").unwrap_or(first).trim_end();
-    // clap adds "tip: …" lines and the usage; the value's own reason stays on the first line.
-    format!("{first} (see --help)")
+    let mut text = first.strip_prefix("error: ").unwrap_or(first).trim_end().to_string();
+    for tip in rendered.lines().filter_map(|line| line.trim().strip_prefix("tip: ")) {
+        text += "; ";
+        text += tip;
+    }
+    format!("{text} (see --help)")
 }
 
 /// Prints `program: message` on stderr, ignoring a closed stderr (there is nobody to tell).
@@ -149,6 +173,15 @@ pub fn exit_code<T>(program: &str, result: crate::Result<T>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clap_tips_survive_the_one_line() {
+        let rendered = "error: unexpected argument '--bnid' found\n\n  tip: a similar argument exists: '--bind'\n\nUsage: udp-server --bind <ADDR>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--bnid' found; a similar argument exists: '--bind' (see --help)"
+        );
+    }
 
     #[test]
     fn clap_errors_become_one_line() {

@@ -35,6 +35,30 @@ pub fn parse(text: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad(text))
 }
 
+/// `--timeout 500` means 500 seconds, since a bare number is seconds; a value past
+/// `longest` was most likely meant as milliseconds, and a warning says so. `args` is the
+/// command line as typed (`--timeout 500` or `--timeout=500`).
+pub fn warn_if_bare_and_long(args: &[String], flags: &[&str], longest: Duration) {
+    for (i, arg) in args.iter().enumerate() {
+        let value = match arg.split_once('=') {
+            Some((flag, value)) if flags.contains(&flag) => value,
+            None if flags.contains(&arg.as_str()) => match args.get(i + 1) {
+                Some(value) => value.as_str(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let Ok(seconds) = value.trim().parse::<f64>() {
+            if seconds > longest.as_secs_f64() {
+                log::warn!(
+                    "{arg} {value} means {value} seconds (a bare number is seconds); for milliseconds write {value}ms",
+                    arg = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag)
+                );
+            }
+        }
+    }
+}
+
 /// A duration the way people read it: `250us`, `1.5ms`, `2s`.
 pub fn display(d: Duration) -> String {
     let micros = d.as_micros();

@@ -156,6 +156,8 @@ pub struct Faults {
     held: Option<Held>,
     ready: Vec<Delivery>,
     counts: FaultCounts,
+    /// The latest arrival delivered so far: an earlier one delivered after it was reordered.
+    latest_delivered: u64,
 }
 
 #[derive(Debug)]
@@ -189,6 +191,7 @@ impl Faults {
             held: None,
             ready: Vec::new(),
             counts: FaultCounts::default(),
+            latest_delivered: 0,
         }
     }
 
@@ -244,6 +247,7 @@ impl Faults {
             let Some(Reverse((_, _, pending))) = self.queue.pop() else {
                 break;
             };
+            let (id, copy) = (pending.id, pending.note == Some("duplicate"));
             let delivery = Delivery {
                 data: pending.data,
                 peer: pending.peer,
@@ -266,10 +270,10 @@ impl Faults {
                 }
                 _ => {}
             }
+            self.count_order(id, copy);
             self.ready.push(delivery);
             // Whatever was held is overtaken by this one, and follows it.
             if let Some(held) = self.held.take() {
-                self.counts.reordered += 1;
                 self.release(held, Some("reordered"));
             }
         }
@@ -297,7 +301,21 @@ impl Faults {
         wait.clamp(Duration::from_micros(100), poll)
     }
 
+    /// Counts an original delivered after a later arrival: what a receiver sees as
+    /// reordering, whether `--reorder` held it back or a longer `--delay` made it late. The
+    /// copy of a duplicate is counted as a duplicate, not again here.
+    fn count_order(&mut self, id: u64, copy: bool) {
+        if copy {
+            return;
+        }
+        if id < self.latest_delivered {
+            self.counts.reordered += 1;
+        }
+        self.latest_delivered = self.latest_delivered.max(id);
+    }
+
     fn release(&mut self, held: Held, note: Option<&'static str>) {
+        self.count_order(held.id, false);
         for (i, mut copy) in held.copies.into_iter().enumerate() {
             if i == 0 && note.is_some() {
                 copy.note = note;
@@ -412,6 +430,30 @@ mod tests {
             swaps, counts.reordered,
             "each reorder is one datagram overtaken by the next"
         );
+    }
+
+    /// `--delay 0ms..50ms` alone reorders: a datagram delayed longer than the next is
+    /// delivered after it. The count is what a receiver sees: originals that come after a
+    /// later one.
+    #[test]
+    fn delays_that_overtake_are_counted_as_reordered() {
+        let config = FaultConfig {
+            delay: Some((Duration::ZERO, Duration::from_millis(50))),
+            seed: 3,
+            ..Default::default()
+        };
+        let (out, counts) = run(config, 100);
+        assert_eq!(out.len(), 100);
+        let mut latest = 0;
+        let mut late = 0;
+        for d in &out {
+            if d[0] < latest {
+                late += 1;
+            }
+            latest = latest.max(d[0]);
+        }
+        assert!(late > 5, "a 50 ms spread over 10 ms gaps reorders often: {late}");
+        assert_eq!(counts.reordered, late, "{counts:?}");
     }
 
     #[test]

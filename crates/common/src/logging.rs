@@ -21,6 +21,8 @@ pub fn init(program: &'static str, verbose: u8, quiet: bool) {
         .filter_level(level(verbose, quiet))
         .parse_default_env()
         .format(move |buf, record| {
+            // What stdout holds was printed before this line: it goes out first.
+            crate::output::flush_stdout();
             let level = match record.level() {
                 log::Level::Error => "error: ",
                 log::Level::Warn => "warning: ",

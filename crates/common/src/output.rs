@@ -82,6 +82,26 @@ struct Inner {
     pending: bool,
 }
 
+/// The program's buffered stdout, for [`flush_stdout`]; weak, so it never keeps it alive.
+static STDOUT: Mutex<Option<WeakOutput>> = Mutex::new(None);
+
+/// Writes out what stdout holds, before a line goes to stderr (the logger and the summary
+/// call it): stdout is buffered and stderr is not, so on one pipe the later line would
+/// otherwise come first. Skipped when another thread is writing stdout this very moment.
+pub fn flush_stdout() {
+    let Some((inner, closed)) = STDOUT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(WeakOutput::upgrade)
+    else {
+        return;
+    };
+    if let Ok(mut inner) = inner.try_lock() {
+        let _ = flush_inner(&mut inner, &closed);
+    }
+}
+
 /// The longest a line waits in the buffer when stdout is a pipe or a file.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -98,10 +118,24 @@ impl Output {
             #[cfg(unix)]
             if let Ok(fd) = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned() {
                 let watch = fd.try_clone().ok();
-                return Self::buffered_watching(Box::new(std::fs::File::from(fd)), options, watch);
+                let out = Self::buffered_watching(Box::new(std::fs::File::from(fd)), options, watch);
+                out.flush_before_stderr();
+                return out;
             }
         }
         Self::new(Box::new(stdout), options)
+    }
+
+    /// Makes this the output [`flush_stdout`] flushes: with stdout and stderr on one pipe
+    /// (`2>&1 | tee`), a warning or a summary then never overtakes the lines before it.
+    /// (Elsewhere than Unix stdout is std's, which flushes every line itself.)
+    #[cfg(unix)]
+    fn flush_before_stderr(&self) {
+        let weak = WeakOutput {
+            inner: Arc::downgrade(&self.inner),
+            closed: Arc::downgrade(&self.closed),
+        };
+        *STDOUT.lock().unwrap_or_else(PoisonError::into_inner) = Some(weak);
     }
 
     /// Output to any writer, each line flushed at once (tests pass a channel; see
@@ -242,7 +276,12 @@ impl Output {
         if self.is_closed() {
             return Ok(());
         }
-        let _ = writeln!(io::stderr(), "{text}");
+        // Every line this summary sums up goes out first.
+        self.flush()
+            .map_err(|e| crate::Error::io("cannot write to stdout", &e))?;
+        if !text.is_empty() {
+            let _ = writeln!(io::stderr(), "{text}");
+        }
         if self.options.json {
             if let Value::Object(map) = &mut fields {
                 map.insert("event".into(), "summary".into());
@@ -408,6 +447,15 @@ fn closed_is_fine(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()>
             Ok(())
         }
         other => other,
+    }
+}
+
+/// `1 datagram`, `2 datagrams`: a count and its noun, in the right number.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -269,13 +269,20 @@ impl Drop for Process {
     }
 }
 
-/// A port on 127.0.0.1 that nobody listens on (bound, then released).
+/// A port on 127.0.0.1 that nobody listens on, and that nobody else can take while the
+/// tests run: a socket holds it, connected to port 1, so the kernel gives it no datagram
+/// from anyone else and answers those with ICMP "port unreachable" as for a closed port.
+/// (A port bound and released could be taken by a test running alongside.) The socket is
+/// kept open until the test process ends.
 ///
 /// # Panics
 /// When no socket can be bound (a test helper).
 pub fn closed_port() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
-    socket.local_addr().expect("its address")
+    let holder = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    holder.connect("127.0.0.1:1").expect("connect the holder elsewhere");
+    let addr = holder.local_addr().expect("its address");
+    std::mem::forget(holder);
+    addr
 }
 
 /// A program's `run` on a thread of this test, with its output captured: started, then
@@ -394,9 +401,40 @@ pub fn assert_help_and_version(path: &str, program: &str, version: &str, example
     for example in examples {
         assert!(text.contains(example), "--help is missing {example}");
     }
+    assert_examples_line_up(&text);
     assert_cmd::Command::new(path)
         .arg("--version")
         .assert()
         .success()
         .stdout(format!("{program} {version}\n"));
+}
+
+/// In the `Examples:` block of a `--help`, every description starts in the same column
+/// (a long command puts its description on the next line, in that column).
+///
+/// # Panics
+/// When one does not (a test assertion).
+pub fn assert_examples_line_up(help: &str) {
+    let examples = help.split("Examples:").nth(1).expect("an Examples: block");
+    let block = examples.split("\n\n").next().unwrap_or_default();
+    let column = |line: &str| {
+        let indent = line.len() - line.trim_start().len();
+        let body = &line[indent..];
+        body.find("  ")
+            .map(|gap| indent + gap + body[gap..].len() - body[gap..].trim_start().len())
+            .or((indent > 2).then_some(indent))
+    };
+    let columns: Vec<(usize, &str)> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| column(l).map(|c| (c, l)))
+        .collect();
+    assert!(!columns.is_empty(), "no examples in: {block}");
+    for (c, line) in &columns {
+        assert_eq!(
+            *c, columns[0].0,
+            "this example's description is out of line:\n{line}\n{}",
+            columns[0].1
+        );
+    }
 }

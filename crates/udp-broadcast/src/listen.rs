@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use common::faults::{FaultConfig, FaultCounts};
 use common::header::UdpHeader;
-use common::output::{Datagram, Output, OutputOptions};
+use common::output::{Datagram, Output, OutputOptions, plural};
 use common::receive::{self, Handler, Incoming, ReceiveOptions};
 use common::shutdown::Shutdown;
 use common::{Error, Result};
@@ -86,8 +86,14 @@ impl ListenSummary {
     pub fn to_text(&self) -> String {
         let c = &self.counts;
         let mut text = format!(
-            "udp-broadcast: received {} messages from {} senders: {} lost, {} duplicates, {} reordered, {} restarts, {} malformed",
-            c.received, c.senders, c.lost, c.duplicates, c.reordered, c.restarts, c.malformed
+            "udp-broadcast: received {} from {}: {} lost, {}, {} reordered, {}, {} malformed",
+            plural(c.received, "message"),
+            plural(c.senders, "sender"),
+            c.lost,
+            plural(c.duplicates, "duplicate"),
+            c.reordered,
+            plural(c.restarts, "restart"),
+            c.malformed
         );
         if c.untracked > 0 {
             text += &format!(", {} untracked (too many senders)", c.untracked);
@@ -133,6 +139,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
         "listening for broadcasts on port {}; other listeners may share it",
         local.port()
     );
+    warn_if_deaf(local);
     out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
@@ -227,6 +234,23 @@ impl Handler for Heard<'_> {
     }
 }
 
+/// A socket bound to one unicast address (`--bind 127.0.0.1:7788`) receives no broadcast
+/// and no multicast, only datagrams sent to that address: a common mistake, said at once.
+fn warn_if_deaf(local: SocketAddr) {
+    let hears_many = match local.ip() {
+        IpAddr::V4(ip) => ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.octets()[3] == 255,
+        IpAddr::V6(ip) => ip.is_unspecified() || ip.is_multicast(),
+    };
+    if !hears_many {
+        let any = if local.is_ipv4() { "0.0.0.0" } else { "[::]" };
+        log::warn!(
+            "bound to {}: a socket bound to one unicast address hears no broadcasts or multicast; use --bind {any}:{} to hear them",
+            local.ip(),
+            local.port()
+        );
+    }
+}
+
 fn bind_address(config: &ListenConfig) -> Result<SocketAddr> {
     if let Some(group) = config.group {
         if !group.is_multicast() {
@@ -276,8 +300,12 @@ fn show_board(
             // Clear the screen and draw from the top left (ANSI escape codes).
             let mut screen = String::from("\x1b[H\x1b[2J");
             screen += &format!(
-                "{} messages from {} senders; {} lost, {} reordered, {} duplicates\n\n",
-                counts.received, counts.senders, counts.lost, counts.reordered, counts.duplicates
+                "{} from {}; {} lost, {} reordered, {}\n\n",
+                plural(counts.received, "message"),
+                plural(counts.senders, "sender"),
+                counts.lost,
+                counts.reordered,
+                plural(counts.duplicates, "duplicate")
             );
             for (key, entry) in board {
                 screen += &row(key, entry);

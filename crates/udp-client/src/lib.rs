@@ -32,7 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::duration::display;
-use common::output::{Datagram, Output, OutputOptions};
+use common::output::{Datagram, Output, OutputOptions, plural};
 use common::shutdown::{POLL_INTERVAL, Shutdown, is_wake_up};
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -113,22 +113,30 @@ pub enum Summary {
 }
 
 impl Summary {
-    /// The summary text (stderr) and JSON fields, or `None` for a one-shot run that needed
-    /// no resend, whose output is the reply itself.
+    /// The summary text (stderr; empty for a one-shot run that needed no resend, whose
+    /// output is the reply itself) and JSON fields (every mode ends `--json` with them).
     pub fn report(&self) -> Option<(String, serde_json::Value)> {
         match self {
-            // A one-shot's output is its reply; a summary only says how many resends it took.
-            Summary::OneShot { retries: 0, .. } => None,
+            // A one-shot's output is its reply; a summary line only says how many resends it took.
+            Summary::OneShot { reply, retries: 0 } => Some((
+                String::new(),
+                serde_json::json!({"sent": 1, "retries": 0, "reply": reply}),
+            )),
             Summary::OneShot { reply, retries } => Some((
                 format!(
-                    "udp-client: {} after {retries} retries ({} sends)",
+                    "udp-client: {} after {} ({})",
                     if *reply { "reply" } else { "stopped" },
-                    retries + 1
+                    if *retries == 1 {
+                        "1 retry".to_string()
+                    } else {
+                        format!("{retries} retries")
+                    },
+                    plural(u64::from(retries + 1), "send")
                 ),
                 serde_json::json!({"sent": retries + 1, "retries": retries, "reply": reply}),
             )),
             Summary::Interactive { sent, received } => Some((
-                format!("udp-client: sent {sent} datagrams, received {received}"),
+                format!("udp-client: sent {}, received {received}", plural(*sent, "datagram")),
                 serde_json::json!({"sent": sent, "received": received}),
             )),
             Summary::Ping(p) => Some((p.to_text(), p.to_json())),
@@ -178,6 +186,10 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     // No bind(): like the chapter's client, we let the OS choose a free port.
+    log::debug!(
+        "step 1, socket(): a UDP socket for {}",
+        if target.is_ipv4() { "IPv4" } else { "IPv6" }
+    );
     let socket = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
     // connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the
@@ -195,6 +207,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
 
     // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
     // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
+    log::debug!("step 2, sendto() and recvfrom(): datagrams to and from {target}");
     let summary = match (&config.message, config.count) {
         (_, Some(count)) => Summary::Ping(ping::run(&socket, config, count, shutdown, out)?),
         (Some(message), None) => one_shot(&socket, config, message, shutdown, out)?,
@@ -202,6 +215,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
     };
 
     // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
+    log::debug!("step 3, close(): port {} is free again", local.port());
     drop(socket);
     Ok(summary)
 }
@@ -495,8 +509,16 @@ fn check_size(len: usize, target: SocketAddr) -> Result<()> {
 }
 
 fn nobody_listening(target: SocketAddr) -> Error {
+    let start = if target.ip().is_loopback() {
+        format!("cargo run -p udp-server -- --bind {target}")
+    } else {
+        format!(
+            "udp-server --bind {} on that machine",
+            SocketAddr::new([0, 0, 0, 0].into(), target.port())
+        )
+    };
     Error::Runtime(format!(
-        "no one is listening at {target} (the OS reported 'port unreachable'); start a server there (cargo run -p udp-server) or check the port"
+        "no one is listening at {target} (the OS reported 'port unreachable'); start a server there ({start}) or check the port"
     ))
 }
 

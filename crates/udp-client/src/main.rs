@@ -18,23 +18,31 @@ use udp_client::Config;
 
 const PROGRAM: &str = "udp-client";
 
+/// A bare `--timeout` or `--interval` longer than this was most likely meant in milliseconds.
+const LONGEST_LIKELY_WAIT: Duration = Duration::from_secs(60);
+
 /// A UDP client: sends datagrams and prints what comes back; one-shot, interactive or ping.
 #[derive(Debug, Parser)]
 #[command(
     name = PROGRAM,
     version,
-    after_help = "TARGET is taken from the first word only if it looks like an address (IP:PORT,
-[IPv6]:PORT, HOST:PORT or PORT); otherwise every word is the message and TARGET is 127.0.0.1:8888.
+    after_help = "TARGET is the first word if it is an address (IP:PORT, [IPv6]:PORT, HOST:PORT or PORT),
+or the first two if they are a host and a port (127.0.0.1 9006, as nc -u takes them);
+otherwise every word is the message and TARGET is 127.0.0.1:8888. An address without a
+port (127.0.0.1, ::1:9005, localhost) is an error, never a message: to send a message that
+starts with such a word, quote it or put it after --. Durations: 500ms, 2s, 1m; a bare
+number is seconds.
 
 Examples:
   udp-client hello                        one datagram \"hello\" to 127.0.0.1:8888; print the reply
   udp-client 192.168.1.20:8080 hi there   one datagram \"hi there\" to another machine
+  udp-client 127.0.0.1 9006 hello         the same, HOST PORT as two words (like nc -u)
   udp-client 9000                         interactive: each line you type is one datagram
   udp-client --count 10                   ping: 10 numbered datagrams, RTT and loss summary
   udp-client --count 10000 --interval 0   flood: 64 in flight, datagrams/s echoed
   udp-client --no-reply hello             send and exit (for a sink such as nc -u -l)
   udp-client --retries 3 hello            resend up to 3 times if no reply comes
-  udp-client --encoding hex \"48 65 6c\"     send raw bytes; show replies as hex"
+  udp-client --encoding hex \"48 65 6c\"    send raw bytes; show replies as hex"
 )]
 struct Cli {
     /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
@@ -45,7 +53,7 @@ struct Cli {
     #[arg(value_name = "MESSAGE")]
     message: Vec<String>,
 
-    /// How long to wait for a reply [default: 2s; in a flood, 200ms per datagram].
+    /// How long to wait for a reply: 500ms, 2s, 1m; a bare number is seconds [default: 2s; in a flood, 200ms per datagram].
     #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
     timeout: Option<Duration>,
 
@@ -57,7 +65,7 @@ struct Cli {
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 
-    /// Ping mode: time between datagrams; 0 floods, keeping --window datagrams in flight [default: 1s].
+    /// Ping mode: time between datagrams (a bare number is seconds); 0 floods, keeping --window datagrams in flight [default: 1s].
     #[arg(short, long, value_name = "DUR", value_parser = common::duration::parse)]
     interval: Option<Duration>,
 
@@ -82,7 +90,10 @@ fn main() -> ExitCode {
 
 fn send(cli: Cli) -> common::Result<()> {
     cli.output.init_logging(PROGRAM);
-    let config = config_from(cli)?;
+    let raw: Vec<String> = std::env::args().collect();
+    common::duration::warn_if_bare_and_long(&raw, &["--timeout", "--interval", "-i"], LONGEST_LIKELY_WAIT);
+    let message_only = after_dashdash(&raw, cli.target.as_deref());
+    let config = config_from(cli, message_only)?;
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let out = Output::stdout(config.output);
@@ -98,13 +109,17 @@ fn send(cli: Cli) -> common::Result<()> {
 }
 
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
-fn config_from(cli: Cli) -> common::Result<Config> {
-    let mut words = cli.message;
-    let target: SocketAddr = match cli.target {
-        Some(first) if common::addr::looks_like(&first) => common::addr::parse(&first)?,
-        Some(first) => {
-            words.insert(0, first);
-            udp_client::DEFAULT_TARGET
+/// `message_only`: the words came after `--`, so none of them is the target.
+fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
+    let mut words: Vec<String> = cli.target.into_iter().chain(cli.message).collect();
+    let given = match words.first() {
+        Some(first) if !message_only => common::addr::target_words(first, words.get(1).map(String::as_str))?,
+        _ => None,
+    };
+    let target: SocketAddr = match given {
+        Some((addr, used)) => {
+            words.drain(..used);
+            addr
         }
         None => udp_client::DEFAULT_TARGET,
     };
@@ -126,13 +141,54 @@ fn config_from(cli: Cli) -> common::Result<Config> {
     })
 }
 
+/// Whether the first word came after a `--` on the command line (`udp-client -- localhost
+/// is up`): then it is part of the message, whatever it looks like.
+fn after_dashdash(raw: &[String], first: Option<&str>) -> bool {
+    let (Some(first), Some(dash)) = (first, raw.iter().skip(1).position(|a| a == "--")) else {
+        return false;
+    };
+    raw.iter().skip(1).position(|a| a == first).is_none_or(|i| i > dash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
     fn config(args: &[&str]) -> common::Result<Config> {
-        config_from(Cli::try_parse_from(std::iter::once("udp-client").chain(args.iter().copied())).unwrap())
+        let raw: Vec<String> = std::iter::once("udp-client")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        let cli = Cli::try_parse_from(&raw).unwrap();
+        let message_only = after_dashdash(&raw, cli.target.as_deref());
+        config_from(cli, message_only)
+    }
+
+    #[test]
+    fn host_port_as_two_words_and_addresses_without_a_port_are_errors() {
+        let c = config(&["127.0.0.1", "9006", "hello"]).unwrap();
+        assert_eq!(
+            (c.target, c.message),
+            ("127.0.0.1:9006".parse().unwrap(), Some(b"hello".to_vec()))
+        );
+        for args in [
+            &["::1:9005", "hi"][..],
+            &["localhost", "hi"],
+            &["127.0.0.1", "hi"],
+            &["127.0.0.1:", "hi"],
+        ] {
+            let err = config(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains("write "), "{err}");
+        }
+        // Quoted, or after --, such a word is the message.
+        let c = config(&["localhost is up"]).unwrap();
+        assert_eq!((c.target.port(), c.message), (8888, Some(b"localhost is up".to_vec())));
+        let c = config(&["--", "localhost", "is", "up"]).unwrap();
+        assert_eq!((c.target.port(), c.message), (8888, Some(b"localhost is up".to_vec())));
+        let c = config(&["9000", "--", "127.0.0.1", "hi"]).unwrap();
+        assert_eq!((c.target.port(), c.message), (9000, Some(b"127.0.0.1 hi".to_vec())));
     }
 
     #[test]

@@ -249,6 +249,9 @@ pub(crate) fn header_len(config: &Config) -> usize {
 
 const DEFAULT_MESSAGE: &[u8] = b"ping";
 
+/// On loopback a flood loses next to nothing; past this share something is limiting it.
+const FLOOD_LOSS_WORTH_A_WORD: f64 = 10.0;
+
 pub(crate) fn run(
     socket: &UdpSocket,
     config: &Config,
@@ -319,7 +322,10 @@ impl Pinger<'_> {
     fn send(&mut self, seq: u64, message: &[u8], now: Instant) -> Result<()> {
         let payload = request(seq, message);
         match self.socket.send(&payload) {
-            Ok(_) => self.tracker.sent(seq, now),
+            Ok(_) => {
+                self.tracker.sent(seq, now);
+                self.out.sent(self.target, payload.len()).map_err(Error::stdout)?;
+            }
             // An ICMP error from an earlier request can surface on this send; the request
             // itself was not sent, and counts as neither sent nor lost.
             Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, self.target),
@@ -377,10 +383,17 @@ fn warn_refused(refused: &mut bool, target: SocketAddr) {
 /// No line per reply (like `ping -f`): printing would cost more than the datagrams.
 fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -> Result<PingSummary> {
     let window = config.window.max(1);
-    log::info!(
-        "flooding {} with {count} datagrams, {window} in flight at most; no line per reply",
-        config.target
-    );
+    if config.no_reply {
+        log::info!(
+            "sending {count} datagrams to {} as fast as the OS takes them; nothing is awaited (--no-reply)",
+            config.target
+        );
+    } else {
+        log::info!(
+            "flooding {} with {count} datagrams, {window} in flight at most; no line per reply",
+            config.target
+        );
+    }
     // A short fixed read timeout: the loop wakes to expire lost requests and check Ctrl-C.
     socket
         .set_read_timeout(Some(Duration::from_millis(10)))
@@ -526,6 +539,12 @@ impl Flood<'_> {
         let sending = self.start.elapsed().as_secs_f64();
         if self.config.no_reply && sending > 0.0 {
             summary.rate = Some(summary.sent as f64 / sending);
+        }
+        if !self.config.no_reply && summary.received > 0 && summary.loss_percent() >= FLOOD_LOSS_WORTH_A_WORD {
+            log::warn!(
+                "{:.0}% of the flood was lost: the server may be rate-limiting its replies (udp-server --rate-limit), or a receive queue overflowed (try a smaller --window)",
+                summary.loss_percent()
+            );
         }
         summary
     }

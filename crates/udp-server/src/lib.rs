@@ -29,7 +29,7 @@ mod state;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use common::faults::{FaultConfig, FaultCounts};
-use common::output::{Output, OutputOptions};
+use common::output::{Output, OutputOptions, plural};
 use common::receive::{self, ReceiveOptions};
 use common::shutdown::Shutdown;
 use common::{Error, Result};
@@ -167,8 +167,12 @@ impl Summary {
             ""
         };
         let mut text = format!(
-            "udp-server: received {} datagrams ({} B) from {at_least}{} peers, replied {}, truncated {}",
-            self.received, self.bytes, self.peers, self.replied, self.truncated
+            "udp-server: received {} ({} B) from {at_least}{}, replied {}, truncated {}",
+            plural(self.received, "datagram"),
+            self.bytes,
+            plural(self.peers, "peer"),
+            self.replied,
+            self.truncated
         );
         if self.refused > 0 {
             text += &format!(", refused {} (loop protection)", self.refused);
@@ -274,7 +278,10 @@ fn check_batch(config: &Config) -> Result<()> {
 /// can send, and floods are what a learner measures), [`ratelimit::DEFAULT_PER_SECOND`]
 /// when other machines can reach the server, since they can forge a victim's address.
 pub fn default_rate_limit(bind: SocketAddr) -> Option<RateLimit> {
-    (!bind.ip().is_loopback()).then(|| RateLimit::new(ratelimit::DEFAULT_PER_SECOND))
+    (!bind.ip().is_loopback()).then(|| RateLimit {
+        exempt_loopback: true,
+        ..RateLimit::new(ratelimit::DEFAULT_PER_SECOND)
+    })
 }
 
 /// Start-up logs: who can reach the server, and what the reply does.
@@ -294,8 +301,14 @@ fn announce(config: &Config, local: SocketAddr) {
     } else {
         let limit = match config.rate_limit {
             Some(l) => format!(
-                "replies are limited to {}/s per source (burst {}; --rate-limit)",
-                l.per_second, l.burst
+                "replies are limited to {}/s per source (burst {}; --rate-limit){}",
+                l.per_second,
+                l.burst,
+                if l.exempt_loopback {
+                    ", except to this machine's own loopback sources"
+                } else {
+                    ""
+                }
             ),
             None => {
                 "replies are NOT rate-limited (--rate-limit off), so forged datagrams could aim them at others".into()

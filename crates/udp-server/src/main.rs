@@ -25,7 +25,8 @@ const PROGRAM: &str = "udp-server";
     after_help = "Examples:
   udp-server                              echo on 127.0.0.1:8888 (this machine only)
   udp-server --bind 0.0.0.0:8888          echo for other machines too (NetAssist, nc -u), 100 replies/s per source
-  udp-server --bind 0.0.0.0:8888 --rate-limit off   no reply limit (only on a network you trust)
+  udp-server --bind 0.0.0.0:8888 --rate-limit off
+                                          no reply limit (only on a network you trust)
   udp-server --show-header                each datagram's 8-byte UDP header: ports, length, checksum
   udp-server --bind 127.0.0.1:0           let the OS pick a free port (see the first line)
   udp-server --reply none --json          print datagrams as JSON Lines, never answer
@@ -35,7 +36,8 @@ const PROGRAM: &str = "udp-server";
   udp-server --count 1                    stop after one datagram (for scripts)
   udp-server --batch 64 -q                up to 64 datagrams per system call (Linux), for floods
   udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
-  udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05   a bad network, on loopback
+  udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05
+                                          a bad network, on loopback
 
 Not on every OS: --batch and kernel drop counts are Linux only. Refusing broadcast and
 multicast datagrams on 0.0.0.0 needs packet info (Linux and macOS); elsewhere bind one
@@ -157,13 +159,25 @@ mod tests {
         let limit = |args: &[&str]| config_from(&Cli::parse_from(args)).unwrap().rate_limit;
         assert_eq!(limit(&["udp-server"]), None);
         assert_eq!(limit(&["udp-server", "-b", "[::1]:9"]), None);
-        assert_eq!(limit(&["udp-server", "-b", "0.0.0.0:9"]), Some(RateLimit::new(100)));
+        assert_eq!(
+            limit(&["udp-server", "-b", "0.0.0.0:9"]),
+            Some(RateLimit {
+                exempt_loopback: true,
+                ..RateLimit::new(100)
+            })
+        );
+        // An explicit limit applies to every source, loopback included.
+        assert_eq!(
+            limit(&["udp-server", "-b", "0.0.0.0:9", "--rate-limit", "100/s"]),
+            Some(RateLimit::new(100))
+        );
         assert_eq!(limit(&["udp-server", "-b", "0.0.0.0:9", "--rate-limit", "off"]), None);
         assert_eq!(
             limit(&["udp-server", "--rate-limit", "20/s", "--rate-burst", "5"]),
             Some(RateLimit {
                 per_second: 20,
-                burst: 5
+                burst: 5,
+                exempt_loopback: false
             })
         );
     }

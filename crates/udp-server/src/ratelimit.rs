@@ -30,6 +30,10 @@ pub struct RateLimit {
     pub per_second: u32,
     /// Replies a source may get at once after being quiet.
     pub burst: u32,
+    /// Loopback sources are not limited: the default's choice, since only this machine can
+    /// send from 127.0.0.0/8 or ::1 (the kernel drops such "martian" sources arriving from a
+    /// network), so they cannot be forged from outside. An explicit `--rate-limit` limits all.
+    pub exempt_loopback: bool,
 }
 
 impl RateLimit {
@@ -38,7 +42,16 @@ impl RateLimit {
         RateLimit {
             per_second,
             burst: per_second.max(1),
+            exempt_loopback: false,
         }
+    }
+}
+
+/// 127.0.0.0/8, ::1, and ::ffff:127.x.y.z (an IPv4 loopback source on a dual-stack socket).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
@@ -97,6 +110,9 @@ impl Limiter {
     /// Whether `source` may get a reply now; spends a token if so.
     pub fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         let limit = self.limit;
+        if limit.exempt_loopback && is_loopback(source) {
+            return true;
+        }
         if !self.buckets.contains_key(&source) && self.buckets.len() >= MAX_SOURCES {
             self.forget_idle(now);
         }
@@ -158,6 +174,7 @@ mod tests {
         let mut l = Limiter::new(RateLimit {
             per_second: 10,
             burst: 5,
+            exempt_loopback: false,
         });
         let t0 = Instant::now();
         // 1000 requests spread over 2 s: at most 10 × 2 + 5 replies.

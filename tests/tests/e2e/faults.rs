@@ -147,3 +147,20 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
     assert_eq!(sends - dropped, 10, "exactly one send per message got through");
     assert!(dropped > 0, "{retries:?}");
 }
+
+/// `--delay 0ms..30ms` alone reorders replies (one delayed longer than the next comes
+/// after it): the server counts what its delays reordered, and the client counts the same.
+#[test]
+fn reordering_by_delays_is_counted_alike_on_both_sides() {
+    let server = faulty_server(FaultConfig {
+        delay: Some((Duration::ZERO, Duration::from_millis(30))),
+        seed: 9,
+        ..Default::default()
+    });
+    let client = ping(server.addr, 100, Duration::from_millis(5));
+    let server = server.stop();
+    let injected = server.faults.unwrap();
+    assert_eq!((client.sent, client.received, injected.delayed), (100, 100, 100));
+    assert!(client.reordered > 5, "{client:?}");
+    assert_eq!(client.reordered, injected.reordered, "{client:?} {injected:?}");
+}

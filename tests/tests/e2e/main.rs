@@ -6,5 +6,6 @@ mod examples;
 mod faults;
 mod in_process;
 mod processes;
+mod scripts;
 
 use common::testkit::WAIT;

@@ -22,6 +22,61 @@ fn the_readme_pair_server_and_client_hello() {
     assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
 }
 
+/// `udp-client … 2>&1 | cat`: stdout is buffered, stderr is not, yet a warning about a
+/// duplicate comes after the reply it is about, and the summary after every reply.
+#[test]
+fn with_stdout_and_stderr_on_one_pipe_every_line_comes_in_order() {
+    let server = Process::spawn(
+        &bin("udp-server"),
+        &["--bind", "127.0.0.1:0", "--duplicate", "1", "--seed", "3", "-q"],
+    )
+    .unwrap();
+    let addr = server.listening(WAIT).unwrap();
+    let script = format!("'{}' {addr} --count 5 --interval 20ms 2>&1", bin("udp-client"));
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |pred: &dyn Fn(&str) -> bool| lines.iter().position(|l| pred(l));
+    let summary = at(&|l| l.starts_with("--- ")).expect("a summary");
+    for seq in 1..=5 {
+        let reply = at(&|l| l.contains(&format!("  seq={seq} ping  rtt "))).expect("a reply");
+        let warning = at(&|l| l.contains(&format!("duplicate reply for seq={seq}"))).expect("a warning");
+        assert!(reply < warning && warning < summary, "seq={seq}:\n{text}");
+    }
+}
+
+/// A flood that loses much more than loopback ever does says why that may be: here the
+/// server's explicit `--rate-limit` holds this machine's replies back.
+#[test]
+fn a_flood_held_back_by_a_rate_limit_says_the_server_may_be_rate_limiting() {
+    let server = Process::spawn(
+        &bin("udp-server"),
+        &["--bind", "127.0.0.1:0", "--rate-limit", "50/s", "-q"],
+    )
+    .unwrap();
+    let addr = server.listening(WAIT).unwrap();
+    let out = Command::new(bin("udp-client"))
+        .args([
+            &addr.to_string(),
+            "--count",
+            "300",
+            "--interval",
+            "0",
+            "--timeout",
+            "100ms",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the server may be rate-limiting its replies"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn ping_through_the_real_server_by_name() {
     let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();

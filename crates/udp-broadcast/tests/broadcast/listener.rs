@@ -237,3 +237,30 @@ fn the_board_holds_at_most_256_keys_whatever_senders_invent() {
     assert!(shown[299].starts_with("K256 "), "{}", shown[299]);
     assert_eq!(udp_broadcast::listen::MAX_BOARD_KEYS, 256);
 }
+
+/// Bound to one unicast address, a listener hears no broadcast: it says so at start-up. A
+/// port held by a socket that does not share it gets the server's hint.
+#[test]
+fn a_listener_on_one_address_says_it_hears_no_broadcasts_and_a_taken_port_gets_a_hint() {
+    let (mut process, _) = listener(&["--bind", "127.0.0.1:0", "--count", "1"]);
+    let warning = process
+        .stderr
+        .find(WAIT, |l| l.contains("hears no broadcasts"))
+        .unwrap();
+    assert!(warning.contains("use --bind 0.0.0.0:"), "{warning}");
+    process.signal("TERM").unwrap();
+    assert_eq!(process.wait(WAIT).and_then(|s| s.code()), Some(0));
+
+    let taken = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = std::process::Command::new(crate::BIN)
+        .args(["listen", "--bind", &format!("0.0.0.0:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is another server running? try another port, e.g. --bind 0.0.0.0:0"),
+        "{stderr}"
+    );
+}

@@ -112,3 +112,29 @@ fn usage_mistakes_are_one_line_and_exit_2() {
         );
     }
 }
+
+#[test]
+fn no_subcommand_says_send_or_listen_in_one_line() {
+    let out = std::process::Command::new(crate::BIN).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "udp-broadcast: a subcommand is missing: send or listen (see --help)"
+    );
+}
+
+#[test]
+fn help_shows_an_example_per_mode_and_version_works() {
+    common::testkit::assert_help_and_version(
+        crate::BIN,
+        "udp-broadcast",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            "udp-broadcast listen",
+            "send --feed quotes",
+            "--board",
+            "--group 239.1.2.3",
+        ],
+    );
+}

@@ -32,6 +32,11 @@ fn one_shot_sends_the_words_as_one_datagram_and_prints_the_reply() {
         stdout[0].starts_with(&format!("{addr}  11 B  hello world  rtt ")),
         "{stdout:?}"
     );
+    // No summary line for a plain one-shot: its output is the reply (and no empty line).
+    assert!(
+        !stderr.iter().any(|l| l.is_empty() || l.contains("after")),
+        "{stderr:?}"
+    );
     // The client did not bind a port: the OS chose one, and the client says which.
     assert_ne!(from.port(), 0);
     assert!(
@@ -59,6 +64,14 @@ fn nobody_listening_is_reported_at_once_not_after_the_timeout() {
             .last()
             .unwrap()
             .starts_with(&format!("udp-client: no one is listening at {target}")),
+        "{stderr:?}"
+    );
+    // The hint is the command that starts a server right there.
+    assert!(
+        stderr
+            .last()
+            .unwrap()
+            .contains(&format!("(cargo run -p udp-server -- --bind {target})")),
         "{stderr:?}"
     );
 }
@@ -355,5 +368,73 @@ fn datagrams_from_anyone_but_the_target_are_ignored() {
     assert!(
         client.stdout.rest(Duration::from_millis(50)).is_empty(),
         "nothing from the intruder"
+    );
+}
+
+/// Every mode ends `--json` with a summary, the one-shot too; a ping says what it sent.
+#[test]
+fn json_ends_with_a_summary_in_every_mode_and_ping_reports_what_it_sent() {
+    let peer = Peer::echo();
+    let addr = peer.addr.to_string();
+    let (code, stdout, _) = run(&[&addr, "hi", "--json"]);
+    assert_eq!(code, Some(0));
+    let events: Vec<Value> = stdout.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["sent", "reply", "summary"]);
+    assert_eq!(
+        (events[2]["sent"].as_u64(), events[2]["reply"].as_bool()),
+        (Some(1), Some(true))
+    );
+
+    let (code, stdout, _) = run(&[&addr, "--count", "3", "--interval", "10ms", "--json"]);
+    assert_eq!(code, Some(0));
+    let kinds: Vec<String> = stdout
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "sent").count(), 3, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "reply").count(), 3, "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("summary"));
+}
+
+/// `-v` shows the chapter's steps as the client takes them.
+#[test]
+fn verbose_one_shot_names_the_socket_steps() {
+    let peer = Peer::echo();
+    let (code, _, stderr) = run(&[&peer.addr.to_string(), "hi", "-v"]);
+    assert_eq!(code, Some(0));
+    let steps: Vec<&String> = stderr.iter().filter(|l| l.contains("step ")).collect();
+    assert_eq!(steps.len(), 3, "{stderr:?}");
+    for (line, step) in steps
+        .iter()
+        .zip(["step 1, socket()", "step 2, sendto()", "step 3, close()"])
+    {
+        assert!(line.contains(step), "{line}");
+    }
+}
+
+/// A `--no-reply` flood awaits nothing, and says nothing about replies in flight.
+#[test]
+fn a_no_reply_flood_does_not_talk_about_replies_in_flight() {
+    let peer = Peer::silent();
+    let (code, _, stderr) = run(&[
+        &peer.addr.to_string(),
+        "--count",
+        "100",
+        "--interval",
+        "0",
+        "--no-reply",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(peer.all(Duration::from_millis(200)).len(), 100);
+    assert!(!stderr.iter().any(|l| l.contains("in flight")), "{stderr:?}");
+    assert!(
+        stderr.iter().any(|l| l.contains("nothing is awaited (--no-reply)")),
+        "{stderr:?}"
     );
 }

@@ -53,3 +53,47 @@ fn help_shows_an_example_per_mode_and_version_works() {
         ],
     );
 }
+
+/// A message that starts with a dash: clap's own tip says how to send it.
+#[test]
+#[allow(clippy::suspicious_command_arg_space)] // one quoted word on purpose: "-5 degrees"
+fn a_dash_message_gets_clap_s_tip_in_one_line() {
+    let out = Command::new(BIN).arg("-5 degrees").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("use '-- -5'"), "{stderr}");
+}
+
+/// `udp-client 127.0.0.1 hi` must not send "127.0.0.1 hi" to the default target: it is an
+/// error showing the right spelling, and nothing is sent.
+#[test]
+fn an_address_without_a_port_is_an_error_not_a_message() {
+    for (args, spelled) in [
+        (&["::1:9005", "hi"][..], "[::1]:9005"),
+        (&["localhost", "hi"], "localhost:8888"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("write {spelled} ")), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// `--timeout 500` is 500 seconds: the client says so, and how to write milliseconds.
+#[test]
+fn a_bare_long_timeout_is_questioned() {
+    let peer = Peer::echo();
+    let out = Command::new(BIN)
+        .args([&peer.addr.to_string(), "hi", "--timeout", "500"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--timeout 500 means 500 seconds (a bare number is seconds); for milliseconds write 500ms"),
+        "{stderr}"
+    );
+}

@@ -493,6 +493,7 @@ fn a_flooding_source_is_held_to_its_rate_and_a_quiet_one_is_not() {
     let limit = RateLimit {
         per_second: 50,
         burst: 50,
+        exempt_loopback: false,
     };
     let server = start(Config {
         rate_limit: Some(limit),
@@ -628,4 +629,28 @@ fn flood_for_two_seconds(addr: SocketAddr) -> (thread::JoinHandle<u64>, thread::
         sent
     });
     (flood, replies)
+}
+
+/// Bound to 0.0.0.0, the default rate limit (100/s) does not hold back this machine's own
+/// loopback flood: 1000 requests in lock step, 1000 replies, nothing rate-limited.
+#[test]
+fn the_default_rate_limit_exempts_loopback_sources() {
+    let bind: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let server = start(Config {
+        bind,
+        rate_limit: udp_server::default_rate_limit(bind),
+        output: OutputOptions {
+            quiet: true,
+            ..OutputOptions::default()
+        },
+        ..Config::default()
+    });
+    let peer = client();
+    let to: SocketAddr = ([127, 0, 0, 1], server.addr.port()).into();
+    for i in 0..1000u32 {
+        peer.send_to(&i.to_be_bytes(), to).unwrap();
+        assert_eq!(testkit::recv(&peer).unwrap().0, i.to_be_bytes());
+    }
+    let summary = server.stop();
+    assert_eq!((summary.replied, summary.rate_limited), (1000, 0));
 }

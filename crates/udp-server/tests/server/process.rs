@@ -44,7 +44,7 @@ fn the_first_line_names_the_real_port_and_sigterm_prints_a_summary() {
     let summary = server.stderr.find(WAIT, |l| l.contains("received")).unwrap();
     assert_eq!(
         summary,
-        "udp-server: received 1 datagrams (5 B) from 1 peers, replied 1, truncated 0"
+        "udp-server: received 1 datagram (5 B) from 1 peer, replied 1, truncated 0"
     );
 }
 
@@ -408,5 +408,20 @@ fn timestamps_follow_the_time_zone_tz_names() {
             utc_now % 60
         );
         assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    }
+}
+
+/// A mistake is one line that keeps clap's tip, or says what was probably meant; exit 2.
+#[test]
+fn usage_mistakes_are_one_line_with_a_hint() {
+    for (args, hint) in [
+        (&["--bnid", "9000"][..], "a similar argument exists: '--bind'"),
+        (&["9000"], "did you mean --bind 9000?"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("udp-server: ") && stderr.contains(hint), "{stderr}");
     }
 }
