@@ -390,6 +390,35 @@ pub fn example(name: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// What a program run to its end said: its exit code, stdout and stderr.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// Runs `program` with `args` to its end (through assert_cmd, stdin empty, `RUST_LOG`
+/// unset so the logs are the program's defaults).
+///
+/// # Panics
+/// When the program cannot be started.
+pub fn run_to_end(program: &str, args: &[&str]) -> Ran {
+    let out = assert_cmd::Command::new(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the program starts");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// `--help` exits 0 and shows every one of `examples`; `--version` prints
 /// `PROGRAM VERSION`.
 ///

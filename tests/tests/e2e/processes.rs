@@ -4,7 +4,7 @@ use common::testkit::Process;
 
 use crate::WAIT;
 
-use common::testkit::bin;
+use common::testkit::{bin, run_to_end};
 
 #[test]
 fn the_readme_pair_server_and_client_hello() {
@@ -56,24 +56,16 @@ fn a_flood_held_back_by_a_rate_limit_says_the_server_may_be_rate_limiting() {
     )
     .unwrap();
     let addr = server.listening(WAIT).unwrap();
-    let out = Command::new(bin("udp-client"))
-        .args([
-            &addr.to_string(),
-            "--count",
-            "300",
-            "--interval",
-            "0",
-            "--timeout",
-            "100ms",
-        ])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let target = addr.to_string();
+    let ran = run_to_end(
+        &bin("udp-client"),
+        &[&target, "--count", "300", "--interval", "0", "--timeout", "100ms"],
+    );
+    assert_eq!(ran.code, Some(0));
     assert!(
-        stderr.contains("the server may be rate-limiting its replies"),
-        "{stderr}"
+        ran.stderr.contains("the server may be rate-limiting its replies"),
+        "{}",
+        ran.stderr
     );
 }
 

@@ -1,5 +1,7 @@
 use std::process::Command;
 
+use common::testkit::run_to_end;
+
 use crate::{BIN, Peer};
 
 #[test]
@@ -56,11 +58,10 @@ fn help_shows_an_example_per_mode_and_version_works() {
 
 /// A message that starts with a dash: clap's own tip says how to send it.
 #[test]
-#[allow(clippy::suspicious_command_arg_space)] // one quoted word on purpose: "-5 degrees"
 fn a_dash_message_gets_clap_s_tip_in_one_line() {
-    let out = Command::new(BIN).arg("-5 degrees").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ran = run_to_end(BIN, &["-5 degrees"]);
+    assert_eq!(ran.code, Some(2));
+    let stderr = ran.stderr;
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("use '-- -5'"), "{stderr}");
 }
@@ -73,11 +74,10 @@ fn an_address_without_a_port_is_an_error_not_a_message() {
         (&["::1:9005", "hi"][..], "[::1]:9005"),
         (&["localhost", "hi"], "localhost:8888"),
     ] {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("write {spelled} ")), "{stderr}");
-        assert!(out.stdout.is_empty());
+        let ran = run_to_end(BIN, args);
+        assert_eq!(ran.code, Some(2), "{args:?}");
+        assert!(ran.stderr.contains(&format!("write {spelled} ")), "{}", ran.stderr);
+        assert!(ran.stdout.is_empty());
     }
 }
 
@@ -85,15 +85,20 @@ fn an_address_without_a_port_is_an_error_not_a_message() {
 #[test]
 fn a_bare_long_timeout_is_questioned() {
     let peer = Peer::echo();
-    let out = Command::new(BIN)
-        .args([&peer.addr.to_string(), "hi", "--timeout", "500"])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ran = run_to_end(BIN, &[&peer.addr.to_string(), "hi", "--timeout", "500"]);
+    assert_eq!(ran.code, Some(0));
+    let stderr = ran.stderr;
     assert!(
         stderr.contains("--timeout 500 means 500 seconds (a bare number is seconds); for milliseconds write 500ms"),
         "{stderr}"
     );
+}
+
+/// `udp-client 127.0.0.1 PORT hello`, as `nc -u HOST PORT` takes it: the peer gets "hello".
+#[test]
+fn host_and_port_as_two_words_reach_the_peer() {
+    let peer = Peer::echo();
+    let port = peer.addr.port().to_string();
+    assert_eq!(run_to_end(BIN, &["127.0.0.1", &port, "hello"]).code, Some(0));
+    assert_eq!(peer.next().0, b"hello");
 }
