@@ -2,6 +2,10 @@
 # Two changes so scripts can use it: the port comes from the command line (0 = any free
 # port, printed as "listening on IP:PORT"), and it stops after COUNT datagrams (0: never).
 # Usage: python3 chapter_server.py PORT COUNT
+# On Windows this server, exactly as the chapter writes it, dies after answering a client
+# that has gone: Windows reports the ICMP "port unreachable" of that reply on the next
+# recvfrom, even on this unconnected socket, as ConnectionResetError [WinError 10054].
+# The one-line fix, around the recvfrom:  except ConnectionResetError: continue
 import socket
 import sys
 

@@ -230,3 +230,123 @@ fn the_readme_one_liners_run_as_printed() {
         .case(root().join("README.md"))
         .case(root().join("README.zh-CN.md"));
 }
+
+/// A document's shape, language aside: its fenced blocks, its tables' row counts, and the
+/// code spans of its prose.
+struct Shape {
+    /// (language, content): `text` and `console` blocks as written; `sh` blocks without
+    /// their `#` comments, which are prose and may be translated.
+    blocks: Vec<(String, String)>,
+    table_rows: Vec<usize>,
+    spans: std::collections::BTreeSet<String>,
+}
+
+fn shape(doc: &str) -> Shape {
+    let (mut blocks, mut table_rows, mut prose) = (Vec::new(), Vec::new(), String::new());
+    let mut fence: Option<(String, String)> = None;
+    let mut rows = 0;
+    for line in doc.lines() {
+        if let Some(rest) = line.strip_prefix("```") {
+            match fence.take() {
+                Some((lang, body)) => blocks.push((lang, body)),
+                None => fence = Some((rest.trim().to_string(), String::new())),
+            }
+            continue;
+        }
+        if let Some((lang, body)) = &mut fence {
+            let kept = if lang == "sh" {
+                line.split(" #").next().unwrap_or("").trim_end()
+            } else {
+                line
+            };
+            body.push_str(kept);
+            body.push('\n');
+            continue;
+        }
+        if line.starts_with('|') {
+            rows += 1;
+        } else if rows > 0 {
+            table_rows.push(rows);
+            rows = 0;
+        }
+        prose.push_str(line);
+        prose.push('\n');
+    }
+    if rows > 0 {
+        table_rows.push(rows);
+    }
+    // A span broken across two lines is the same span.
+    let spans = code_spans(&prose)
+        .into_iter()
+        .map(|span| span.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    Shape {
+        blocks,
+        table_rows,
+        spans,
+    }
+}
+
+/// The Chinese twin carries everything the English carries, and nothing it does not: every
+/// section, table row, command (code span) and fenced transcript.
+#[test]
+fn english_and_chinese_carry_the_same_sections_rows_commands_and_transcripts() {
+    for (en_path, zh_path) in [
+        ("README.md", "README.zh-CN.md"),
+        ("docs/chapter.md", "docs/chapter.zh-CN.md"),
+    ] {
+        let (en_doc, zh_doc) = (read(en_path), read(zh_path));
+        assert_eq!(heading_levels(&en_doc), heading_levels(&zh_doc), "{zh_path}: sections");
+        let (en, zh) = (shape(&en_doc), shape(&zh_doc));
+        assert_eq!(en.table_rows, zh.table_rows, "{zh_path}: rows per table");
+        assert_eq!(en.blocks.len(), zh.blocks.len(), "{zh_path}: fenced blocks");
+        for (e, z) in en.blocks.iter().zip(&zh.blocks) {
+            assert_eq!(e, z, "{zh_path}: a fenced block differs from {en_path}'s");
+        }
+        let missing: Vec<_> = en.spans.difference(&zh.spans).collect();
+        assert!(missing.is_empty(), "{zh_path} lacks what {en_path} has: {missing:?}");
+        let extra: Vec<_> = zh.spans.difference(&en.spans).collect();
+        assert!(extra.is_empty(), "{en_path} lacks what {zh_path} has: {extra:?}");
+    }
+}
+
+/// The Chinese documents keep the glossary's terms (docs/chapter.zh-CN.md, at the top): no
+/// 负载 for payload (载荷), no 监听者 for a receiver (接收方: "listen" is TCP's), no 回环 (环回 is
+/// loopback, 环路 the echo loop), NetAssist always as 网络调试助手; and the map names 绑定 and the
+/// chapter's six traits in its order.
+#[test]
+fn the_chinese_documents_keep_the_glossarys_terms() {
+    for path in ["README.zh-CN.md", "docs/chapter.zh-CN.md"] {
+        let doc = read(path);
+        // The glossary names the drifted spellings it rules out; the rest must not use them.
+        let doc = match doc.split_once("## 术语表") {
+            Some((before, glossary)) => {
+                format!("{before}{}", glossary.split_once("\n## ").map_or("", |(_, rest)| rest))
+            }
+            None => doc,
+        };
+        let prose: String = doc
+            .split("```")
+            .step_by(2)
+            .flat_map(|part| part.split('`').step_by(2))
+            .collect();
+        for drifted in ["负载", "监听者", "回环"] {
+            assert!(!prose.contains(drifted), "{path} uses {drifted}");
+        }
+        let netassist = prose.replace("网络调试助手（NetAssist）", "");
+        assert!(
+            !netassist.contains("NetAssist"),
+            "{path}: say 网络调试助手, not NetAssist"
+        );
+    }
+    let map = read("docs/chapter.zh-CN.md");
+    assert!(map.contains("绑定") && map.contains("## 术语表"), "the glossary");
+    let mut at = 0;
+    for n in ["（1）", "（2）", "（3）", "（4）", "（5）", "（6）"] {
+        let label = format!("课文{n}");
+        let found = map[at..]
+            .find(&label)
+            .unwrap_or_else(|| panic!("no {label} after the previous trait"));
+        at += found + label.len();
+    }
+}
