@@ -114,7 +114,8 @@ pub fn looks_like(text: &str) -> bool {
 
 /// The client's target from its first words, the way `nc -u HOST PORT` and the chapter's
 /// `chapter_client.py HOST PORT MSG` take it: `IP:PORT` (and the other forms of [`parse`])
-/// in one word, or a host and a port in two (`127.0.0.1 9006`, `::1 9005`, `localhost 9005`).
+/// in one word, or a host and a port in two (`127.0.0.1 9006`, `::1 9005`, `localhost 9005`,
+/// `esp32.local 8266`).
 /// Returns the address and how many words it took, or `None` when the first word is no
 /// address at all (then every word is the message).
 ///
@@ -138,10 +139,14 @@ pub fn target_words(first: &str, second: Option<&str>) -> Result<Option<(SocketA
     let host = first.strip_suffix(':');
     let ip = host.unwrap_or(first).parse::<IpAddr>().ok();
     let named = host.unwrap_or(first).eq_ignore_ascii_case("localhost");
-    if host.is_none() && ip.is_none() && !named {
+    let port = second.and_then(|p| p.parse::<u16>().ok());
+    // A dotted name (esp32.local, example.com) is a host when a port follows it; alone it
+    // may be the start of a message ("v1.2 is out"), so it is one.
+    let dotted =
+        host.is_none() && first.contains('.') && first.chars().any(|c| c.is_ascii_alphabetic()) && is_host_name(first);
+    if host.is_none() && ip.is_none() && !named && !(dotted && port.is_some()) {
         return Ok(None);
     }
-    let port = second.and_then(|p| p.parse::<u16>().ok());
     match (host, ip, port) {
         (None, Some(ip), Some(port)) => return Ok(Some((SocketAddr::new(ip, port), 2))),
         (None, None, Some(port)) => return Ok(Some((parse(&format!("{first}:{port}"))?, 2))),
@@ -257,6 +262,9 @@ mod tests {
         assert_eq!(two("localhost", "9005"), ("127.0.0.1:9005".parse().unwrap(), 2));
         assert_eq!(two("127.0.0.1:9000", "hi"), ("127.0.0.1:9000".parse().unwrap(), 1));
         assert_eq!(target_words("hello", Some("9000")).unwrap(), None);
+        // A dotted word alone is a message; with a port after it, a host (not resolved here).
+        assert_eq!(target_words("v1.2", Some("is")).unwrap(), None);
+        assert_eq!(target_words("esp32.local", None).unwrap(), None);
         assert_eq!(target_words("hello", None).unwrap(), None);
         for (first, second, spelled) in [
             ("::1:9005", Some("hi"), "[::1]:9005"),
