@@ -116,6 +116,28 @@ if have nc && have ss; then
     timeout 10 "$client" --no-reply "$port" "hi nc, from udp-client" 2>/dev/null
     wait_for_text "$work/nclisten.out" "hi nc" || true
     check "nc -u -l receives our datagram" "hi nc, from udp-client" "$(cat "$work/nclisten.out")"
+    # --crlf: nc -u -l gets the bytes 41 54 0d 0a.
+    port=$(free_port)
+    start nccrlf nc -u -l 127.0.0.1 "$port"
+    bound "$port"
+    timeout 10 "$client" --no-reply --crlf "$port" AT 2>/dev/null
+    wait_for_text "$work/nccrlf.out" "AT" || true
+    check "nc -u -l receives AT\\r\\n from --crlf" "41 54 0d 0a" "$(od -An -tx1 "$work/nccrlf.out" | tr -s ' \n' ' ')"
+    # --bind: nc -u -p PORT talks to a client bound to a port of our choosing, and back.
+    cport=$(free_port); cport=${cport##*:}; nport=$(free_port); nport=${nport##*:}
+    mkfifo "$work/toclient"
+    exec 9<>"$work/toclient"   # the client's stdin, held open (read-write: opening it does not block)
+    # (Not through `start`: a background job's stdin is /dev/null unless redirected on it.)
+    "$client" --bind "$cport" "$nport" --timeout 1s <"$work/toclient" >"$work/bound_client.out" 2>"$work/bound_client.err" &
+    pids+=("$!")
+    wait_for_text "$work/bound_client.err" "bound with --bind" || true
+    start ncbound sh -c "(echo 'from nc'; sleep 2) | timeout 5 nc -u -w1 -p $nport 127.0.0.1 $cport"
+    wait_for_text "$work/bound_client.out" "from nc" || true
+    echo "from udp-client" >&9
+    wait_for_text "$work/ncbound.out" "from udp-client" || true
+    exec 9>&-
+    check "nc -u -p reaches a client bound with --bind" "127.0.0.1:$nport  8 B  from nc" "$(cat "$work/bound_client.out")"
+    check "the bound client reaches nc -u -p" "from udp-client" "$(cat "$work/ncbound.out")"
 else
     skip "nc -u" "nc or ss is not installed (apt-get install netcat-openbsd iproute2)"
 fi

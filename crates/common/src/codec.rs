@@ -97,31 +97,122 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Parses `48 65 6c`, `48656c`, `0x48 0x65`, `0x48656c` (commas allowed as separators).
+/// Parses `48 65 6c`, `48656c`, `0x48 0x65`, `0x48656c`, `48:65:6c`, `48-65-6c` (spaces,
+/// commas, colons and hyphens separate groups).
 ///
 /// # Errors
-/// [`Error::Usage`] naming the text when a digit is not hex or a group has an odd length.
+/// [`Error::Usage`] naming the text and the bad digit, or a group with an odd length.
+///
+/// # Examples
+/// ```
+/// use common::codec::parse_hex;
+/// assert_eq!(parse_hex("48:65-6c, 0x6c6f").unwrap(), b"Hello");
+/// assert!(parse_hex("4g").unwrap_err().to_string().contains("'g' is not a hex digit"));
+/// ```
 pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    let bad = |why: &str| Error::Usage(format!("bad hex '{text}': {why} (e.g. 48 65 6c or 0x48656c)"));
+    let bad = |why: &str| Error::Usage(format!("bad hex '{text}': {why} (e.g. 48 65 6c, 48:65:6c or 0x48656c)"));
     let mut out = Vec::new();
     for group in text
-        .split(|c: char| c.is_whitespace() || c == ',')
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ':' | '-'))
         .filter(|g| !g.is_empty())
     {
         let digits = group
             .strip_prefix("0x")
             .or_else(|| group.strip_prefix("0X"))
             .unwrap_or(group);
+        if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(bad(&format!("'{c}' is not a hex digit")));
+        }
         if digits.is_empty() || digits.len() % 2 != 0 {
             return Err(bad(&format!("'{group}' has an odd number of digits")));
         }
         for pair in digits.as_bytes().chunks(2) {
-            let pair = std::str::from_utf8(pair).map_err(|_| bad("not a hex digit"))?;
-            let byte = u8::from_str_radix(pair, 16).map_err(|_| bad(&format!("'{pair}' is not a hex byte")))?;
-            out.push(byte);
+            let high = char::from(pair[0]).to_digit(16).unwrap_or(0);
+            let low = char::from(pair[1]).to_digit(16).unwrap_or(0);
+            out.push((high * 16 + low) as u8);
         }
     }
     Ok(out)
+}
+
+/// One piece of typed text with escapes: text to encode, or a byte as written (`\xff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Byte(u8),
+}
+
+/// Splits typed text at its escapes: `\r \n \t \0 \\` become those characters, `\xNN` the
+/// byte NN (not a character: it is sent as is, whatever the encoding).
+fn pieces(text: &str) -> Result<Vec<Piece>> {
+    let bad = |esc: &str| {
+        Error::Usage(format!(
+            "bad escape '{esc}' in '{text}': use \\r \\n \\t \\0 \\\\ or \\xNN (two hex digits)"
+        ))
+    };
+    let mut out = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            literal.push(c);
+            continue;
+        }
+        let byte = match chars.next() {
+            Some('r') => b'\r',
+            Some('n') => b'\n',
+            Some('t') => b'\t',
+            Some('0') => 0,
+            Some('\\') => b'\\',
+            Some('x') => {
+                let digits: String = chars.by_ref().take(2).collect();
+                match u8::from_str_radix(&digits, 16) {
+                    Ok(b) if digits.len() == 2 && digits.chars().all(|d| d.is_ascii_hexdigit()) => b,
+                    _ => return Err(bad(&format!("\\x{digits}"))),
+                }
+            }
+            Some(other) => return Err(bad(&format!("\\{other}"))),
+            None => return Err(bad("\\")),
+        };
+        if !literal.is_empty() {
+            out.push(Piece::Text(std::mem::take(&mut literal)));
+        }
+        out.push(Piece::Byte(byte));
+    }
+    if !literal.is_empty() {
+        out.push(Piece::Text(literal));
+    }
+    Ok(out)
+}
+
+impl Encoding {
+    /// [`Encoding::encode`], with `\r \n \t \0 \\ \xNN` in the text turned into those bytes
+    /// first when `escapes` is on (`--escapes`: AT commands and device protocols). Hex has no
+    /// escapes: it is bytes already.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a bad escape (named), bad hex, or a character GBK cannot represent.
+    ///
+    /// # Examples
+    /// ```
+    /// use common::codec::Encoding;
+    /// assert_eq!(Encoding::Utf8.encode_typed("AT\\r\\n", true).unwrap(), b"AT\r\n");
+    /// assert_eq!(Encoding::Gbk.encode_typed("你\\x00", true).unwrap(), [0xc4, 0xe3, 0x00]);
+    /// assert_eq!(Encoding::Utf8.encode_typed("AT\\r\\n", false).unwrap(), b"AT\\r\\n");
+    /// ```
+    pub fn encode_typed(self, text: &str, escapes: bool) -> Result<Vec<u8>> {
+        if !escapes || self == Encoding::Hex {
+            return self.encode(text);
+        }
+        let mut out = Vec::new();
+        for piece in pieces(text)? {
+            match piece {
+                Piece::Text(t) => out.extend(self.encode(&t)?),
+                Piece::Byte(b) => out.push(b),
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn render_utf8(bytes: &[u8]) -> String {
@@ -287,8 +378,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn escapes_become_the_bytes_they_name_and_a_bad_one_is_named() {
+        let typed = |t: &str| Encoding::Utf8.encode_typed(t, true);
+        assert_eq!(typed("AT\\r\\n").unwrap(), [0x41, 0x54, 0x0d, 0x0a]);
+        assert_eq!(typed("\\x00\\xff").unwrap(), [0x00, 0xff]);
+        assert_eq!(typed("a\\tb\\0c\\\\d").unwrap(), b"a\tb\0c\\d");
+        for (bad, named) in [
+            ("AT\\q", "'\\q'"),
+            ("\\x4", "'\\x4'"),
+            ("\\xzz", "'\\xzz'"),
+            ("end\\", "'\\'"),
+        ] {
+            let err = typed(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(&format!("bad escape {named}")), "{err}");
+        }
+        assert!(
+            parse_hex("48-6z")
+                .unwrap_err()
+                .to_string()
+                .contains("'z' is not a hex digit")
+        );
+        assert_eq!(parse_hex("48:65").unwrap(), b"He");
+        assert_eq!(parse_hex("48-65").unwrap(), b"He");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// Typed text with escapes never panics: it becomes bytes or one usage error.
+        #[test]
+        fn random_typed_escapes_never_panic(text in "[a-zA-Z0-9\\\\xrnt0 时]{0,24}") {
+            for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
+                if let Err(e) = enc.encode_typed(&text, true) {
+                    proptest::prop_assert_eq!(e.exit_code(), 2);
+                }
+            }
+        }
+
         /// The fuzz target's properties, bounded for CI: random texts of hex digits,
         /// separators, ASCII and Chinese; typed hex round-trips, GBK text renders back as typed.
         #[test]

@@ -80,6 +80,22 @@ pub fn is_message_too_long(err: &std::io::Error) -> bool {
     err.raw_os_error() == Some(EMSGSIZE)
 }
 
+/// `cannot bind ADDR: REASON (HINT)`: what failed, and what to try (servers, listeners, and
+/// a client's `--bind`).
+pub fn bind_error(addr: std::net::SocketAddr, err: &std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    let hint = match err.kind() {
+        ErrorKind::AddrInUse => format!(
+            " (is another server running? try another port, e.g. --bind {} for any free one)",
+            std::net::SocketAddr::new(addr.ip(), 0)
+        ),
+        ErrorKind::AddrNotAvailable => " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into(),
+        ErrorKind::PermissionDenied => " (ports below 1024 need root; try a port above 1023)".into(),
+        _ => String::new(),
+    };
+    Error::Runtime(format!("cannot bind {addr}: {}{hint}", describe(err)))
+}
+
 /// An OS error as a short lower-case phrase: "address already in use", not
 /// "Address already in use (os error 98)".
 pub fn describe(err: &std::io::Error) -> String {

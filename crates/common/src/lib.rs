@@ -6,7 +6,9 @@
 //!
 //! - `addr`: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` or a bare `PORT`;
 //! - `duration`: `500ms`, `2s`, `1m`;
-//! - `codec`: payload bytes to and from `utf8`, `gbk` and `hex`;
+//! - `codec`: payload bytes to and from `utf8`, `gbk` and `hex`, with typed escapes;
+//! - `checksum`: check bytes (sum8, xor8, CRC-16/MODBUS, CRC-16/CCITT, CRC-32);
+//! - `save`: what arrives, appended to a file (`--save`);
 //! - `output`: one line (or one JSON object) per datagram on stdout;
 //! - `logging`, `cli`, `error`: diagnostics on stderr, one-line errors, exit codes;
 //! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check.
@@ -28,12 +30,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod addr;
+pub mod checksum;
 pub mod cli;
 pub mod codec;
 pub mod duration;
 pub mod error;
 pub mod logging;
 pub mod output;
+pub mod save;
 pub mod shutdown;
 mod time;
 

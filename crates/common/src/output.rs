@@ -45,6 +45,9 @@ pub struct Datagram<'a> {
     pub rtt: Option<Duration>,
     /// Something worth saying about it (`2 lost`, `duplicate`): `[note]` in text, `"note"` in JSON.
     pub note: Option<&'a str>,
+    /// What its trailing check bytes said (`--checksum`): `[checksum ok]` in text,
+    /// `"checksum_ok"` in JSON.
+    pub check: Option<&'a crate::checksum::Check>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
     #[cfg(feature = "receive")]
     pub header: Option<crate::header::UdpHeader>,
@@ -60,6 +63,7 @@ impl<'a> Datagram<'a> {
             seq: None,
             rtt: None,
             note: None,
+            check: None,
             #[cfg(feature = "receive")]
             header: None,
         }
@@ -296,40 +300,8 @@ impl Output {
         if self.options.quiet {
             return Ok(());
         }
-        let encoding = self.options.encoding;
         if self.options.json {
-            // "text" is the escaped, one-line rendering; "hex" gives the exact bytes.
-            let text = match encoding {
-                Encoding::Hex => Encoding::Utf8.render(d.bytes),
-                other => other.render(d.bytes),
-            };
-            let mut obj = json!({
-                "event": event,
-                "peer": d.peer.to_string(),
-                "len": d.bytes.len(),
-                "text": text,
-                "hex": to_hex(d.bytes).replace(' ', ""),
-                "truncated": d.truncated,
-            });
-            if event == "reply" {
-                obj["seq"] = d.seq.map_or(Value::Null, Value::from);
-                obj["rtt_ms"] = d
-                    .rtt
-                    .map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
-            } else if let Some(seq) = d.seq {
-                obj["seq"] = seq.into();
-            }
-            if let Some(note) = d.note {
-                obj["note"] = note.into();
-            }
-            #[cfg(feature = "receive")]
-            if let Some(header) = d.header {
-                obj["udp_header"] = header.to_json();
-            }
-            if self.options.timestamp {
-                obj["time"] = LocalTime::now().rfc3339().into();
-            }
-            return self.json_line(obj);
+            return self.json_line(self.datagram_json(event, d));
         }
         let time = if self.options.timestamp {
             format!("{}  ", LocalTime::now().clock())
@@ -340,17 +312,57 @@ impl Output {
         let rtt = d
             .rtt
             .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
-        let payload = encoding.render(d.bytes);
+        let payload = self.options.encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
+        let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
         #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         #[cfg(not(feature = "receive"))]
         let header = "";
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{header}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{header}",
             d.peer,
             d.bytes.len()
         ))
+    }
+
+    /// One datagram as a JSON object: `"text"` is the escaped one-line rendering, `"hex"`
+    /// the exact bytes.
+    fn datagram_json(&self, event: &str, d: &Datagram<'_>) -> Value {
+        let text = match self.options.encoding {
+            Encoding::Hex => Encoding::Utf8.render(d.bytes),
+            other => other.render(d.bytes),
+        };
+        let mut obj = json!({
+            "event": event,
+            "peer": d.peer.to_string(),
+            "len": d.bytes.len(),
+            "text": text,
+            "hex": to_hex(d.bytes).replace(' ', ""),
+            "truncated": d.truncated,
+        });
+        if event == "reply" {
+            obj["seq"] = d.seq.map_or(Value::Null, Value::from);
+            obj["rtt_ms"] = d
+                .rtt
+                .map_or(Value::Null, |r| Value::from(round3(r.as_secs_f64() * 1e3)));
+        } else if let Some(seq) = d.seq {
+            obj["seq"] = seq.into();
+        }
+        if let Some(note) = d.note {
+            obj["note"] = note.into();
+        }
+        if let Some(check) = d.check {
+            obj["checksum_ok"] = check.is_ok().into();
+        }
+        #[cfg(feature = "receive")]
+        if let Some(header) = d.header {
+            obj["udp_header"] = header.to_json();
+        }
+        if self.options.timestamp {
+            obj["time"] = LocalTime::now().rfc3339().into();
+        }
+        obj
     }
 
     fn json_line(&self, value: Value) -> io::Result<()> {

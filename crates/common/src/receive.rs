@@ -7,7 +7,6 @@
 //! through, truncation, errors that are not failures, the destination of each datagram
 //! (see [`crate::dest`]) and the simulated network of [`crate::faults`].
 
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
@@ -367,25 +366,12 @@ fn share_port(socket: &Socket) -> Result<()> {
     Ok(())
 }
 
-/// `cannot bind ADDR: REASON (HINT)`: what failed, and what to try.
-pub fn bind_error(addr: SocketAddr, err: &io::Error) -> Error {
-    let hint = match err.kind() {
-        io::ErrorKind::AddrInUse => format!(
-            " (is another server running? try another port, e.g. --bind {} for any free one)",
-            SocketAddr::new(addr.ip(), 0)
-        ),
-        io::ErrorKind::AddrNotAvailable => {
-            " (that address is not one of this machine's; try 127.0.0.1 or 0.0.0.0)".into()
-        }
-        io::ErrorKind::PermissionDenied => " (ports below 1024 need root; try a port above 1023)".into(),
-        _ => String::new(),
-    };
-    Error::Runtime(format!("cannot bind {addr}: {}{hint}", crate::error::describe(err)))
-}
+pub use crate::error::bind_error;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
     use std::time::Duration;
 
     #[test]

@@ -285,6 +285,19 @@ pub fn closed_port() -> SocketAddr {
     addr
 }
 
+/// A port on 127.0.0.1 that the OS just gave out and released, for a program that must be
+/// told its own port before it starts (`udp-client --bind`). Another program could take it
+/// in between; the OS hands out ports at random, so that is rare.
+///
+/// # Panics
+/// When no socket can be bound (a test helper).
+pub fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+}
+
 /// A program's `run` on a thread of this test, with its output captured: started, then
 /// ready once its `listening` line names the address.
 pub struct InProcess<S> {

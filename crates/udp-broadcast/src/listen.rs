@@ -8,6 +8,7 @@ use common::faults::{FaultConfig, FaultCounts};
 use common::header::UdpHeader;
 use common::output::{Datagram, Output, OutputOptions, plural};
 use common::receive::{self, Handler, Incoming, ReceiveOptions};
+use common::save::Save;
 use common::shutdown::Shutdown;
 use common::{Error, Result};
 use serde_json::json;
@@ -45,6 +46,10 @@ pub struct ListenConfig {
     pub recv_buffer: Option<usize>,
     /// Print each datagram's UDP header (`--show-header`).
     pub show_header: bool,
+    /// Verify the check bytes at the end of each message (`--checksum`).
+    pub checksum: Option<common::checksum::Checksum>,
+    /// Append every message's bytes to this file (`--save`).
+    pub save: Option<std::path::PathBuf>,
 }
 
 /// Keys the board shows; more would let any sender grow the listener's memory at will.
@@ -61,6 +66,10 @@ pub struct ListenSummary {
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
     pub kernel_drops: Option<u64>,
+    /// Messages whose check bytes were wrong (`--checksum`).
+    pub checksum_bad: Option<u64>,
+    /// Bytes appended to the `--save` file.
+    pub saved: Option<u64>,
 }
 
 impl ListenSummary {
@@ -79,6 +88,12 @@ impl ListenSummary {
             obj["injected_reordered"] = f.reordered.into();
         }
         common::kernel::add_to(self.kernel_drops, &mut obj);
+        if let Some(bad) = self.checksum_bad {
+            obj["checksum_bad"] = bad.into();
+        }
+        if let Some(saved) = self.saved {
+            obj["saved_bytes"] = saved.into();
+        }
         obj
     }
 
@@ -98,6 +113,12 @@ impl ListenSummary {
         if c.untracked > 0 {
             text += &format!(", {} untracked (too many senders)", c.untracked);
         }
+        if let Some(bad) = self.checksum_bad {
+            text += &format!(", checksum bad {bad}");
+        }
+        if let Some(saved) = self.saved {
+            text += &format!(", saved {saved} B");
+        }
         if let Some(f) = self.faults {
             text += &f.to_text();
         }
@@ -112,6 +133,8 @@ impl ListenSummary {
 /// [`Error::Usage`] for a group that is not multicast or an IPv6 group without
 /// `--interface`; [`Error::Runtime`] when the bind or the join fails.
 pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Result<ListenSummary> {
+    // A --save file that cannot be written fails now, before anything is received.
+    let save = config.save.as_deref().map(Save::open).transpose()?;
     let options = ReceiveOptions {
         bind: bind_address(config)?,
         buffer_size: common::DEFAULT_BUFFER_SIZE,
@@ -143,17 +166,23 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
-    let mut heard = Heard::new(config, out, local);
+    let mut heard = Heard::new(config, out, local, save);
     receiver.each(shutdown, out, &mut heard)?;
 
     // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
     // the group).
     let closed = receiver.close();
+    let saved = heard.save.as_ref().map(Save::bytes);
+    if let Some(save) = heard.save {
+        log::info!("{}", save.finish()?);
+    }
     Ok(ListenSummary {
         local,
         counts: heard.tracker.counts(),
         faults: closed.faults,
         kernel_drops: closed.kernel_drops,
+        checksum_bad: config.checksum.map(|_| heard.checksum_bad),
+        saved,
     })
 }
 
@@ -173,11 +202,17 @@ struct Heard<'a> {
     latest: BTreeMap<String, BoardEntry>,
     /// With `--show-header`: the listening address, whose port is the destination port.
     header_for: Option<SocketAddr>,
+    checksum: Option<common::checksum::Checksum>,
+    checksum_bad: u64,
+    save: Option<Save>,
 }
 
 impl<'a> Heard<'a> {
-    fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr) -> Self {
+    fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr, save: Option<Save>) -> Self {
         Heard {
+            checksum: config.checksum,
+            checksum_bad: 0,
+            save,
             out,
             tracker: Tracker::default(),
             board: if config.output.json { None } else { config.board },
@@ -220,10 +255,16 @@ impl Handler for Heard<'_> {
         let header = self
             .header_for
             .and_then(|local| UdpHeader::received(d.peer, d.to, local, d.data));
+        let check = self.checksum.map(|c| c.check(d.data));
+        self.checksum_bad += u64::from(check.as_ref().is_some_and(|c| !c.is_ok()));
+        if let Some(save) = &mut self.save {
+            save.write(d.data)?;
+        }
         let shown = Datagram {
             seq,
             header,
             note: note.as_deref(),
+            check: check.as_ref(),
             ..Datagram::new(d.peer, d.data)
         };
         match self.board {

@@ -116,6 +116,14 @@ struct ListenArgs {
     #[arg(long)]
     show_header: bool,
 
+    /// Verify the check bytes at the end of each message: sum8, xor8, crc16-modbus, crc16-ccitt, crc32.
+    #[arg(long, value_name = "NAME")]
+    checksum: Option<common::checksum::Checksum>,
+
+    /// Append every message's bytes to PATH, in arrival order.
+    #[arg(long, value_name = "PATH")]
+    save: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -169,6 +177,8 @@ fn run(cli: Cli) -> common::Result<()> {
                 faults: args.faults.config(),
                 recv_buffer: args.recv_buffer,
                 show_header: args.show_header,
+                checksum: args.checksum,
+                save: args.save,
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

@@ -20,7 +20,9 @@
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod file;
 mod ping;
+mod repeat;
 pub mod stats;
 
 use std::collections::VecDeque;
@@ -31,8 +33,11 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::checksum::Checksum;
+use common::codec::Encoding;
 use common::duration::display;
 use common::output::{Datagram, Output, OutputOptions, plural};
+use common::save::Save;
 use common::shutdown::{POLL_INTERVAL, Shutdown, is_wake_up};
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -73,6 +78,53 @@ pub struct Config {
     pub retries: u32,
     /// How replies are printed.
     pub output: OutputOptions,
+    /// Bind this local address before sending (`--bind`): NetAssist's "local port", `nc -p`.
+    pub bind: Option<SocketAddr>,
+    /// How typed lines become datagrams: escapes, line ends, check bytes.
+    pub typing: Typing,
+    /// Repeat mode: send the exact MESSAGE this many times (`--repeat`).
+    pub repeat: Option<u64>,
+    /// File mode: send this file as consecutive datagrams (`--file`).
+    pub file: Option<std::path::PathBuf>,
+    /// File mode: the most bytes per datagram (`--chunk`).
+    pub chunk: usize,
+    /// Append every reply's bytes to this file (`--save`).
+    pub save: Option<std::path::PathBuf>,
+}
+
+/// A datagram of one Ethernet frame: 1500 (MTU) − 20 (IPv4 header) − 8 (UDP header).
+pub const DEFAULT_CHUNK: usize = 1472;
+
+/// How typed text becomes a datagram, as NetAssist and device protocols want it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Typing {
+    /// `\r \n \t \0 \\ \xNN` become those bytes (`--escapes`).
+    pub escapes: bool,
+    /// Every message ends with `\r\n` (`-C/--crlf`, as `nc -C`): AT commands want it.
+    pub crlf: bool,
+    /// Check bytes appended to what is sent and verified on what arrives (`--checksum`).
+    pub checksum: Option<Checksum>,
+}
+
+impl Typing {
+    /// The datagram for typed bytes: encoded (UTF-8 goes out byte for byte unless escapes
+    /// are on), then `\r\n`, then the check bytes.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a bad escape, bad hex, or a character the encoding lacks.
+    pub fn frame(&self, encoding: Encoding, typed: &[u8]) -> Result<Vec<u8>> {
+        let mut bytes = match (encoding, self.escapes) {
+            (Encoding::Utf8, false) => typed.to_vec(),
+            _ => encoding.encode_typed(&String::from_utf8_lossy(typed), self.escapes)?,
+        };
+        if self.crlf {
+            bytes.extend_from_slice(b"\r\n");
+        }
+        Ok(match self.checksum {
+            Some(c) => c.append(bytes),
+            None => bytes,
+        })
+    }
 }
 
 impl Default for Config {
@@ -87,6 +139,12 @@ impl Default for Config {
             window: usize::from(DEFAULT_WINDOW),
             retries: 0,
             output: OutputOptions::default(),
+            bind: None,
+            typing: Typing::default(),
+            repeat: None,
+            file: None,
+            chunk: DEFAULT_CHUNK,
+            save: None,
         }
     }
 }
@@ -110,6 +168,17 @@ pub enum Summary {
     },
     /// The ping statistics.
     Ping(PingSummary),
+    /// The same message sent again and again.
+    Repeat {
+        /// Datagrams sent.
+        sent: u64,
+        /// Replies received.
+        received: u64,
+        /// Whether replies were awaited (not with `--no-reply`).
+        expect_replies: bool,
+    },
+    /// A file sent in chunks.
+    File(file::FileSummary),
 }
 
 impl Summary {
@@ -140,6 +209,32 @@ impl Summary {
                 serde_json::json!({"sent": sent, "received": received}),
             )),
             Summary::Ping(p) => Some((p.to_text(), p.to_json())),
+            Summary::Repeat { sent, received, .. } => Some((
+                format!(
+                    "udp-client: sent {}, received {received}, lost {}",
+                    plural(*sent, "datagram"),
+                    sent.saturating_sub(*received)
+                ),
+                serde_json::json!({"sent": sent, "received": received, "lost": sent.saturating_sub(*received)}),
+            )),
+            Summary::File(f) => Some((f.to_text(), f.to_json())),
+        }
+    }
+
+    /// The exit rule: a run that waited for replies and got none (and was not stopped)
+    /// failed; see `no_reply`.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] saying no reply came.
+    pub fn check(&self, target: SocketAddr) -> Result<()> {
+        match self {
+            Summary::Ping(p) => p.check(),
+            Summary::Repeat {
+                sent,
+                received: 0,
+                expect_replies: true,
+            } if *sent > 0 => Err(no_reply(target, &format!(" to any of {sent} datagrams"))),
+            _ => Ok(()),
         }
     }
 }
@@ -184,14 +279,28 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
         check_size(message.len() + ping::header_len(config), target)?;
     }
 
+    // A --save file that cannot be written, or a --file that cannot be read, fails now,
+    // before anything is sent.
+    let mut save = config.save.as_deref().map(Save::open).transpose()?;
+    let file = config
+        .file
+        .as_deref()
+        .map(|path| file::read(path, config))
+        .transpose()?;
+
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
-    // No bind(): like the chapter's client, we let the OS choose a free port.
+    // No bind(): like the chapter's client, we let the OS choose a free port (unless --bind).
     log::debug!(
         "step 1, socket(): a UDP socket for {}",
         if target.is_ipv4() { "IPv4" } else { "IPv6" }
     );
     let socket = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| Error::io("cannot create a UDP socket", &e))?;
+    if let Some(local) = config.bind {
+        socket
+            .bind(&local.into())
+            .map_err(|e| common::error::bind_error(local, &e))?;
+    }
     // connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the
     // peer, so the OS picks our port now (we can show it), drops datagrams from anyone
     // else, and reports an ICMP "port unreachable" on the next receive: the only way for
@@ -203,26 +312,41 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
     let local = socket
         .local_addr()
         .map_err(|e| Error::io("cannot read the local address", &e))?;
-    log::info!("sending to {target} from {local} (a port the OS chose; a client need not bind one)");
+    match config.bind {
+        Some(_) => log::info!("sending to {target} from {local} (bound with --bind)"),
+        None => log::info!("sending to {target} from {local} (a port the OS chose; a client need not bind one)"),
+    }
 
     // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
     // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
     log::debug!("step 2, sendto() and recvfrom(): datagrams to and from {target}");
-    let summary = match (&config.message, config.count) {
-        (_, Some(count)) => Summary::Ping(ping::run(&socket, config, count, shutdown, out)?),
-        (Some(message), None) => one_shot(&socket, config, message, shutdown, out)?,
-        (None, None) => interactive(&socket, config, shutdown, out, input)?,
+    let summary = match (&file, config.repeat, &config.message, config.count) {
+        (Some(data), ..) => Summary::File(file::send_file(&socket, config, data, shutdown, &mut save)?),
+        (None, Some(_), Some(message), _) => repeat::run(&socket, config, message, shutdown, out, &mut save)?,
+        (None, _, _, Some(count)) => Summary::Ping(ping::run(&socket, config, count, shutdown, out)?),
+        (None, _, Some(message), None) => one_shot(&socket, config, message, shutdown, out, &mut save)?,
+        (None, _, None, None) => interactive(&socket, config, shutdown, out, input, &mut save)?,
     };
 
     // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     log::debug!("step 3, close(): port {} is free again", local.port());
     drop(socket);
+    if let Some(save) = save {
+        log::info!("{}", save.finish()?);
+    }
     Ok(summary)
 }
 
 /// Send one datagram, wait for one reply; resend up to `retries` times (stop-and-wait,
 /// the simplest way an application adds the reliability UDP lacks).
-fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shutdown, out: &Output) -> Result<Summary> {
+fn one_shot(
+    socket: &UdpSocket,
+    config: &Config,
+    message: &[u8],
+    shutdown: &Shutdown,
+    out: &Output,
+    save: &mut Option<Save>,
+) -> Result<Summary> {
     let target = config.target;
     let timeout = config.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut buf = vec![0u8; RECV_BUFFER];
@@ -245,11 +369,7 @@ fn one_shot(socket: &UdpSocket, config: &Config, message: &[u8], shutdown: &Shut
         }
         match recv_until(socket, &mut buf, sent_at + timeout, shutdown) {
             Ok(Some((len, peer))) => {
-                let reply = Datagram {
-                    rtt: Some(sent_at.elapsed()),
-                    ..Datagram::new(peer, &buf[..len])
-                };
-                out.reply(&reply).map_err(Error::stdout)?;
+                show_reply(out, config, save, peer, &buf[..len], Some(sent_at.elapsed()))?;
                 return Ok(Summary::OneShot {
                     reply: true,
                     retries: attempt,
@@ -292,6 +412,7 @@ fn interactive(
     shutdown: &Shutdown,
     out: &Output,
     input: Box<dyn BufRead + Send>,
+    save: &mut Option<Save>,
 ) -> Result<Summary> {
     log::info!("each line you type is sent as one datagram; end with Ctrl-D, stop with Ctrl-C");
     let target = config.target;
@@ -319,7 +440,7 @@ fn interactive(
                 received += 1;
                 warned_refused = false;
                 lines.echoed(&buf[..len]);
-                out.received(&Datagram::new(peer, &buf[..len])).map_err(Error::stdout)?;
+                show_arrival(out, config, save, peer, &buf[..len])?;
             }
             Ok(None) => {}
             Err(e) if common::error::is_port_unreachable(&e) => {
@@ -338,6 +459,36 @@ fn interactive(
         sent: lines.sent.load(Ordering::SeqCst),
         received,
     })
+}
+
+/// Prints a reply (with its round trip and check bytes) and saves it with `--save`.
+pub(crate) fn show_reply(
+    out: &Output,
+    config: &Config,
+    save: &mut Option<Save>,
+    peer: SocketAddr,
+    data: &[u8],
+    rtt: Option<Duration>,
+) -> Result<()> {
+    let check = config.typing.checksum.map(|c| c.check(data));
+    let reply = Datagram {
+        rtt,
+        check: check.as_ref(),
+        ..Datagram::new(peer, data)
+    };
+    out.reply(&reply).map_err(Error::stdout)?;
+    save.as_mut().map_or(Ok(()), |s| s.write(data))
+}
+
+/// Prints a datagram that arrived in the interactive mode (an event `recv`, not `reply`).
+fn show_arrival(out: &Output, config: &Config, save: &mut Option<Save>, peer: SocketAddr, data: &[u8]) -> Result<()> {
+    let check = config.typing.checksum.map(|c| c.check(data));
+    out.received(&Datagram {
+        check: check.as_ref(),
+        ..Datagram::new(peer, data)
+    })
+    .map_err(Error::stdout)?;
+    save.as_mut().map_or(Ok(()), |s| s.write(data))
 }
 
 /// Lines sent whose echo has not come back yet, newest last; only the latest few are kept.
@@ -368,10 +519,11 @@ impl Lines {
         };
         let (done_tx, done) = mpsc::channel::<()>();
         let (sent, unechoed, out) = (Arc::clone(&lines.sent), Arc::clone(&lines.unechoed), out.clone());
-        let (target, encoding) = (config.target, config.output.encoding);
+        let how = (config.output.encoding, config.typing);
+        let target = config.target;
         // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
         thread::spawn(move || {
-            send_lines(input, &sender, target, encoding, &out, &sent, &unechoed);
+            send_lines(input, &sender, target, how, &out, &sent, &unechoed);
             let _ = done_tx.send(());
         });
         Ok(Lines { done, ..lines })
@@ -401,7 +553,7 @@ fn send_lines(
     mut input: Box<dyn BufRead + Send>,
     socket: &UdpSocket,
     target: SocketAddr,
-    encoding: common::codec::Encoding,
+    (encoding, typing): (Encoding, Typing),
     out: &Output,
     sent: &AtomicU64,
     unechoed: &Unechoed,
@@ -420,10 +572,7 @@ fn send_lines(
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         // UTF-8 input goes out byte for byte, even if it is not valid UTF-8.
-        let bytes = match encoding {
-            common::codec::Encoding::Utf8 => Ok(text.to_vec()),
-            other => other.encode(&String::from_utf8_lossy(text)),
-        };
+        let bytes = typing.frame(encoding, text);
         let result = bytes.and_then(|bytes| {
             check_size(bytes.len(), target)?;
             let len = bytes.len();

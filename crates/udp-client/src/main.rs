@@ -42,7 +42,14 @@ Examples:
   udp-client --count 10000 --interval 0   flood: 64 in flight, datagrams/s echoed
   udp-client --no-reply hello             send and exit (for a sink such as nc -u -l)
   udp-client --retries 3 hello            resend up to 3 times if no reply comes
-  udp-client --encoding hex \"48 65 6c\"    send raw bytes; show replies as hex"
+  udp-client --encoding hex \"48 65 6c\"    send raw bytes; show replies as hex
+  udp-client --bind 9001 9002             local port 9001, as NetAssist's \"local port\" (chat)
+  udp-client --escapes 9999 'AT\\r\\n'      an AT command: the bytes 41 54 0d 0a
+  udp-client -e hex --checksum crc16-modbus 502 \"01 03 00 00 00 0a\"
+                                          a Modbus request with its CRC (c5 cd)
+  udp-client --repeat 5 --interval 1s hi  the same message 5 times, no sequence number
+  udp-client --file fw.bin --no-reply 9000
+                                          a file in 1472-byte datagrams (udp-server --save on the other side)"
 )]
 struct Cli {
     /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
@@ -77,6 +84,38 @@ struct Cli {
     #[arg(short, long, value_name = "N", default_value_t = 0)]
     retries: u32,
 
+    /// Bind this local address first (NetAssist's "local port", nc -p): IP:PORT or PORT (= 127.0.0.1:PORT).
+    #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse)]
+    bind: Option<SocketAddr>,
+
+    /// Turn \r \n \t \0 \\ and \xNN in typed text into those bytes (AT commands, device protocols).
+    #[arg(long)]
+    escapes: bool,
+
+    /// End every message or line sent with \r\n (as nc -C).
+    #[arg(short = 'C', long)]
+    crlf: bool,
+
+    /// Append check bytes to what is sent and verify them on replies: sum8, xor8, crc16-modbus, crc16-ccitt, crc32.
+    #[arg(long, value_name = "NAME")]
+    checksum: Option<common::checksum::Checksum>,
+
+    /// Send the exact MESSAGE N times, every --interval, with no sequence number (NetAssist's loop send).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "count")]
+    repeat: Option<u64>,
+
+    /// Send a file as consecutive datagrams of at most --chunk bytes.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["count", "repeat"])]
+    file: Option<std::path::PathBuf>,
+
+    /// With --file: the most bytes per datagram (1472 fills one Ethernet frame).
+    #[arg(long, value_name = "BYTES", default_value_t = udp_client::DEFAULT_CHUNK)]
+    chunk: usize,
+
+    /// Append every reply's bytes to PATH (NetAssist's "receive to file").
+    #[arg(long, value_name = "PATH")]
+    save: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     output: common::cli::OutputArgs,
 }
@@ -102,10 +141,7 @@ fn send(cli: Cli) -> common::Result<()> {
     if let Some((text, json)) = summary.report() {
         out.summary(&text, json)?;
     }
-    match summary {
-        udp_client::Summary::Ping(ping) => ping.check(),
-        _ => Ok(()),
-    }
+    summary.check(config.target)
 }
 
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
@@ -123,10 +159,27 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         }
         None => udp_client::DEFAULT_TARGET,
     };
+    let typing = udp_client::Typing {
+        escapes: cli.escapes,
+        crlf: cli.crlf,
+        checksum: cli.checksum,
+    };
     let message = if words.is_empty() {
         None
     } else {
-        Some(cli.output.encoding.encode(&words.join(" "))?)
+        Some(typing.frame(cli.output.encoding, words.join(" ").as_bytes())?)
+    };
+    if cli.repeat.is_some() && message.is_none() {
+        return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
+    }
+    if cli.file.is_some() && message.is_some() {
+        return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
+    }
+    // A file goes back to back unless --interval paces it.
+    let interval = match (cli.interval, &cli.file) {
+        (Some(interval), _) => interval,
+        (None, Some(_)) => Duration::ZERO,
+        (None, None) => udp_client::DEFAULT_INTERVAL,
     };
     Ok(Config {
         target,
@@ -134,10 +187,16 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         timeout: cli.timeout,
         no_reply: cli.no_reply,
         count: cli.count,
-        interval: cli.interval.unwrap_or(udp_client::DEFAULT_INTERVAL),
+        interval,
         window: usize::from(cli.window),
         retries: cli.retries,
         output: cli.output.options(),
+        bind: cli.bind,
+        typing,
+        repeat: cli.repeat,
+        file: cli.file,
+        chunk: cli.chunk,
+        save: cli.save,
     })
 }
 

@@ -83,6 +83,11 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Print each datagram's UDP header (`--show-header`).
     pub show_header: bool,
+    /// Verify the check bytes at the end of each datagram (`--checksum`); a fixed reply
+    /// carries them already (see `main`), an echo is the request unchanged.
+    pub checksum: Option<common::checksum::Checksum>,
+    /// Append every payload delivered to this file (`--save`).
+    pub save: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -98,6 +103,8 @@ impl Default for Config {
             batch: None,
             rate_limit: None,
             show_header: false,
+            checksum: None,
+            save: None,
         }
     }
 }
@@ -138,6 +145,10 @@ pub struct Summary {
     pub refused: u64,
     /// Datagrams not answered because their source was over `--rate-limit`.
     pub rate_limited: u64,
+    /// Datagrams whose check bytes were wrong (`--checksum`).
+    pub checksum_bad: Option<u64>,
+    /// Bytes appended to the `--save` file.
+    pub saved: Option<u64>,
     /// What the injected faults did, when any were asked for.
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
@@ -152,6 +163,12 @@ impl Summary {
             "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
             "rate_limited": self.rate_limited,
         });
+        if let Some(bad) = self.checksum_bad {
+            obj["checksum_bad"] = bad.into();
+        }
+        if let Some(saved) = self.saved {
+            obj["saved_bytes"] = saved.into();
+        }
         if let Some(f) = self.faults {
             f.add_to(&mut obj);
         }
@@ -179,6 +196,12 @@ impl Summary {
         }
         if self.rate_limited > 0 {
             text += &format!(", rate-limited {}", self.rate_limited);
+        }
+        if let Some(bad) = self.checksum_bad {
+            text += &format!(", checksum bad {bad}");
+        }
+        if let Some(saved) = self.saved {
+            text += &format!(", saved {saved} B");
         }
         if let Some(f) = self.faults {
             text += &f.to_text();
@@ -210,6 +233,8 @@ impl Summary {
 pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary> {
     check_batch(config)?;
     let options = config.receive_options();
+    // A --save file that cannot be written fails now, before anything is received.
+    let save = config.save.as_deref().map(common::save::Save::open).transpose()?;
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = receive::socket(&options)?;
@@ -226,7 +251,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     //     sock.sendto(data, addr)
     // `server` prints each datagram and chooses its reply (echo, none, a fixed text), or
     // none at all when answering would be unsafe.
-    let mut server = ServerState::new(config, out, local);
+    let mut server = ServerState::new(config, out, local, save);
     match config.batch {
         None => receiver.each(shutdown, out, &mut server)?,
         Some(n) => batched(&receiver, n, shutdown, out, &mut server)?,
@@ -234,7 +259,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
 
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     let closed = receiver.close();
-    Ok(server.finish(closed))
+    server.finish(closed)
 }
 
 /// `--batch`: the same loop, N datagrams per system call (see the `batch` module).

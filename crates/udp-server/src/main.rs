@@ -80,6 +80,18 @@ struct Cli {
     #[arg(long)]
     show_header: bool,
 
+    /// Turn \r \n \t \0 \\ and \xNN in the --reply text into those bytes.
+    #[arg(long)]
+    escapes: bool,
+
+    /// Verify the check bytes at the end of each datagram, and append them to a fixed --reply: sum8, xor8, crc16-modbus, crc16-ccitt, crc32 (an echo is sent back unchanged).
+    #[arg(long, value_name = "NAME")]
+    checksum: Option<common::checksum::Checksum>,
+
+    /// Append every datagram's bytes to PATH, in arrival order (NetAssist's "receive to file").
+    #[arg(long, value_name = "PATH")]
+    save: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -108,7 +120,10 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
     let reply = match cli.reply.as_str() {
         "echo" => Reply::Echo,
         "none" => Reply::None,
-        text => Reply::Text(cli.output.encoding.encode(text)?),
+        text => {
+            let bytes = cli.output.encoding.encode_typed(text, cli.escapes)?;
+            Reply::Text(cli.checksum.map_or(bytes.clone(), |c| c.append(bytes)))
+        }
     };
     Ok(Config {
         bind: cli.bind,
@@ -121,6 +136,8 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         batch: cli.batch.map(usize::from),
         rate_limit: rate_limit(cli),
         show_header: cli.show_header,
+        checksum: cli.checksum,
+        save: cli.save.clone(),
     })
 }
 

@@ -9,6 +9,7 @@ use common::dest::Destination;
 use common::header::UdpHeader;
 use common::output::{Datagram, Output};
 use common::receive::{Closed, Handler, Incoming};
+use common::save::Save;
 use common::{Error, Result};
 
 use crate::ratelimit::Limiter;
@@ -67,13 +68,15 @@ pub(crate) struct ServerState<'c> {
     last_peer: Option<SocketAddr>,
     /// Sources already warned about, so a flood of refused datagrams is one warning each.
     warned: HashSet<SocketAddr>,
+    /// The `--save` file, opened at start-up.
+    save: Option<Save>,
 }
 
 /// Sources remembered for "warned once"; past this many, new ones are not warned about.
 const MAX_WARNED: usize = 1024;
 
 impl<'c> ServerState<'c> {
-    pub(crate) fn new(config: &'c Config, out: &'c Output, local: SocketAddr) -> Self {
+    pub(crate) fn new(config: &'c Config, out: &'c Output, local: SocketAddr, save: Option<Save>) -> Self {
         ServerState {
             config,
             out,
@@ -86,6 +89,7 @@ impl<'c> ServerState<'c> {
             peers: HashSet::new(),
             last_peer: None,
             warned: HashSet::new(),
+            save,
         }
     }
 
@@ -110,14 +114,22 @@ impl<'c> ServerState<'c> {
             (true, false) => UdpHeader::received(d.peer, d.to, self.local, d.data),
             _ => None,
         };
+        let check = self.config.checksum.map(|c| c.check(d.data));
+        if check.as_ref().is_some_and(|c| !c.is_ok()) {
+            *self.summary.checksum_bad.get_or_insert(0) += 1;
+        }
         self.out
             .received(&Datagram {
                 truncated: d.truncated,
                 note,
+                check: check.as_ref(),
                 header,
                 ..Datagram::new(d.peer, d.data)
             })
             .map_err(Error::stdout)?;
+        if let Some(save) = &mut self.save {
+            save.write(d.data)?;
+        }
         Ok(reply)
     }
 
@@ -153,13 +165,24 @@ impl<'c> ServerState<'c> {
         self.summary.replied += n;
     }
 
-    /// The summary, once the socket is closed.
-    pub(crate) fn finish(self, closed: Closed) -> Summary {
-        Summary {
+    /// The summary, once the socket is closed (and the `--save` file written out).
+    pub(crate) fn finish(self, closed: Closed) -> Result<Summary> {
+        let saved = match self.save {
+            Some(save) => {
+                let bytes = save.bytes();
+                log::info!("{}", save.finish()?);
+                Some(bytes)
+            }
+            None => None,
+        };
+        let checksum_bad = self.config.checksum.map(|_| self.summary.checksum_bad.unwrap_or(0));
+        Ok(Summary {
             faults: closed.faults,
             kernel_drops: closed.kernel_drops,
+            checksum_bad,
+            saved,
             ..self.summary
-        }
+        })
     }
 }
 

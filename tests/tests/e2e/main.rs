@@ -4,6 +4,7 @@
 mod chapter;
 mod examples;
 mod faults;
+mod files;
 mod in_process;
 mod processes;
 mod scripts;

@@ -264,3 +264,33 @@ fn a_listener_on_one_address_says_it_hears_no_broadcasts_and_a_taken_port_gets_a
         "{stderr}"
     );
 }
+
+/// The listener verifies check bytes and saves what it hears, as the server does.
+#[test]
+fn the_listener_checks_and_saves_what_it_hears() {
+    let path = std::env::temp_dir().join(format!("udp-listen-save-{}.bin", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = ListenConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        count: Some(2),
+        checksum: Some(common::checksum::Checksum::Xor8),
+        save: Some(path.clone()),
+        ..Default::default()
+    };
+    let listener = start(config);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let good = common::checksum::Checksum::Xor8.append(b"seq=1 x".to_vec());
+    sender.send_to(&good, listener.addr).unwrap();
+    sender.send_to(b"seq=2 y!", listener.addr).unwrap();
+    let summary = listener.finish().unwrap();
+    assert_eq!(summary.checksum_bad, Some(1));
+    let lines = listener.lines.rest(std::time::Duration::from_millis(50));
+    assert!(
+        lines[0].contains("[checksum ok]") && lines[1].contains("[checksum BAD: want "),
+        "{lines:?}"
+    );
+    let mut both = good.clone();
+    both.extend_from_slice(b"seq=2 y!");
+    assert_eq!(std::fs::read(&path).unwrap(), both);
+    std::fs::remove_file(&path).unwrap();
+}

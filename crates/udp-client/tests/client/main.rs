@@ -1,6 +1,7 @@
 //! udp-client's tests: the real binary against a peer socket written here, asserting on
 //! what the peer saw and what the client printed.
 
+mod devices;
 mod modes;
 mod usage;
 

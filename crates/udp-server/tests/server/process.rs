@@ -425,3 +425,73 @@ fn usage_mistakes_are_one_line_with_a_hint() {
         assert!(stderr.starts_with("udp-server: ") && stderr.contains(hint), "{stderr}");
     }
 }
+
+/// `--checksum crc16-modbus`: each arrival's check bytes are verified and shown; a fixed
+/// reply carries its own; an echo is the request unchanged, good CRC or bad.
+#[test]
+fn check_bytes_are_verified_on_arrival_and_appended_to_a_fixed_reply() {
+    let good = [0x01, 0x03, 0x00, 0x00, 0x00, 0x0a, 0xc5, 0xcd];
+    let bad = [0x01, 0x03, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00];
+    let (mut json, addr) = server(&["--checksum", "crc16-modbus", "-e", "hex", "--json"]);
+    assert_eq!(echo(addr, &good), good);
+    assert_eq!(echo(addr, &bad), bad, "an echo is the request unchanged");
+    let oks: Vec<serde_json::Value> = (0..2)
+        .map(|_| serde_json::from_str(&json.stdout.next(WAIT).unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        (oks[0]["checksum_ok"].as_bool(), oks[1]["checksum_ok"].as_bool()),
+        (Some(true), Some(false))
+    );
+    json.signal("TERM").unwrap();
+    assert_eq!(json.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary: serde_json::Value = serde_json::from_str(&json.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    assert_eq!(summary["checksum_bad"].as_u64(), Some(1));
+
+    let (_text, addr) = server(&["--checksum", "crc16-modbus", "-e", "hex"]);
+    assert_eq!(echo(addr, &bad), bad);
+    assert!(_text.stdout.next(WAIT).unwrap().ends_with("[checksum BAD: want c5cd]"));
+
+    // A fixed reply (hex) gets its CRC appended: 01 03 02 00 17 + CRC, 7 bytes, within the
+    // 8-byte request.
+    let (_fixed, addr) = server(&["--checksum", "crc16-modbus", "-e", "hex", "--reply", "01 03 02 00 17"]);
+    let reply = echo(addr, &good);
+    assert_eq!(reply.len(), 7);
+    assert_eq!(reply[..5], [0x01, 0x03, 0x02, 0x00, 0x17]);
+    assert_eq!(
+        common::checksum::Checksum::Crc16Modbus.check(&reply),
+        common::checksum::Check::Ok
+    );
+}
+
+/// `--escapes` for the fixed reply: `OK\r\n` is the bytes 4f 4b 0d 0a.
+#[test]
+fn a_fixed_reply_may_carry_escapes() {
+    let (_server, addr) = server(&["--escapes", "--reply", "OK\\r\\n"]);
+    assert_eq!(echo(addr, b"AT\r\n"), b"OK\r\n");
+}
+
+/// `--save`: every datagram's bytes appended in arrival order; an unwritable path fails at
+/// start, before anything is received.
+#[test]
+fn save_appends_every_datagram_and_a_bad_path_fails_at_start() {
+    let path = std::env::temp_dir().join(format!("udp-server-save-{}.bin", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (mut server, addr) = server(&["--save", path.to_str().unwrap(), "--reply", "none"]);
+    let peer = testkit::local_socket(WAIT).unwrap();
+    for part in [&b"one "[..], b"two ", b"three"] {
+        peer.send_to(part, addr).unwrap();
+    }
+    server.stdout.find(WAIT, |l| l.ends_with("three")).unwrap();
+    server.signal("TERM").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
+    std::fs::remove_file(&path).unwrap();
+    let ran = testkit::run_to_end(BIN, &["--bind", "127.0.0.1:0", "--save", "/nonexistent-dir/x"]);
+    assert_eq!(ran.code, Some(2));
+    assert!(ran.stdout.is_empty(), "it never started listening: {}", ran.stdout);
+    assert!(
+        ran.stderr.contains("cannot write --save /nonexistent-dir/x"),
+        "{}",
+        ran.stderr
+    );
+}
