@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paired demos a learner runs, each bounded in time; about 6 seconds in all.
+# The paired demos a learner runs, each bounded in time; about 8 seconds in all.
 # Everything stays on 127.0.0.1; the server is started here and killed by its PID.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +42,31 @@ timeout 10 "$bin/udp-client" "$addr" --count 12 --interval 50ms 2>&1 | grep -v "
 kill -TERM "${pids[-1]}"
 wait "${pids[-1]}" || true
 tail -1 "$work/lossy.err"
+
+step "Chat: two clients, each bound to a port of its own (NetAssist's local port)" \
+    "udp-client --bind A B   and   udp-client --bind B A"
+a=$(free_port); b=$(free_port)
+{ sleep 0.3; echo "hello from A"; sleep 0.5; } | timeout 5 "$bin/udp-client" --bind "$a" "$b" --timeout 300ms >"$work/chat_a.out" 2>/dev/null &
+pids+=("$!")
+{ sleep 0.5; echo "hi from B"; sleep 0.3; } | timeout 5 "$bin/udp-client" --bind "$b" "$a" --timeout 300ms >"$work/chat_b.out" 2>/dev/null &
+pids+=("$!")
+wait "${pids[-2]}" "${pids[-1]}" || true
+echo "-- A saw:"; cat "$work/chat_a.out"
+echo "-- B saw:"; cat "$work/chat_b.out"
+
+step "A file across UDP: whole on loopback, with holes through --drop" \
+    "udp-server --reply none --save OUT & udp-client --file FILE --no-reply"
+head -c 200000 /dev/urandom >"$work/file.bin"
+chunks=$(( (200000 + 1471) / 1472 ))   # the server stops once every chunk has arrived
+for drop in 0 0.05; do
+    start "file$drop" timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 --reply none -q --drop "$drop" --seed 3 \
+        --count "$chunks" --save "$work/saved$drop.bin"
+    addr=$(listening "file$drop")
+    timeout 10 "$bin/udp-client" "$addr" --file "$work/file.bin" --no-reply 2>/dev/null
+    wait "${pids[-1]}" || true
+    if cmp -s "$work/file.bin" "$work/saved$drop.bin"; then same="identical"; else same="DIFFERENT"; fi
+    echo "--drop $drop: sent $(wc -c <"$work/file.bin") B, saved $(wc -c <"$work/saved$drop.bin") B: $same"
+done
 
 step "Broadcast: one sender, two listeners on one port, and a board" \
     "udp-broadcast listen & udp-broadcast listen --board & udp-broadcast send --feed quotes --count 8"

@@ -675,6 +675,25 @@ fn nobody_listening(target: SocketAddr) -> Error {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Any --file path (existing or not, odd characters and all) is read or refused in one
+        /// usage error; and any typed text goes through every framing without a panic.
+        #[test]
+        fn random_file_paths_and_typed_text_never_panic(path in "[a-z0-9/._ 时-]{0,30}", typed in "[a-zA-Z0-9\\\\xrn 时]{0,20}") {
+            let config = Config::default();
+            if let Err(e) = file::read(std::path::Path::new(&path), &config) {
+                proptest::prop_assert_eq!(e.exit_code(), 2);
+            }
+            for (escapes, crlf) in [(false, false), (true, true)] {
+                let typing = Typing { escapes, crlf, checksum: Some(Checksum::Crc16Modbus) };
+                for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
+                    let _ = typing.frame(enc, typed.as_bytes());
+                }
+            }
+        }
+    }
+
     /// Windows reports "nobody listening" as WSAECONNRESET (10054) or WSAENETRESET (10052),
     /// Linux and macOS as ECONNREFUSED: every mode says the same one line for all of them.
     #[test]

@@ -190,3 +190,20 @@ fn replies_are_saved_and_an_unwritable_save_fails_before_sending() {
         "nothing was sent"
     );
 }
+
+/// Ctrl-C (here SIGTERM) stops `--repeat` between sends: the summary, and exit 0.
+#[test]
+fn a_stopped_repeat_prints_its_summary_and_exits_0() {
+    let peer = Peer::echo();
+    let mut client = Process::spawn(
+        BIN,
+        &[&peer.addr.to_string(), "--repeat", "100", "--interval", "100ms", "hi"],
+    )
+    .unwrap();
+    assert!(client.stdout.next(WAIT).unwrap().ends_with("  2 B  hi"));
+    client.signal("TERM").unwrap();
+    assert_eq!(client.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary = client.stderr.find(WAIT, |l| l.contains("udp-client: sent ")).unwrap();
+    let sent: u64 = summary.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((1..100).contains(&sent), "{summary}");
+}
