@@ -75,6 +75,16 @@ check "h3 gets the echo from h2" "10.99.0.2:8888  14 B  across the LAN" \
 wait "${pids[-1]}" || true
 check "h2 saw h3's address" "10.99.0.3:" "$(cat "$work/server.out")"
 
+echo "== one probe from h1 finds the devices on h2 and h3 (udp-client --broadcast)"
+start dev2 on h2 timeout 20 "$bin/udp-server" --bind 0.0.0.0:8266 --answer-broadcasts --max-reply-ratio 4 --rule "who=>sensor on h2" --count 1
+start dev3 on h3 timeout 20 "$bin/udp-server" --bind 0.0.0.0:8266 --answer-broadcasts --max-reply-ratio 4 --rule "who=>sensor on h3" --count 1
+listening dev2 >/dev/null && listening dev3 >/dev/null
+probe=$(on h1 timeout 10 "$bin/udp-client" --broadcast 10.99.0.255:8266 "who" --timeout 1s 2>&1 || true)
+wait "${pids[-2]}" "${pids[-1]}" || true
+check "h2 answers the probe from its own address" "10.99.0.2:8266  12 B  sensor on h2" "$probe"
+check "h3 answers the probe from its own address" "10.99.0.3:8266  12 B  sensor on h3" "$probe"
+check "the probe counts two responders" "2 replies from 2 responders" "$probe"
+
 echo "== multicast from h1 to h2 (IPv4 and IPv6, on eth0)"
 start m4 on h2 timeout 20 "$bin/udp-broadcast" listen --bind 0.0.0.0:7790 --group 239.1.2.3 --interface 10.99.0.2 --count 1
 start m6 on h2 timeout 20 "$bin/udp-broadcast" listen --bind "[::]:7791" --group ff02::4242 --interface eth0 --count 1

@@ -48,6 +48,8 @@ pub struct Datagram<'a> {
     /// What its trailing check bytes said (`--checksum`): `[checksum ok]` in text,
     /// `"checksum_ok"` in JSON.
     pub check: Option<&'a crate::checksum::Check>,
+    /// The rule that answered it (`udp-server --rule`): `[rule …]` in text, `"rule"` in JSON.
+    pub rule: Option<&'a str>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
     #[cfg(feature = "receive")]
     pub header: Option<crate::header::UdpHeader>,
@@ -64,6 +66,7 @@ impl<'a> Datagram<'a> {
             rtt: None,
             note: None,
             check: None,
+            rule: None,
             #[cfg(feature = "receive")]
             header: None,
         }
@@ -315,12 +318,13 @@ impl Output {
         let payload = self.options.encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
+        let rule = d.rule.map_or(String::new(), |r| format!("  [rule {r}]"));
         #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         #[cfg(not(feature = "receive"))]
         let header = "";
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{header}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
             d.peer,
             d.bytes.len()
         ))
@@ -354,6 +358,9 @@ impl Output {
         }
         if let Some(check) = d.check {
             obj["checksum_ok"] = check.is_ok().into();
+        }
+        if let Some(rule) = d.rule {
+            obj["rule"] = rule.into();
         }
         #[cfg(feature = "receive")]
         if let Some(header) = d.header {

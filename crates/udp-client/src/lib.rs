@@ -20,6 +20,7 @@
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod discover;
 mod file;
 mod ping;
 mod repeat;
@@ -90,6 +91,9 @@ pub struct Config {
     pub chunk: usize,
     /// Append every reply's bytes to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
+    /// Send once to a broadcast address or multicast group and list every reply
+    /// (`--broadcast`: device discovery).
+    pub broadcast: bool,
 }
 
 /// A datagram of one Ethernet frame: 1500 (MTU) − 20 (IPv4 header) − 8 (UDP header).
@@ -145,6 +149,7 @@ impl Default for Config {
             file: None,
             chunk: DEFAULT_CHUNK,
             save: None,
+            broadcast: false,
         }
     }
 }
@@ -179,6 +184,15 @@ pub enum Summary {
     },
     /// A file sent in chunks.
     File(file::FileSummary),
+    /// One datagram to many (`--broadcast`), and who answered.
+    Discovery {
+        /// Replies received.
+        replies: u64,
+        /// Distinct addresses they came from.
+        responders: u64,
+        /// Whether the run was stopped by Ctrl-C or SIGTERM.
+        stopped: bool,
+    },
 }
 
 impl Summary {
@@ -218,6 +232,12 @@ impl Summary {
                 serde_json::json!({"sent": sent, "received": received, "lost": sent.saturating_sub(*received)}),
             )),
             Summary::File(f) => Some((f.to_text(), f.to_json())),
+            Summary::Discovery {
+                replies, responders, ..
+            } => Some((
+                discover::text(*replies, *responders),
+                serde_json::json!({"replies": replies, "responders": responders}),
+            )),
         }
     }
 
@@ -234,6 +254,11 @@ impl Summary {
                 received: 0,
                 expect_replies: true,
             } if *sent > 0 => Err(no_reply(target, &format!(" to any of {sent} datagrams"))),
+            Summary::Discovery {
+                replies: 0,
+                stopped: false,
+                ..
+            } => Err(no_reply(target, ": no responder answered")),
             _ => Ok(()),
         }
     }
@@ -269,24 +294,8 @@ impl Summary {
 /// assert_eq!(summary, udp_client::Summary::OneShot { reply: true, retries: 0 });
 /// ```
 pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn BufRead + Send>) -> Result<Summary> {
+    let (mut save, file) = prepare(config)?;
     let target = config.target;
-    if target.port() == 0 {
-        return Err(Error::Usage(format!(
-            "cannot send to {target}: port 0 is not a destination"
-        )));
-    }
-    if let Some(message) = &config.message {
-        check_size(message.len() + ping::header_len(config), target)?;
-    }
-
-    // A --save file that cannot be written, or a --file that cannot be read, fails now,
-    // before anything is sent.
-    let mut save = config.save.as_deref().map(Save::open).transpose()?;
-    let file = config
-        .file
-        .as_deref()
-        .map(|path| file::read(path, config))
-        .transpose()?;
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     // No bind(): like the chapter's client, we let the OS choose a free port (unless --bind).
@@ -301,13 +310,66 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
             .bind(&local.into())
             .map_err(|e| common::error::bind_error(local, &e))?;
     }
-    // connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the
-    // peer, so the OS picks our port now (we can show it), drops datagrams from anyone
-    // else, and reports an ICMP "port unreachable" on the next receive: the only way for
-    // a UDP sender to learn promptly that nobody is listening.
-    socket
-        .connect(&target.into())
-        .map_err(|e| Error::io(format!("cannot send to {target}"), &e))?;
+
+    let summary = if config.broadcast {
+        // One datagram to many, and every reply: sendto() and recvfrom() with no connect.
+        discover::run(socket, config, shutdown, out, &mut save)?
+    } else {
+        let (socket, local) = connect(socket, config)?;
+        // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
+        // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
+        log::debug!("step 2, sendto() and recvfrom(): datagrams to and from {target}");
+        let summary = talk(&socket, config, file, shutdown, out, input, &mut save)?;
+        // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
+        log::debug!("step 3, close(): port {} is free again", local.port());
+        drop(socket);
+        summary
+    };
+    if let Some(save) = save {
+        log::info!("{}", save.finish()?);
+    }
+    Ok(summary)
+}
+
+/// What must hold before any socket is made: a real destination, a datagram within the UDP
+/// limit, a `--save` file that can be written and a `--file` that can be read, and no
+/// broadcast or multicast target without `--broadcast`.
+fn prepare(config: &Config) -> Result<(Option<Save>, Option<Vec<u8>>)> {
+    let target = config.target;
+    if target.port() == 0 {
+        return Err(Error::Usage(format!(
+            "cannot send to {target}: port 0 is not a destination"
+        )));
+    }
+    if !config.broadcast && discover::is_to_many(target) {
+        return Err(Error::Usage(format!(
+            "{target} reaches many hosts: add --broadcast to send to every one of them and list the replies (a broadcast needs SO_BROADCAST, which --broadcast sets; without it the OS refuses with EACCES, 'permission denied', so that nobody floods a network by mistake)"
+        )));
+    }
+    if let Some(message) = &config.message {
+        check_size(message.len() + ping::header_len(config), target)?;
+    }
+    let save = config.save.as_deref().map(Save::open).transpose()?;
+    let file = config
+        .file
+        .as_deref()
+        .map(|path| file::read(path, config))
+        .transpose()?;
+    Ok((save, file))
+}
+
+/// connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the
+/// peer, so the OS picks our port now (we can show it), drops datagrams from anyone else,
+/// and reports an ICMP "port unreachable" on the next receive: the only way for a UDP
+/// sender to learn promptly that nobody is listening.
+fn connect(socket: Socket, config: &Config) -> Result<(UdpSocket, SocketAddr)> {
+    let target = config.target;
+    socket.connect(&target.into()).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => Error::Usage(format!(
+            "cannot send to {target}: it is a broadcast address; add --broadcast (without SO_BROADCAST the OS refuses with EACCES, 'permission denied')"
+        )),
+        _ => Error::io(format!("cannot send to {target}"), &e),
+    })?;
     let socket = UdpSocket::from(socket);
     let local = socket
         .local_addr()
@@ -316,25 +378,26 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output, input: Box<dyn Bu
         Some(_) => log::info!("sending to {target} from {local} (bound with --bind)"),
         None => log::info!("sending to {target} from {local} (a port the OS chose; a client need not bind one)"),
     }
+    Ok((socket, local))
+}
 
-    // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
-    // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
-    log::debug!("step 2, sendto() and recvfrom(): datagrams to and from {target}");
-    let summary = match (&file, config.repeat, &config.message, config.count) {
-        (Some(data), ..) => Summary::File(file::send_file(&socket, config, data, shutdown, &mut save)?),
-        (None, Some(_), Some(message), _) => repeat::run(&socket, config, message, shutdown, out, &mut save)?,
-        (None, _, _, Some(count)) => Summary::Ping(ping::run(&socket, config, count, shutdown, out)?),
-        (None, _, Some(message), None) => one_shot(&socket, config, message, shutdown, out, &mut save)?,
-        (None, _, None, None) => interactive(&socket, config, shutdown, out, input, &mut save)?,
-    };
-
-    // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
-    log::debug!("step 3, close(): port {} is free again", local.port());
-    drop(socket);
-    if let Some(save) = save {
-        log::info!("{}", save.finish()?);
-    }
-    Ok(summary)
+/// The mode the options ask for, on the connected socket.
+fn talk(
+    socket: &UdpSocket,
+    config: &Config,
+    file: Option<Vec<u8>>,
+    shutdown: &Shutdown,
+    out: &Output,
+    input: Box<dyn BufRead + Send>,
+    save: &mut Option<Save>,
+) -> Result<Summary> {
+    Ok(match (&file, config.repeat, &config.message, config.count) {
+        (Some(data), ..) => Summary::File(file::send_file(socket, config, data, shutdown, save)?),
+        (None, Some(_), Some(message), _) => repeat::run(socket, config, message, shutdown, out, save)?,
+        (None, _, _, Some(count)) => Summary::Ping(ping::run(socket, config, count, shutdown, out)?),
+        (None, _, Some(message), None) => one_shot(socket, config, message, shutdown, out, save)?,
+        (None, _, None, None) => interactive(socket, config, shutdown, out, input, save)?,
+    })
 }
 
 /// Send one datagram, wait for one reply; resend up to `retries` times (stop-and-wait,

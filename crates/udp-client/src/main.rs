@@ -116,6 +116,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Send MESSAGE once to a broadcast address or multicast group and list every reply within --timeout (device discovery).
+    #[arg(long, conflicts_with_all = ["count", "repeat", "file"])]
+    broadcast: bool,
+
     #[command(flatten)]
     output: common::cli::OutputArgs,
 }
@@ -197,6 +201,7 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         file: cli.file,
         chunk: cli.chunk,
         save: cli.save,
+        broadcast: cli.broadcast,
     })
 }
 

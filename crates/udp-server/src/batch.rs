@@ -123,7 +123,7 @@ fn receive_batch(
 fn send_batch(
     socket: &UdpSocket,
     headers: &mut MultiHeaders<SockaddrStorage>,
-    replies: &[(Option<SockaddrStorage>, &[u8])],
+    replies: &[(Option<SockaddrStorage>, std::borrow::Cow<'_, [u8]>)],
 ) -> u64 {
     let mut done = 0;
     let mut sent = 0;

@@ -24,6 +24,7 @@
 #[cfg(target_os = "linux")]
 mod batch;
 pub mod ratelimit;
+pub mod rules;
 mod state;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -88,6 +89,14 @@ pub struct Config {
     pub checksum: Option<common::checksum::Checksum>,
     /// Append every payload delivered to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
+    /// `--rule`/`--rules`: replies by what the request says (a device simulator).
+    pub rules: rules::Rules,
+    /// A fixed or rule reply is cut to this many times the request's length (`--max-reply-ratio`).
+    pub max_reply_ratio: f64,
+    /// Answer datagrams sent to a broadcast or multicast address (`--answer-broadcasts`).
+    pub answer_broadcasts: bool,
+    /// Share the port with other servers on this host (`--reuse`).
+    pub reuse: bool,
 }
 
 impl Default for Config {
@@ -105,6 +114,10 @@ impl Default for Config {
             show_header: false,
             checksum: None,
             save: None,
+            rules: rules::Rules::default(),
+            max_reply_ratio: 1.0,
+            answer_broadcasts: false,
+            reuse: false,
         }
     }
 }
@@ -118,7 +131,7 @@ impl Config {
             bind: self.bind,
             buffer_size: self.buffer_size,
             recv_buffer: self.recv_buffer,
-            reuse: false,
+            reuse: self.reuse,
             destination: self.bind.ip().is_unspecified() || self.show_header,
             count: self.count,
             faults: self.faults,
@@ -149,6 +162,8 @@ pub struct Summary {
     pub checksum_bad: Option<u64>,
     /// Bytes appended to the `--save` file.
     pub saved: Option<u64>,
+    /// Each `--rule` and how many requests it answered.
+    pub rules: Vec<(String, u64)>,
     /// What the injected faults did, when any were asked for.
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
@@ -168,6 +183,11 @@ impl Summary {
         }
         if let Some(saved) = self.saved {
             obj["saved_bytes"] = saved.into();
+        }
+        if !self.rules.is_empty() {
+            let per_rule: serde_json::Map<String, serde_json::Value> =
+                self.rules.iter().map(|(r, n)| (r.clone(), (*n).into())).collect();
+            obj["rules"] = per_rule.into();
         }
         if let Some(f) = self.faults {
             f.add_to(&mut obj);
@@ -202,6 +222,10 @@ impl Summary {
         }
         if let Some(saved) = self.saved {
             text += &format!(", saved {saved} B");
+        }
+        if !self.rules.is_empty() {
+            let answered: Vec<String> = self.rules.iter().map(|(r, n)| format!("'{r}' {n}")).collect();
+            text += &format!("; rules answered: {}", answered.join(", "));
         }
         if let Some(f) = self.faults {
             text += &f.to_text();
@@ -309,6 +333,38 @@ pub fn default_rate_limit(bind: SocketAddr) -> Option<RateLimit> {
     })
 }
 
+/// Start-up logs for `--rule`: which replies will be cut (known for exact matches), and a
+/// warning when replies may outgrow requests where other machines can send.
+fn announce_rules(config: &Config, local: SocketAddr) {
+    let ratio = config.max_reply_ratio;
+    for rule in config.rules.iter() {
+        let reply = rule.reply_len() + config.checksum.map_or(0, |c| c.size());
+        if let Some(len) = rule.exact_len().filter(|&len| reply > state::allowed(len, ratio)) {
+            log::warn!(
+                "rule '{}' replies {reply} bytes to a {len}-byte request: cut to {} (raise --max-reply-ratio to send it whole)",
+                rule.text,
+                state::allowed(len, ratio)
+            );
+        }
+    }
+    if !config.rules.is_empty() {
+        log::info!(
+            "answering by {} rules (first match wins; otherwise --reply)",
+            config.rules.iter().count()
+        );
+    }
+    if ratio > 1.0 && !local.ip().is_loopback() {
+        log::warn!(
+            "--max-reply-ratio {ratio}: replies may be {ratio} times their requests, so others can use this server as an amplifier against forged sources; the rate limit stays on"
+        );
+    }
+    if config.answer_broadcasts {
+        log::info!(
+            "answering datagrams sent to broadcast and multicast addresses too (--answer-broadcasts), within the rate limit"
+        );
+    }
+}
+
 /// Start-up logs: who can reach the server, and what the reply does.
 fn announce(config: &Config, local: SocketAddr) {
     if local.ip().is_loopback() {
@@ -344,6 +400,7 @@ fn announce(config: &Config, local: SocketAddr) {
             local.port()
         );
     }
+    announce_rules(config, local);
     match &config.reply {
         Reply::Echo => log::info!("echoing every datagram back to its sender"),
         Reply::None => log::info!("printing datagrams without replying (--reply none)"),

@@ -92,6 +92,26 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Answer by what the request says: 'MATCH=>REPLY', MATCH exact, PREFIX* or /REGEX/ ($1… in REPLY); repeatable; the first match wins, else --reply.
+    #[arg(long, value_name = "MATCH=>REPLY")]
+    rule: Vec<String>,
+
+    /// Rules from a file, one a line, # comments.
+    #[arg(long, value_name = "FILE")]
+    rules: Vec<std::path::PathBuf>,
+
+    /// A fixed or rule reply is cut to R times the request's length (no amplification unless raised).
+    #[arg(long, value_name = "R", default_value_t = 1.0, value_parser = parse_ratio)]
+    max_reply_ratio: f64,
+
+    /// Answer datagrams sent to a broadcast or multicast address too (device discovery); still rate-limited.
+    #[arg(long)]
+    answer_broadcasts: bool,
+
+    /// Share the port with other servers on this host (SO_REUSEADDR, + SO_REUSEPORT on Unix).
+    #[arg(long)]
+    reuse: bool,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -138,7 +158,19 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         show_header: cli.show_header,
         checksum: cli.checksum,
         save: cli.save.clone(),
+        rules: udp_server::rules::Rules::parse(&cli.rule, &cli.rules, cli.output.encoding, cli.escapes)?,
+        max_reply_ratio: cli.max_reply_ratio,
+        answer_broadcasts: cli.answer_broadcasts,
+        reuse: cli.reuse,
     })
+}
+
+/// `--max-reply-ratio`: a positive number.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio: use a number above 0, e.g. 1 or 4")),
+    }
 }
 
 /// `--rate-limit` as given, else the default for the bind address.

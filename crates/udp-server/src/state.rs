@@ -1,6 +1,7 @@
 //! The server's state between datagrams, and the two safety rules every reply passes:
 //! no loops ([`refusal`]) and no amplification ([`reply_for`]).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
@@ -38,14 +39,31 @@ pub fn refusal(peer: SocketAddr, local: SocketAddr) -> Option<&'static str> {
 
 /// The reply to `request`, or `None` for no reply.
 ///
-/// A reply is never longer than its request: a UDP server that answers a small datagram
-/// with a large one can be abused to flood a third party whose address was forged as the
-/// sender (a reflection attack), so a fixed `--reply` text is cut to the request's length.
-pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8]) -> Option<&'a [u8]> {
+/// A reply is never longer than `max_reply_ratio` × its request (1 unless raised): a UDP
+/// server that answers a small datagram with a large one can be abused to flood a third
+/// party whose address was forged as the sender (a reflection attack), so a fixed
+/// `--reply` text is cut. An echo is exactly the request.
+pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8], max_reply_ratio: f64) -> Option<&'a [u8]> {
     match reply {
         Reply::Echo => Some(request),
         Reply::None => None,
-        Reply::Text(text) => Some(&text[..text.len().min(request.len())]),
+        Reply::Text(text) => Some(&text[..text.len().min(allowed(request.len(), max_reply_ratio))]),
+    }
+}
+
+/// The longest reply allowed to a request of `len` bytes.
+pub fn allowed(len: usize, max_reply_ratio: f64) -> usize {
+    (len as f64 * max_reply_ratio).floor() as usize
+}
+
+/// `reply`, cut to `limit` bytes.
+fn cut(reply: Cow<'_, [u8]>, limit: usize) -> Cow<'_, [u8]> {
+    match reply {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[..b.len().min(limit)]),
+        Cow::Owned(mut v) => {
+            v.truncate(limit);
+            Cow::Owned(v)
+        }
     }
 }
 
@@ -70,6 +88,8 @@ pub(crate) struct ServerState<'c> {
     warned: HashSet<SocketAddr>,
     /// The `--save` file, opened at start-up.
     save: Option<Save>,
+    /// How many requests each `--rule` answered.
+    rule_answers: Vec<u64>,
 }
 
 /// Sources remembered for "warned once"; past this many, new ones are not warned about.
@@ -90,20 +110,21 @@ impl<'c> ServerState<'c> {
             last_peer: None,
             warned: HashSet::new(),
             save,
+            rule_answers: vec![0; config.rules.iter().count()],
         }
     }
 
     /// Prints a datagram and chooses what to send back: `None` for no reply, for a
     /// datagram refused for safety (see [`refusal`]) or for a source over its rate limit.
     /// Shared by the plain and the batched loop.
-    pub(crate) fn print_and_choose_reply<'d>(&mut self, d: &Incoming<'d>) -> Result<Option<&'d [u8]>>
+    pub(crate) fn print_and_choose_reply<'d>(&mut self, d: &Incoming<'d>) -> Result<Option<Cow<'d, [u8]>>>
     where
         'c: 'd,
     {
         let refused = self.refuse(d.peer, d.to);
-        let mut reply = match refused {
-            Some(_) => None,
-            None => reply_for(&self.config.reply, d.data),
+        let (mut reply, rule) = match refused {
+            Some(_) => (None, None),
+            None => self.choose(d.data),
         };
         let mut note = refused.map(|_| "refused: not answered").or(d.note);
         if reply.is_some() && !self.allow(d.peer) {
@@ -123,6 +144,7 @@ impl<'c> ServerState<'c> {
                 truncated: d.truncated,
                 note,
                 check: check.as_ref(),
+                rule,
                 header,
                 ..Datagram::new(d.peer, d.data)
             })
@@ -133,11 +155,31 @@ impl<'c> ServerState<'c> {
         Ok(reply)
     }
 
+    /// The reply to `request`: the first `--rule` that matches (its check bytes appended),
+    /// else `--reply`; cut to `--max-reply-ratio` × the request. With the rule's text.
+    fn choose<'d>(&mut self, request: &'d [u8]) -> (Option<Cow<'d, [u8]>>, Option<&'c str>)
+    where
+        'c: 'd,
+    {
+        let ratio = self.config.max_reply_ratio;
+        let config: &'c Config = self.config;
+        let Some((i, reply)) = config.rules.answer(request) else {
+            return (reply_for(&config.reply, request, ratio).map(Cow::Borrowed), None);
+        };
+        self.rule_answers[i] += 1;
+        let reply = match config.checksum {
+            Some(c) => Cow::Owned(c.append(reply.into_owned())),
+            None => reply,
+        };
+        let text = config.rules.iter().nth(i).map(|r| r.text.as_str());
+        (Some(cut(reply, allowed(request.len(), ratio))), text)
+    }
+
     /// Whether a datagram from `peer` must go unanswered, counting and warning (once per
     /// source) if so.
     fn refuse(&mut self, peer: SocketAddr, to: Option<Destination>) -> Option<&'static str> {
         let why = match to {
-            Some(d) if d.is_broadcast_or_multicast() => {
+            Some(d) if d.is_broadcast_or_multicast() && !self.config.answer_broadcasts => {
                 "it was sent to a broadcast or multicast address (every server answering would flood its sender)"
             }
             _ => refusal(peer, self.local)?,
@@ -176,7 +218,15 @@ impl<'c> ServerState<'c> {
             None => None,
         };
         let checksum_bad = self.config.checksum.map(|_| self.summary.checksum_bad.unwrap_or(0));
+        let rules = self
+            .config
+            .rules
+            .iter()
+            .map(|r| r.text.clone())
+            .zip(self.rule_answers)
+            .collect();
         Ok(Summary {
+            rules,
             faults: closed.faults,
             kernel_drops: closed.kernel_drops,
             checksum_bad,
@@ -204,7 +254,7 @@ impl Handler for ServerState<'_> {
     /// Prints a datagram and sends its reply: the `sendto()` half of step 3.
     fn deliver(&mut self, socket: &UdpSocket, d: Incoming<'_>) -> Result<()> {
         if let Some(reply) = self.print_and_choose_reply(&d)? {
-            match socket.send_to(reply, d.peer) {
+            match socket.send_to(&reply, d.peer) {
                 Ok(_) => self.summary.replied += 1,
                 // A reply that cannot go out (full send buffer, unreachable peer) is lost,
                 // as any UDP datagram may be; the server carries on.

@@ -356,9 +356,22 @@ fn batch_and_fault_injection_do_not_mix() {
 #[test]
 fn no_reply_is_longer_than_its_request_and_each_request_gets_one() {
     let fixed = vec![b'R'; 100];
-    for reply in [Reply::Echo, Reply::Text(fixed.clone())] {
+    // A rule that answers anything with the same 100 bytes: cut like the fixed reply.
+    let rule = udp_server::rules::Rules::parse(
+        &[format!("/(?s).*/=>{}", "R".repeat(100))],
+        &[],
+        common::codec::Encoding::Utf8,
+        false,
+    )
+    .unwrap();
+    for (reply, rules) in [
+        (Reply::Echo, udp_server::rules::Rules::default()),
+        (Reply::Text(fixed.clone()), udp_server::rules::Rules::default()),
+        (Reply::Text(fixed.clone()), rule),
+    ] {
         let server = start(Config {
             reply: reply.clone(),
+            rules,
             ..local()
         });
         let peer = client();
@@ -653,4 +666,20 @@ fn the_default_rate_limit_exempts_loopback_sources() {
     }
     let summary = server.stop();
     assert_eq!((summary.replied, summary.rate_limited), (1000, 0));
+}
+
+/// `--answer-broadcasts` (device discovery): a broadcast is answered, within the rate limit,
+/// where by default it is refused.
+#[test]
+fn answer_broadcasts_answers_what_is_sent_to_everyone() {
+    let (server, addr) = on_any_address(Config {
+        answer_broadcasts: true,
+        ..local()
+    });
+    let peer = client();
+    peer.set_broadcast(true).unwrap();
+    peer.send_to(b"who is there", ("127.255.255.255", addr.port())).unwrap();
+    assert_eq!(testkit::recv(&peer).unwrap().0, b"who is there");
+    let summary = server.stop();
+    assert_eq!((summary.received, summary.replied, summary.refused), (1, 1, 0));
 }

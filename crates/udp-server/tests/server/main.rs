@@ -3,5 +3,6 @@
 
 mod in_process;
 mod process;
+mod rules;
 
 use common::testkit::WAIT;

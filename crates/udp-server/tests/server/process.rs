@@ -9,7 +9,7 @@ use common::testkit::{self, Process};
 
 use crate::WAIT;
 
-const BIN: &str = env!("CARGO_BIN_EXE_udp-server");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_udp-server");
 
 fn server(args: &[&str]) -> (Process, SocketAddr) {
     let mut all = vec!["--bind", "127.0.0.1:0"];
@@ -19,7 +19,7 @@ fn server(args: &[&str]) -> (Process, SocketAddr) {
     (process, addr)
 }
 
-fn echo(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn echo(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let peer = testkit::local_socket(WAIT).unwrap();
     peer.send_to(payload, addr).unwrap();
     testkit::recv(&peer).unwrap().0

@@ -1,0 +1,142 @@
+//! `--rule`: a device simulator, talked to by the chapter's own Python client.
+
+use std::process::Command;
+
+use common::testkit::{self, Process, WAIT, run_to_end};
+
+use crate::process::{BIN, echo};
+
+/// The chapter's client (`scripts/peers/chapter_client.py HOST PORT MESSAGE`): what it
+/// printed as the reply.
+fn python_client(addr: std::net::SocketAddr, message: &str) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/chapter_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["127.0.0.1", &addr.port().to_string(), message])
+        .output()
+        .expect("python3 runs (the chapter's own client)");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
+    let mut all = vec!["--bind", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let process = Process::spawn(BIN, &all).unwrap();
+    let addr = process.listening(WAIT).unwrap();
+    (process, addr)
+}
+
+#[test]
+fn a_simulated_sensor_answers_the_chapters_python_client() {
+    let (mut sensor, addr) = server(&[
+        "--rule",
+        "PING=>PONG",
+        "--rule",
+        "/^READ (\\w+)$/=>$1=23.5",
+        "--max-reply-ratio",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(python_client(addr, "PING"), "PONG");
+    assert_eq!(python_client(addr, "READ TEMP"), "TEMP=23.5");
+    assert_eq!(python_client(addr, "hello"), "hello", "no rule matches: the echo");
+    let events: Vec<serde_json::Value> = (0..3)
+        .map(|_| serde_json::from_str(&sensor.stdout.next(WAIT).unwrap()).unwrap())
+        .collect();
+    assert_eq!(events[0]["rule"], "PING=>PONG");
+    assert_eq!(events[1]["rule"], "/^READ (\\w+)$/=>$1=23.5");
+    assert!(events[2].get("rule").is_none());
+    sensor.signal("TERM").unwrap();
+    assert_eq!(sensor.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary: serde_json::Value = serde_json::from_str(&sensor.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    assert_eq!(summary["rules"]["PING=>PONG"], 1);
+    assert_eq!(summary["rules"]["/^READ (\\w+)$/=>$1=23.5"], 1);
+}
+
+/// A rule reply longer than its request is cut to the request's length unless
+/// `--max-reply-ratio` raises it; the start-up log says which exact rules will be cut.
+#[test]
+fn a_rule_reply_is_cut_to_the_ratio_and_the_log_says_so() {
+    let (plain, addr) = server(&["--rule", "T?=>TEMP=23.5"]);
+    assert_eq!(echo(addr, b"T?"), b"TE");
+    let warning = plain.stderr.find(WAIT, |l| l.contains("rule 'T?=>TEMP=23.5'")).unwrap();
+    assert!(
+        warning.contains("replies 9 bytes to a 2-byte request: cut to 2"),
+        "{warning}"
+    );
+    let (_raised, addr) = server(&["--rule", "T?=>TEMP=23.5", "--max-reply-ratio", "4"]);
+    assert_eq!(echo(addr, b"T?"), b"TEMP=23.");
+    let (_whole, addr) = server(&["--rule", "T?=>TEMP=23.5", "--max-reply-ratio", "5"]);
+    assert_eq!(echo(addr, b"T?"), b"TEMP=23.5");
+}
+
+/// A Modbus slave in hex: the request (with its CRC) gets a canned response, CRC appended.
+#[test]
+fn a_simulated_modbus_slave_answers_in_hex_with_its_crc() {
+    let (_slave, addr) = server(&[
+        "-e",
+        "hex",
+        "--checksum",
+        "crc16-modbus",
+        "--rule",
+        "01 03 00 00 00 01 84 0a=>01 03 02 00 17",
+    ]);
+    let request = [0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0a];
+    let reply = echo(addr, &request);
+    assert_eq!(reply[..5], [0x01, 0x03, 0x02, 0x00, 0x17]);
+    assert_eq!(reply.len(), 7);
+    assert_eq!(
+        common::checksum::Checksum::Crc16Modbus.check(&reply),
+        common::checksum::Check::Ok
+    );
+}
+
+#[test]
+fn no_match_with_reply_none_is_silent() {
+    let (_quiet, addr) = server(&["--rule", "PING=>PONG", "--reply", "none"]);
+    assert_eq!(echo(addr, b"PING"), b"PONG");
+    let peer = testkit::local_socket(std::time::Duration::from_millis(300)).unwrap();
+    peer.send_to(b"other", addr).unwrap();
+    assert!(testkit::recv(&peer).is_err(), "no reply to what no rule matches");
+}
+
+#[test]
+fn a_bad_rule_or_rules_file_is_a_one_line_usage_error_naming_it() {
+    let ran = run_to_end(BIN, &["--rule", "/(unbalanced/=>x"]);
+    assert_eq!(ran.code, Some(2));
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("bad rule '/(unbalanced/=>x'"), "{}", ran.stderr);
+    let path = std::env::temp_dir().join(format!("udp-bad-{}.rules", std::process::id()));
+    std::fs::write(&path, "# ok so far\nPING=>PONG\nno arrow here\n").unwrap();
+    let ran = run_to_end(BIN, &["--rules", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(ran.code, Some(2));
+    assert!(
+        ran.stderr
+            .contains(&format!("{} line 3: bad rule 'no arrow here'", path.display())),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// The shipped rules files load and answer: the sensor and the Modbus slave of the README.
+#[test]
+fn the_shipped_rules_files_answer() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rules");
+    let sensor = dir.join("sensor.rules");
+    let (_sensor, addr) = server(&["--rules", sensor.to_str().unwrap(), "--max-reply-ratio", "4"]);
+    assert_eq!(echo(addr, b"PING"), b"PONG");
+    assert_eq!(echo(addr, b"READ TEMP"), b"TEMP=23.5");
+    let modbus = dir.join("modbus.rules");
+    let (_slave, addr) = server(&[
+        "-e",
+        "hex",
+        "--checksum",
+        "crc16-modbus",
+        "--rules",
+        modbus.to_str().unwrap(),
+    ]);
+    let reply = echo(addr, &[0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0a]);
+    assert_eq!(reply[..5], [0x01, 0x03, 0x02, 0x00, 0x17]);
+}
