@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paired demos a learner runs, each bounded in time; about 8 seconds in all.
+# The paired demos a learner runs, each bounded in time; about 9 seconds in all.
 # Everything stays on 127.0.0.1; the server is started here and killed by its PID.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +67,26 @@ for drop in 0 0.05; do
     if cmp -s "$work/file.bin" "$work/saved$drop.bin"; then same="identical"; else same="DIFFERENT"; fi
     echo "--drop $drop: sent $(wc -c <"$work/file.bin") B, saved $(wc -c <"$work/saved$drop.bin") B: $same"
 done
+
+step "A device before the device exists: a sensor made of rules" \
+    "udp-server --rules scripts/rules/sensor.rules --max-reply-ratio 4"
+start sensor timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 --rules "$root/scripts/rules/sensor.rules" --max-reply-ratio 4 -q
+addr=$(listening sensor)
+for question in PING "READ TEMP" "SET LED=ON"; do
+    timeout 10 "$bin/udp-client" "$addr" "$question" 2>/dev/null
+done
+echo "-- and a Modbus slave (hex, CRC-16/MODBUS checked and appended by both sides):"
+start slave timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 -e hex --checksum crc16-modbus --rules "$root/scripts/rules/modbus.rules" -q
+addr=$(listening slave)
+timeout 10 "$bin/udp-client" "$addr" -e hex --checksum crc16-modbus "01 03 00 00 00 01" 2>/dev/null
+
+step "Find devices: one probe, every responder" \
+    "udp-server --reuse --answer-broadcasts --rule 'who=>…' (twice) & udp-client --broadcast 127.255.255.255:PORT who"
+start dev1 timeout 20 "$bin/udp-server" --bind 0.0.0.0:0 --reuse --answer-broadcasts --max-reply-ratio 4 --rule "who=>sensor 1" -q
+port=$(listening dev1); port=${port##*:}
+start dev2 timeout 20 "$bin/udp-server" --bind "0.0.0.0:$port" --reuse --answer-broadcasts --max-reply-ratio 4 --rule "who=>sensor 2" -q
+listening dev2 >/dev/null
+timeout 10 "$bin/udp-client" --broadcast "127.255.255.255:$port" who --timeout 500ms 2>&1 | grep -v "listing every reply" || true
 
 step "Broadcast: one sender, two listeners on one port, and a board" \
     "udp-broadcast listen & udp-broadcast listen --board & udp-broadcast send --feed quotes --count 8"

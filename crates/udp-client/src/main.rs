@@ -48,6 +48,8 @@ Examples:
   udp-client -e hex --checksum crc16-modbus 502 \"01 03 00 00 00 0a\"
                                           a Modbus request with its CRC (c5 cd)
   udp-client --repeat 5 --interval 1s hi  the same message 5 times, no sequence number
+  udp-client --broadcast 127.255.255.255:7799 who
+                                          find devices: one probe, every reply with its sender
   udp-client --file fw.bin --no-reply 9000
                                           a file in 1472-byte datagrams (udp-server --save on the other side)"
 )]

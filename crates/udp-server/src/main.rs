@@ -38,6 +38,12 @@ const PROGRAM: &str = "udp-server";
   udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
   udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05
                                           a bad network, on loopback
+  udp-server --rule 'PING=>PONG' --rule '/^READ (\\w+)$/=>$1=23.5' --max-reply-ratio 4
+                                          a device simulator: replies by what the request says
+  udp-server --rules scripts/rules/modbus.rules -e hex --checksum crc16-modbus
+                                          a Modbus slave in hex, CRC checked and appended
+  udp-server --bind 0.0.0.0:7799 --reuse --answer-broadcasts
+                                          answer discovery probes (several servers, one port)
 
 Not on every OS: --batch and kernel drop counts are Linux only. Refusing broadcast and
 multicast datagrams on 0.0.0.0 needs packet info (Linux and macOS); elsewhere bind one
