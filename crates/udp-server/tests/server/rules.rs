@@ -1,23 +1,8 @@
 //! `--rule`: a device simulator, talked to by the chapter's own Python client.
 
-use std::process::Command;
-
 use common::testkit::{self, Process, WAIT, run_to_end};
 
 use crate::process::{BIN, echo};
-
-/// The chapter's client (`scripts/peers/chapter_client.py HOST PORT MESSAGE`): what it
-/// printed as the reply.
-fn python_client(addr: std::net::SocketAddr, message: &str) -> String {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/chapter_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(["127.0.0.1", &addr.port().to_string(), message])
-        .output()
-        .expect("python3 runs (the chapter's own client)");
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
     let mut all = vec!["--bind", "127.0.0.1:0"];
@@ -25,33 +10,6 @@ fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
     let process = Process::spawn(BIN, &all).unwrap();
     let addr = process.listening(WAIT).unwrap();
     (process, addr)
-}
-
-#[test]
-fn a_simulated_sensor_answers_the_chapters_python_client() {
-    let (mut sensor, addr) = server(&[
-        "--rule",
-        "PING=>PONG",
-        "--rule",
-        "/^READ (\\w+)$/=>$1=23.5",
-        "--max-reply-ratio",
-        "4",
-        "--json",
-    ]);
-    assert_eq!(python_client(addr, "PING"), "PONG");
-    assert_eq!(python_client(addr, "READ TEMP"), "TEMP=23.5");
-    assert_eq!(python_client(addr, "hello"), "hello", "no rule matches: the echo");
-    let events: Vec<serde_json::Value> = (0..3)
-        .map(|_| serde_json::from_str(&sensor.stdout.next(WAIT).unwrap()).unwrap())
-        .collect();
-    assert_eq!(events[0]["rule"], "PING=>PONG");
-    assert_eq!(events[1]["rule"], "/^READ (\\w+)$/=>$1=23.5");
-    assert!(events[2].get("rule").is_none());
-    sensor.signal("TERM").unwrap();
-    assert_eq!(sensor.wait(WAIT).and_then(|s| s.code()), Some(0));
-    let summary: serde_json::Value = serde_json::from_str(&sensor.stdout.rest(WAIT).pop().unwrap()).unwrap();
-    assert_eq!(summary["rules"]["PING=>PONG"], 1);
-    assert_eq!(summary["rules"]["/^READ (\\w+)$/=>$1=23.5"], 1);
 }
 
 /// A rule reply longer than its request is cut to the request's length unless
@@ -118,25 +76,4 @@ fn a_bad_rule_or_rules_file_is_a_one_line_usage_error_naming_it() {
         "{}",
         ran.stderr
     );
-}
-
-/// The shipped rules files load and answer: the sensor and the Modbus slave of the README.
-#[test]
-fn the_shipped_rules_files_answer() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rules");
-    let sensor = dir.join("sensor.rules");
-    let (_sensor, addr) = server(&["--rules", sensor.to_str().unwrap(), "--max-reply-ratio", "4"]);
-    assert_eq!(echo(addr, b"PING"), b"PONG");
-    assert_eq!(echo(addr, b"READ TEMP"), b"TEMP=23.5");
-    let modbus = dir.join("modbus.rules");
-    let (_slave, addr) = server(&[
-        "-e",
-        "hex",
-        "--checksum",
-        "crc16-modbus",
-        "--rules",
-        modbus.to_str().unwrap(),
-    ]);
-    let reply = echo(addr, &[0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0a]);
-    assert_eq!(reply[..5], [0x01, 0x03, 0x02, 0x00, 0x17]);
 }
