@@ -37,6 +37,8 @@ pub struct PingSummary {
     pub unmatched: u64,
     /// Round-trip times of first replies.
     pub rtt: Option<RttSummary>,
+    /// How the round trips spread (counts sum to `received`).
+    pub histogram: Vec<crate::stats::Bucket>,
     /// Flood only: echoed datagrams per second.
     pub rate: Option<f64>,
     /// Whether a reply was expected (false with `--no-reply`).
@@ -63,6 +65,12 @@ impl PingSummary {
             "loss_percent": (self.loss_percent() * 100.0).round() / 100.0,
             "rtt_ms": self.rtt.map_or(serde_json::Value::Null, |r| r.to_json()),
         });
+        if let Some(r) = self.rtt {
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            obj["jitter_ms"] = json!(round(r.jitter));
+            obj["mdev_ms"] = json!(round(r.mdev));
+            obj["histogram"] = crate::stats::histogram_json(&self.histogram);
+        }
         if let Some(rate) = self.rate {
             obj["rate_per_s"] = json!(rate.round());
         }
@@ -95,9 +103,11 @@ impl PingSummary {
         }
         if let Some(r) = self.rtt {
             text += &format!(
-                "\nrtt min/avg/p50/p99/max = {:.3}/{:.3}/{:.3}/{:.3}/{:.3} ms",
-                r.min, r.avg, r.p50, r.p99, r.max
+                "\nrtt min/avg/p50/p99/max/mdev = {:.3}/{:.3}/{:.3}/{:.3}/{:.3}/{:.3} ms, jitter {:.3} ms",
+                r.min, r.avg, r.p50, r.p99, r.max, r.mdev, r.jitter
             );
+            text += "\n";
+            text += &crate::stats::histogram_text(&self.histogram);
         }
         if let Some(rate) = self.rate {
             text += &format!("\n{rate:.0} datagrams/s echoed");
@@ -222,6 +232,7 @@ impl Tracker {
             self.summary.sent - self.summary.received
         };
         self.summary.rtt = self.rtt.summary();
+        self.summary.histogram = self.rtt.histogram();
         self.summary.expect_replies = !config.no_reply;
         self.summary.stopped = stopped;
         self.summary

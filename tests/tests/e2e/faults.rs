@@ -164,3 +164,24 @@ fn reordering_by_delays_is_counted_alike_on_both_sides() {
     assert!(client.reordered > 5, "{client:?}");
     assert_eq!(client.reordered, injected.reordered, "{client:?} {injected:?}");
 }
+
+/// `--delay 10ms..30ms`: the round trips wobble by at most 20 ms, so the RFC 3550 jitter is
+/// above 0 and at most 20 ms; the histogram counts every reply once.
+#[test]
+fn jitter_stays_within_what_the_delays_allow() {
+    let server = faulty_server(FaultConfig {
+        delay: Some((Duration::from_millis(10), Duration::from_millis(30))),
+        seed: 5,
+        ..Default::default()
+    });
+    let client = ping(server.addr, 40, Duration::from_millis(15));
+    server.stop();
+    let rtt = client.rtt.unwrap();
+    assert!(rtt.jitter > 0.0 && rtt.jitter <= 20.0, "{rtt:?}");
+    assert!(
+        rtt.mdev > 0.0 && rtt.mdev <= 10.0,
+        "a 20 ms spread has a deviation of at most 10 ms: {rtt:?}"
+    );
+    assert_eq!(client.histogram.iter().map(|b| b.count).sum::<u64>(), client.received);
+    assert_eq!(client.received, 40);
+}

@@ -186,7 +186,22 @@ fn ping_matches_replies_by_sequence_number() {
         stderr.contains(&"5 sent, 5 received, 0.0% loss, 0 duplicates, 0 reordered".to_string()),
         "{stderr:?}"
     );
-    assert!(stderr.iter().any(|l| l.starts_with("rtt min/avg/p50/p99/max = ")));
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.starts_with("rtt min/avg/p50/p99/max/mdev = ") && l.contains(" ms, jitter "))
+    );
+    // The histogram: a title and 8 log-spaced buckets whose counts sum to the 5 replies.
+    let title = stderr
+        .iter()
+        .position(|l| l == "rtt histogram (ms):")
+        .expect("a histogram");
+    let counts: u64 = stderr[title + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("  <= "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counts, 5, "{stderr:?}");
     let sent: Vec<Vec<u8>> = peer.all(Duration::from_millis(100));
     assert_eq!(
         sent,
