@@ -265,6 +265,20 @@ impl Output {
         self.datagram("sent", d)
     }
 
+    /// A report that sums up part of a run (`--report-every`): `text` as a line, or with
+    /// `--json` the object `fields` (which names its `"event"`). Printed even with `-q`,
+    /// like the summary.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn report(&self, text: &str, fields: Value) -> io::Result<()> {
+        if self.options.json {
+            self.json_line(fields)
+        } else {
+            self.line(text)
+        }
+    }
+
     /// A line of plain text (a board row). Nothing with `-q`.
     ///
     /// # Errors

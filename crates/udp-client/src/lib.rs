@@ -24,6 +24,7 @@ mod discover;
 mod file;
 mod ping;
 mod repeat;
+mod report;
 pub mod stats;
 
 use std::collections::VecDeque;
@@ -94,6 +95,8 @@ pub struct Config {
     /// Send once to a broadcast address or multicast group and list every reply
     /// (`--broadcast`: device discovery).
     pub broadcast: bool,
+    /// Ping and flood: a report line every so often (`--report-every`).
+    pub report_every: Option<Duration>,
 }
 
 /// A datagram of one Ethernet frame: 1500 (MTU) − 20 (IPv4 header) − 8 (UDP header).
@@ -150,6 +153,7 @@ impl Default for Config {
             chunk: DEFAULT_CHUNK,
             save: None,
             broadcast: false,
+            report_every: None,
         }
     }
 }

@@ -118,6 +118,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Ping and flood: one line every DUR with the interval's sent, received, loss (replies not back by its end), p50 and jitter (as iperf3 -i).
+    #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
+    report_every: Option<Duration>,
+
     /// Send MESSAGE once to a broadcast address or multicast group and list every reply within --timeout (device discovery).
     #[arg(long, conflicts_with_all = ["count", "repeat", "file"])]
     broadcast: bool,
@@ -204,6 +208,7 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         chunk: cli.chunk,
         save: cli.save,
         broadcast: cli.broadcast,
+        report_every: cli.report_every.filter(|d| !d.is_zero()),
     })
 }
 

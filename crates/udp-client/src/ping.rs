@@ -144,6 +144,8 @@ struct Tracker {
     highest_answered: u64,
     rtt: Rtt,
     summary: PingSummary,
+    /// `--report-every`: the interval under way.
+    report: Option<crate::report::Reporter>,
 }
 
 /// What a reply turned out to be.
@@ -160,6 +162,7 @@ impl Tracker {
             states: vec![State::NotSent; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 28)],
             highest_answered: 0,
             rtt: Rtt::default(),
+            report: None,
             summary: PingSummary {
                 target: Some(target),
                 ..Default::default()
@@ -167,11 +170,32 @@ impl Tracker {
         }
     }
 
+    /// A tracker that also reports every `--report-every`.
+    fn with_reports(count: u64, config: &Config) -> Self {
+        Tracker {
+            report: config
+                .report_every
+                .map(|every| crate::report::Reporter::new(every, Instant::now())),
+            ..Tracker::new(count, config.target)
+        }
+    }
+
     fn sent(&mut self, seq: u64, at: Instant) {
         if let Some(state) = self.state(seq) {
             *state = State::InFlight(at);
             self.summary.sent += 1;
+            if let Some(r) = &mut self.report {
+                r.sent();
+            }
         }
+    }
+
+    /// With `--report-every`: the report of an interval that has just ended, printed.
+    fn report_due(&mut self, out: &Output) -> Result<()> {
+        let Some((text, fields)) = self.report.as_mut().and_then(|r| r.due(Instant::now())) else {
+            return Ok(());
+        };
+        out.report(&text, fields).map_err(Error::stdout)
     }
 
     fn reply(&mut self, payload: &[u8], now: Instant) -> (Option<u64>, Match) {
@@ -193,6 +217,9 @@ impl Tracker {
         *state = State::Answered;
         let rtt = now.saturating_duration_since(sent_at);
         self.rtt.add(rtt);
+        if let Some(r) = &mut self.report {
+            r.replied(rtt);
+        }
         self.summary.received += 1;
         if seq < self.highest_answered {
             self.summary.reordered += 1;
@@ -271,7 +298,7 @@ pub(crate) fn run(
     out: &Output,
 ) -> Result<PingSummary> {
     if config.interval.is_zero() {
-        return flood(socket, config, count, shutdown);
+        return flood(socket, config, count, shutdown, out);
     }
     let message = config.message.as_deref().unwrap_or(DEFAULT_MESSAGE);
     let timeout = config.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -280,7 +307,7 @@ pub(crate) fn run(
         target: config.target,
         shutdown,
         out,
-        tracker: Tracker::new(count, config.target),
+        tracker: Tracker::with_reports(count, config),
         buf: vec![0u8; RECV_BUFFER],
         refused: false,
         lingering: false,
@@ -349,6 +376,7 @@ impl Pinger<'_> {
     /// once all have been sent.
     fn receive(&mut self, until: Instant) -> Result<()> {
         loop {
+            self.tracker.report_due(self.out)?;
             match recv_until(self.socket, &mut self.buf, until, self.shutdown) {
                 Ok(Some((len, peer))) => {
                     let payload = &self.buf[..len];
@@ -392,7 +420,7 @@ fn warn_refused(refused: &mut bool, target: SocketAddr) {
 /// `--interval 0`: keep up to `window` requests in flight, refilling as replies return;
 /// a request unanswered for the timeout is given up (and counted lost unless it turns up).
 /// No line per reply (like `ping -f`): printing would cost more than the datagrams.
-fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -> Result<PingSummary> {
+fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown, out: &Output) -> Result<PingSummary> {
     let window = config.window.max(1);
     if config.no_reply {
         log::info!(
@@ -416,7 +444,7 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
         loss_timeout: config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT),
         window,
         count,
-        tracker: Tracker::new(count, config.target),
+        tracker: Tracker::with_reports(count, config),
         buf: vec![0u8; RECV_BUFFER],
         in_flight: VecDeque::with_capacity(window),
         outstanding: 0,
@@ -427,6 +455,7 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown) -
     };
     while !shutdown.is_triggered() {
         flood.fill_window()?;
+        flood.tracker.report_due(out)?;
         if config.no_reply || (flood.next_seq > count && flood.outstanding == 0) {
             break;
         }

@@ -453,3 +453,40 @@ fn a_no_reply_flood_does_not_talk_about_replies_in_flight() {
         "{stderr:?}"
     );
 }
+
+/// `--report-every`: JSON `interval` events while the ping runs, their sends adding up to
+/// no more than were sent, each with the interval's p50 and jitter.
+#[test]
+fn report_every_prints_one_interval_event_per_period() {
+    let peer = Peer::echo();
+    let target = peer.addr.to_string();
+    let (code, stdout, _) = run(&[
+        &target,
+        "--count",
+        "30",
+        "--interval",
+        "20ms",
+        "--report-every",
+        "150ms",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    let intervals: Vec<Value> = stdout
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "interval")
+        .collect();
+    assert!((2..=5).contains(&intervals.len()), "{intervals:?}");
+    let sent: u64 = intervals.iter().map(|e| e["sent"].as_u64().unwrap()).sum();
+    assert!(sent > 10 && sent <= 30, "{intervals:?}");
+    assert!(
+        intervals
+            .iter()
+            .all(|e| e["p50_ms"].is_number() && e["jitter_ms"].is_number()),
+        "{intervals:?}"
+    );
+    assert!(
+        intervals.windows(2).all(|w| w[0]["end_s"] == w[1]["start_s"]),
+        "back to back: {intervals:?}"
+    );
+}
