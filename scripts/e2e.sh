@@ -142,6 +142,35 @@ else
     skip "nc -u" "nc or ss is not installed (apt-get install netcat-openbsd iproute2)"
 fi
 
+echo "== on a terminal (tmux): --graph draws bars and loss marks, a flood shows its progress"
+if have tmux; then
+    start graphsrv "$server" --bind 127.0.0.1:0 -q --drop 0.2 --seed 4
+    gaddr=$(listening graphsrv)
+    session="udp-e2e-$$"
+    tmux new-session -d -s "$session" -x 120 -y 20 \
+        "$client $gaddr --count 40 --interval 20ms --timeout 200ms --graph; sleep 10"
+    for i in $(seq 100); do
+        tmux capture-pane -p -t "$session" | grep -q "ping statistics" && break
+        sleep 0.1
+    done
+    pane=$(tmux capture-pane -p -t "$session")
+    tmux kill-session -t "$session"
+    check "--graph: the legend" "one bar per reply, in ms:" "$pane"
+    check "--graph: bars" "▂" "$(grep -v 'one bar per reply' <<<"$pane")"
+    check "--graph: a mark per lost request (--drop 0.2)" "✗" "$(grep -v 'one bar per reply' <<<"$pane")"
+    tmux new-session -d -s "$session" -x 120 -y 10 "$client $gaddr --count 2000000 --interval 0 --no-reply -q; sleep 10"
+    progress=""
+    for i in $(seq 50); do
+        progress=$(tmux capture-pane -p -t "$session" | grep "datagrams sent" || true)
+        [ -n "$progress" ] && break
+        sleep 0.1
+    done
+    tmux kill-session -t "$session"
+    check "a flood's progress line on a terminal" "/2000000 datagrams sent" "$progress"
+else
+    skip "--graph and progress on a terminal" "tmux is not installed (apt-get install tmux; .ci/run does)"
+fi
+
 echo "== socat"
 if have socat && have ss; then
     start socatpeer "$server" --bind 127.0.0.1:0

@@ -279,6 +279,27 @@ impl Output {
         }
     }
 
+    /// Text as it is, without a line end, flushed at once (a live graph on a terminal).
+    /// Nothing with `-q`.
+    ///
+    /// # Errors
+    /// Any stdout error other than a closed pipe.
+    pub fn raw(&self, text: &str) -> io::Result<()> {
+        if self.options.quiet || text.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.lock();
+        if self.is_closed() {
+            return Ok(());
+        }
+        let written = inner.writer.write_all(text.as_bytes());
+        inner.pending = true;
+        closed_is_fine(
+            written.and_then(|()| flush_inner(&mut inner, &self.closed)),
+            &self.closed,
+        )
+    }
+
     /// A line of plain text (a board row). Nothing with `-q`.
     ///
     /// # Errors

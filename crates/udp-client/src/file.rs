@@ -18,6 +18,7 @@ use common::save::Save;
 use common::shutdown::{Shutdown, is_wake_up};
 use common::{Error, Result};
 
+use crate::progress::Progress;
 use crate::{Config, DEFAULT_FLOOD_TIMEOUT, RECV_BUFFER, check_size, send};
 
 /// What a file send did.
@@ -109,11 +110,13 @@ pub(crate) fn send_file(
         bytes: 0,
         replies: None,
     };
+    let mut progress = Progress::new(data.len() as u64, true);
     if config.no_reply {
-        back_to_back(socket, config, &chunks, shutdown, &mut summary)?;
+        back_to_back(socket, config, &chunks, shutdown, &mut summary, &mut progress)?;
     } else {
-        windowed(socket, config, &chunks, shutdown, save, &mut summary)?;
+        windowed(socket, config, &chunks, shutdown, save, (&mut summary, &mut progress))?;
     }
+    progress.finish();
     Ok(summary)
 }
 
@@ -124,6 +127,7 @@ fn back_to_back(
     chunks: &[&[u8]],
     shutdown: &Shutdown,
     summary: &mut FileSummary,
+    progress: &mut Progress,
 ) -> Result<()> {
     for (i, chunk) in chunks.iter().enumerate() {
         let pause = if !config.interval.is_zero() {
@@ -139,6 +143,7 @@ fn back_to_back(
         send(socket, chunk, config.target)?;
         summary.chunks += 1;
         summary.bytes += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
     }
     Ok(())
 }
@@ -151,7 +156,7 @@ fn windowed(
     chunks: &[&[u8]],
     shutdown: &Shutdown,
     save: &mut Option<Save>,
-    summary: &mut FileSummary,
+    (summary, progress): (&mut FileSummary, &mut Progress),
 ) -> Result<()> {
     socket
         .set_read_timeout(Some(Duration::from_millis(10)))
@@ -166,6 +171,7 @@ fn windowed(
             in_flight.push_back((next, Instant::now()));
             summary.chunks += 1;
             summary.bytes += chunks[next].len() as u64;
+            progress.add(chunks[next].len() as u64);
             next += 1;
         }
         match socket.recv(&mut buf) {

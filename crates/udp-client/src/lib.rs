@@ -22,7 +22,9 @@
 
 mod discover;
 mod file;
+mod graph;
 mod ping;
+mod progress;
 mod repeat;
 mod report;
 pub mod stats;
@@ -97,6 +99,8 @@ pub struct Config {
     pub broadcast: bool,
     /// Ping and flood: a report line every so often (`--report-every`).
     pub report_every: Option<Duration>,
+    /// Ping: draw a bar per reply on a terminal (`--graph`).
+    pub graph: bool,
 }
 
 /// A datagram of one Ethernet frame: 1500 (MTU) − 20 (IPv4 header) − 8 (UDP header).
@@ -154,6 +158,7 @@ impl Default for Config {
             save: None,
             broadcast: false,
             report_every: None,
+            graph: false,
         }
     }
 }

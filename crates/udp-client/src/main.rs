@@ -40,6 +40,9 @@ Examples:
   udp-client 9000                         interactive: each line you type is one datagram
   udp-client --count 10                   ping: 10 numbered datagrams, RTT and loss summary
   udp-client --count 10000 --interval 0   flood: 64 in flight, datagrams/s echoed
+  udp-client --count 100 --graph          a bar per reply on a terminal, a mark per loss
+  udp-client --count 3600 --report-every 1m
+                                          a line a minute: sent, received, loss, p50, jitter
   udp-client --no-reply hello             send and exit (for a sink such as nc -u -l)
   udp-client --retries 3 hello            resend up to 3 times if no reply comes
   udp-client --encoding hex \"48 65 6c\"    send raw bytes; show replies as hex
@@ -121,6 +124,10 @@ struct Cli {
     /// Ping and flood: one line every DUR with the interval's sent, received, loss (replies not back by its end), p50 and jitter (as iperf3 -i).
     #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
     report_every: Option<Duration>,
+
+    /// Ping: on a terminal, one bar per reply (a fixed log scale, a mark per loss), prettyping-style; plain lines elsewhere.
+    #[arg(long)]
+    graph: bool,
 
     /// Send MESSAGE once to a broadcast address or multicast group and list every reply within --timeout (device discovery).
     #[arg(long, conflicts_with_all = ["count", "repeat", "file"])]
@@ -209,6 +216,7 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         save: cli.save,
         broadcast: cli.broadcast,
         report_every: cli.report_every.filter(|d| !d.is_zero()),
+        graph: cli.graph,
     })
 }
 

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::graph::Graph;
 use crate::stats::{Rtt, RttSummary};
 use common::output::{Datagram, Output};
 use common::shutdown::{Shutdown, is_wake_up};
@@ -311,7 +312,12 @@ pub(crate) fn run(
         buf: vec![0u8; RECV_BUFFER],
         refused: false,
         lingering: false,
+        graph: Graph::start(config.graph),
+        timeout,
     };
+    if pinger.graph.is_some() {
+        out.raw(&format!("{}\n", Graph::legend())).map_err(Error::stdout)?;
+    }
 
     let mut next_send = Instant::now();
     let mut last_send = next_send;
@@ -335,6 +341,7 @@ pub(crate) fn run(
         pinger.lingering = true;
         pinger.receive(Instant::now() + pinger.tracker.grace(timeout))?;
     }
+    pinger.end_graph()?;
     Ok(pinger.tracker.finish(config, shutdown.is_triggered()))
 }
 
@@ -350,6 +357,10 @@ struct Pinger<'a> {
     refused: bool,
     /// After the last reply: keep receiving until the deadline (late duplicates).
     lingering: bool,
+    /// `--graph` on a terminal: a bar per reply instead of a line.
+    graph: Option<Graph>,
+    /// How long a request may wait for its reply before the graph marks it lost.
+    timeout: Duration,
 }
 
 impl Pinger<'_> {
@@ -357,7 +368,32 @@ impl Pinger<'_> {
         self.shutdown.is_triggered() || self.out.is_closed()
     }
 
+    /// With `--graph`: a `✗` for each request unanswered for longer than the timeout (all
+    /// that are left, at the end), then the end of the line.
+    fn mark_lost(&mut self, now: Instant, all: bool) -> Result<()> {
+        let Some(graph) = &mut self.graph else { return Ok(()) };
+        let mut marks = String::new();
+        for state in &mut self.tracker.states {
+            if let State::InFlight(at) = *state {
+                if all || now.duration_since(at) >= self.timeout {
+                    *state = State::Expired(at);
+                    marks += &graph.lost();
+                }
+            }
+        }
+        self.out.raw(&marks).map_err(Error::stdout)
+    }
+
+    fn end_graph(&mut self) -> Result<()> {
+        self.mark_lost(Instant::now(), true)?;
+        match &self.graph {
+            Some(graph) => self.out.raw(graph.end()).map_err(Error::stdout),
+            None => Ok(()),
+        }
+    }
+
     fn send(&mut self, seq: u64, message: &[u8], now: Instant) -> Result<()> {
+        self.mark_lost(now, false)?;
         let payload = request(seq, message);
         match self.socket.send(&payload) {
             Ok(_) => {
@@ -389,12 +425,18 @@ impl Pinger<'_> {
                         }
                         Match::Unmatched => None,
                     };
-                    let reply = Datagram {
-                        seq,
-                        rtt,
-                        ..Datagram::new(peer, payload)
-                    };
-                    self.out.reply(&reply).map_err(Error::stdout)?;
+                    match (&mut self.graph, rtt) {
+                        (Some(graph), Some(rtt)) => self.out.raw(&graph.reply(rtt)).map_err(Error::stdout)?,
+                        (Some(_), None) => {}
+                        (None, _) => {
+                            let reply = Datagram {
+                                seq,
+                                rtt,
+                                ..Datagram::new(peer, payload)
+                            };
+                            self.out.reply(&reply).map_err(Error::stdout)?;
+                        }
+                    }
                     if !self.lingering
                         && self.tracker.all_answered()
                         && self.tracker.summary.sent == self.tracker.states.len() as u64
@@ -452,6 +494,7 @@ fn flood(socket: &UdpSocket, config: &Config, count: u64, shutdown: &Shutdown, o
         refused: false,
         start: Instant::now(),
         last_reply: Instant::now(),
+        progress: crate::progress::Progress::new(count, false),
     };
     while !shutdown.is_triggered() {
         flood.fill_window()?;
@@ -486,6 +529,8 @@ struct Flood<'a> {
     refused: bool,
     start: Instant,
     last_reply: Instant,
+    /// The live progress line, on a terminal.
+    progress: crate::progress::Progress,
 }
 
 impl Flood<'_> {
@@ -506,6 +551,7 @@ impl Flood<'_> {
                 Err(e) if common::error::is_port_unreachable(&e) => warn_refused(&mut self.refused, target),
                 Err(e) => return Err(send_error(&e, payload.len(), target)),
             }
+            self.progress.add(1);
             self.next_seq += 1;
         }
         Ok(())
@@ -571,6 +617,7 @@ impl Flood<'_> {
 
     /// The summary, with the rate: echoed datagrams per second, or sent ones with --no-reply.
     fn finish(self, stopped: bool) -> PingSummary {
+        self.progress.finish();
         let elapsed = self.last_reply.duration_since(self.start).as_secs_f64();
         let mut summary = self.tracker.finish(self.config, stopped);
         if elapsed > 0.0 && summary.received > 0 {

@@ -69,6 +69,39 @@ fn a_flood_held_back_by_a_rate_limit_says_the_server_may_be_rate_limiting() {
     );
 }
 
+/// As processes: a ping through `udp-server --delay 10ms..30ms` reports a jitter above 0
+/// and within the 20 ms the delays allow, and a histogram counting every reply.
+#[test]
+fn jitter_through_a_delaying_server_is_within_the_delays() {
+    let server = Process::spawn(
+        &bin("udp-server"),
+        &["--bind", "127.0.0.1:0", "-q", "--delay", "10ms..30ms", "--seed", "3"],
+    )
+    .unwrap();
+    let addr = server.listening(WAIT).unwrap().to_string();
+    let ran = run_to_end(
+        &bin("udp-client"),
+        &[&addr, "--count", "30", "--interval", "15ms", "--json"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let summary: serde_json::Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+    let jitter = summary["jitter_ms"].as_f64().unwrap();
+    assert!(jitter > 0.0 && jitter <= 20.0, "{summary}");
+    let counted: u64 = summary["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(counted), summary["received"].as_u64());
+    // Stderr is a pipe here: no progress line, no graph, only the logs and the summary.
+    assert!(
+        !ran.stderr.contains("datagrams sent") && !ran.stderr.contains('\r'),
+        "{}",
+        ran.stderr
+    );
+}
+
 #[test]
 fn ping_through_the_real_server_by_name() {
     let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();

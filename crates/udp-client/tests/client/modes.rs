@@ -452,6 +452,11 @@ fn a_no_reply_flood_does_not_talk_about_replies_in_flight() {
         stderr.iter().any(|l| l.contains("nothing is awaited (--no-reply)")),
         "{stderr:?}"
     );
+    // Stderr is a pipe: no progress line.
+    assert!(
+        !stderr.iter().any(|l| l.contains("datagrams sent") || l.contains('\r')),
+        "{stderr:?}"
+    );
 }
 
 /// `--report-every`: JSON `interval` events while the ping runs, their sends adding up to
@@ -489,4 +494,20 @@ fn report_every_prints_one_interval_event_per_period() {
         intervals.windows(2).all(|w| w[0]["end_s"] == w[1]["start_s"]),
         "back to back: {intervals:?}"
     );
+}
+
+/// `--graph` off a terminal (here a pipe): a one-line note, then the plain lines.
+#[test]
+fn graph_off_a_terminal_says_so_and_prints_plain_lines() {
+    let peer = Peer::echo();
+    let (code, stdout, stderr) = run(&[&peer.addr.to_string(), "--count", "3", "--interval", "10ms", "--graph"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("--graph draws on a terminal; stdout is not one")),
+        "{stderr:?}"
+    );
+    assert_eq!(stdout.len(), 3, "{stdout:?}");
+    assert!(stdout.iter().all(|l| l.contains(" ping  rtt ")), "{stdout:?}");
 }
