@@ -106,6 +106,8 @@ pub struct Delivery {
     pub peer: SocketAddr,
     /// Where it was sent to, when known (see [`crate::dest`]).
     pub to: Option<Destination>,
+    /// It was longer than the receive buffer and was cut before it entered.
+    pub truncated: bool,
     /// What the faults did, for the program's output (`duplicate`, `delayed`, `reordered`).
     pub note: Option<&'static str>,
 }
@@ -175,6 +177,7 @@ struct Pending {
     data: Vec<u8>,
     peer: SocketAddr,
     to: Option<Destination>,
+    truncated: bool,
     note: Option<&'static str>,
 }
 
@@ -200,8 +203,9 @@ impl Faults {
         self.counts
     }
 
-    /// A datagram read from the socket enters the simulated network.
-    pub fn arrive(&mut self, now: Instant, data: &[u8], peer: SocketAddr, to: Option<Destination>) {
+    /// A datagram read from the socket enters the simulated network; where it was sent and
+    /// whether the receive cut it travel with it.
+    pub fn arrive(&mut self, now: Instant, data: &[u8], peer: SocketAddr, to: Option<Destination>, truncated: bool) {
         // Always four draws per datagram, so each fault's choices do not depend on the others.
         let (r_drop, r_dup, r_delay, r_reorder) = (self.unit(), self.unit(), self.unit(), self.unit());
         if r_drop < self.config.drop {
@@ -225,6 +229,7 @@ impl Faults {
             data: data.to_vec(),
             peer,
             to,
+            truncated,
             note,
         };
         if r_dup < self.config.duplicate {
@@ -252,6 +257,7 @@ impl Faults {
                 data: pending.data,
                 peer: pending.peer,
                 to: pending.to,
+                truncated: pending.truncated,
                 note: pending.note,
             };
             match &mut self.held {
@@ -357,7 +363,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..n {
             let now = t0 + Duration::from_millis(u64::from(i) * 10);
-            f.arrive(now, &[i], peer(), None);
+            f.arrive(now, &[i], peer(), None, false);
             out.extend(f.take_due(now).map(|d| d.data));
         }
         out.extend(f.take_due(t0 + Duration::from_secs(10)).map(|d| d.data));
@@ -464,7 +470,7 @@ mod tests {
         };
         let mut f = Faults::new(config);
         let t0 = Instant::now();
-        f.arrive(t0, b"x", peer(), None);
+        f.arrive(t0, b"x", peer(), None, false);
         assert_eq!(f.take_due(t0).count(), 0);
         let due = f.next_due().unwrap();
         assert!(due >= t0 + Duration::from_millis(50) && due <= t0 + Duration::from_millis(150));
@@ -479,7 +485,7 @@ mod tests {
             ..Default::default()
         });
         let t0 = Instant::now();
-        f.arrive(t0, b"last", peer(), None);
+        f.arrive(t0, b"last", peer(), None, false);
         assert_eq!(f.take_due(t0).count(), 0);
         assert_eq!(f.next_due(), Some(t0 + MAX_HOLD));
         assert_eq!(

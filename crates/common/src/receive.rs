@@ -198,7 +198,7 @@ impl Receiver {
             };
             handler.arrived(&datagram);
             match &mut self.faults {
-                Some(faults) => faults.arrive(Instant::now(), datagram.data, datagram.peer, datagram.to),
+                Some(faults) => faults.arrive(Instant::now(), datagram.data, datagram.peer, datagram.to, truncated),
                 None => handler.deliver(&self.socket, datagram)?,
             }
         }
@@ -330,7 +330,7 @@ fn delivered(d: &crate::faults::Delivery) -> Incoming<'_> {
         data: &d.data,
         peer: d.peer,
         to: d.to,
-        truncated: false,
+        truncated: d.truncated,
         note: d.note,
     }
 }
@@ -374,13 +374,24 @@ mod tests {
     use std::io;
     use std::time::Duration;
 
+    /// Cut or not, a datagram says so: by `recvfrom`, by `recvmsg`, and after a `--delay`
+    /// (the simulated network keeps the mark).
     #[test]
     fn a_long_datagram_is_reported_cut() {
-        for destination in [false, true] {
+        let delayed = FaultConfig {
+            delay: Some((Duration::from_millis(1), Duration::from_millis(1))),
+            ..FaultConfig::default()
+        };
+        for (destination, faults) in [
+            (false, FaultConfig::default()),
+            (true, FaultConfig::default()),
+            (false, delayed),
+        ] {
             let options = ReceiveOptions {
                 buffer_size: 10,
                 destination,
                 count: Some(2),
+                faults,
                 ..ReceiveOptions::default()
             };
             let mut receiver = bind(socket(&options).unwrap(), &options).unwrap();
@@ -406,7 +417,7 @@ mod tests {
             assert_eq!(
                 seen.0,
                 vec![(vec![7u8; 10], true), (vec![8u8; 10], false)],
-                "{destination}"
+                "destination {destination}, faults {faults:?}"
             );
         }
     }
