@@ -257,6 +257,19 @@ impl Process {
     pub fn listening(&self, within: Duration) -> Option<SocketAddr> {
         listening_addr(&self.stdout.next(within)?)
     }
+
+    /// Starts a server (`udp-server`) on `--bind 127.0.0.1:0` with `args` after it, and
+    /// waits up to [`WAIT`] for its `listening` line: the process, and the port the OS gave.
+    ///
+    /// # Panics
+    /// When the program cannot start or says nothing within [`WAIT`] (a test helper).
+    pub fn server(program: &str, args: &[&str]) -> (Self, SocketAddr) {
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let process = Self::spawn(program, &all).expect("the server starts");
+        let addr = process.listening(WAIT).expect("a listening line first");
+        (process, addr)
+    }
 }
 
 impl Drop for Process {

@@ -49,8 +49,7 @@ fn chapter_server_cuts_a_long_datagram_to_1024_bytes_like_recvfrom_1024() {
 
 #[test]
 fn chapter_client_gets_its_echo_from_udp_server() {
-    let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--count", "1"]).unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (mut server, addr) = Process::server(&bin("udp-server"), &["--count", "1"]);
     let client = Command::new(example("chapter_client"))
         .args(["127.0.0.1", &addr.port().to_string(), "hello"])
         .output()

@@ -8,8 +8,7 @@ use common::testkit::{bin, run_to_end};
 
 #[test]
 fn the_readme_pair_server_and_client_hello() {
-    let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0"]).unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (mut server, addr) = Process::server(&bin("udp-server"), &[]);
     let out = Command::new(bin("udp-client"))
         .args([&addr.to_string(), "hello"])
         .output()
@@ -26,12 +25,7 @@ fn the_readme_pair_server_and_client_hello() {
 /// duplicate comes after the reply it is about, and the summary after every reply.
 #[test]
 fn with_stdout_and_stderr_on_one_pipe_every_line_comes_in_order() {
-    let server = Process::spawn(
-        &bin("udp-server"),
-        &["--bind", "127.0.0.1:0", "--duplicate", "1", "--seed", "3", "-q"],
-    )
-    .unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (_server, addr) = Process::server(&bin("udp-server"), &["--duplicate", "1", "--seed", "3", "-q"]);
     let script = format!("'{}' {addr} --count 5 --interval 20ms 2>&1", bin("udp-client"));
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -50,12 +44,7 @@ fn with_stdout_and_stderr_on_one_pipe_every_line_comes_in_order() {
 /// server's explicit `--rate-limit` holds this machine's replies back.
 #[test]
 fn a_flood_held_back_by_a_rate_limit_says_the_server_may_be_rate_limiting() {
-    let server = Process::spawn(
-        &bin("udp-server"),
-        &["--bind", "127.0.0.1:0", "--rate-limit", "50/s", "-q"],
-    )
-    .unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (_server, addr) = Process::server(&bin("udp-server"), &["--rate-limit", "50/s", "-q"]);
     let target = addr.to_string();
     let ran = run_to_end(
         &bin("udp-client"),
@@ -73,12 +62,8 @@ fn a_flood_held_back_by_a_rate_limit_says_the_server_may_be_rate_limiting() {
 /// and within the 20 ms the delays allow, and a histogram counting every reply.
 #[test]
 fn jitter_through_a_delaying_server_is_within_the_delays() {
-    let server = Process::spawn(
-        &bin("udp-server"),
-        &["--bind", "127.0.0.1:0", "-q", "--delay", "10ms..30ms", "--seed", "3"],
-    )
-    .unwrap();
-    let addr = server.listening(WAIT).unwrap().to_string();
+    let (_server, addr) = Process::server(&bin("udp-server"), &["-q", "--delay", "10ms..30ms", "--seed", "3"]);
+    let addr = addr.to_string();
     let ran = run_to_end(
         &bin("udp-client"),
         &[&addr, "--count", "30", "--interval", "15ms", "--json"],
@@ -104,8 +89,7 @@ fn jitter_through_a_delaying_server_is_within_the_delays() {
 
 #[test]
 fn ping_through_the_real_server_by_name() {
-    let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (mut server, addr) = Process::server(&bin("udp-server"), &["--quiet", "--json"]);
     let target = format!("localhost:{}", addr.port());
     let out = Command::new(bin("udp-client"))
         .args([&target, "-n", "10", "-i", "5ms", "--json"])
@@ -145,8 +129,7 @@ fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
     const PEERS: usize = 64;
     const PER_PEER: usize = 50;
     const FLOOD: u64 = 100_000;
-    let mut server = Process::spawn(&bin("udp-server"), &["--bind", "127.0.0.1:0", "--quiet", "--json"]).unwrap();
-    let addr = server.listening(WAIT).unwrap();
+    let (mut server, addr) = Process::server(&bin("udp-server"), &["--quiet", "--json"]);
 
     // 64 peers, each sending numbered datagrams and checking every reply is its own.
     let peers: Vec<_> = (0..PEERS).map(|k| spawn_peer(k, PER_PEER, addr)).collect();

@@ -7,11 +7,7 @@ use std::process::Command;
 use common::testkit::{self, Process, WAIT, bin};
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
-    let mut all = vec!["--bind", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let process = Process::spawn(&bin("udp-server"), &all).unwrap();
-    let addr = process.listening(WAIT).unwrap();
-    (process, addr)
+    Process::server(&bin("udp-server"), args)
 }
 
 /// The repository's root, where `scripts/` is.

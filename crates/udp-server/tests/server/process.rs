@@ -12,11 +12,7 @@ use crate::WAIT;
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_udp-server");
 
 fn server(args: &[&str]) -> (Process, SocketAddr) {
-    let mut all = vec!["--bind", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let process = Process::spawn(BIN, &all).unwrap();
-    let addr = process.listening(WAIT).expect("a listening line first");
-    (process, addr)
+    Process::server(BIN, args)
 }
 
 pub(crate) fn echo(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {

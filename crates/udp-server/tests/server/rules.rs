@@ -5,11 +5,7 @@ use common::testkit::{self, Process, WAIT, run_to_end};
 use crate::process::{BIN, echo};
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
-    let mut all = vec!["--bind", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let process = Process::spawn(BIN, &all).unwrap();
-    let addr = process.listening(WAIT).unwrap();
-    (process, addr)
+    Process::server(BIN, args)
 }
 
 /// A rule reply longer than its request is cut to the request's length unless
