@@ -513,7 +513,8 @@ pub fn plural(n: u64, noun: &str) -> String {
     }
 }
 
-fn round3(x: f64) -> f64 {
+/// Three decimals, as every millisecond figure in the JSON output is given.
+pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::graph::Graph;
 use crate::stats::{Rtt, RttSummary};
-use common::output::{Datagram, Output};
+use common::output::{Datagram, Output, round3};
 use common::shutdown::{Shutdown, is_wake_up};
 use common::{Error, Result};
 use serde_json::json;
@@ -67,9 +67,8 @@ impl PingSummary {
             "rtt_ms": self.rtt.map_or(serde_json::Value::Null, |r| r.to_json()),
         });
         if let Some(r) = self.rtt {
-            let round = |x: f64| (x * 1000.0).round() / 1000.0;
-            obj["jitter_ms"] = json!(round(r.jitter));
-            obj["mdev_ms"] = json!(round(r.mdev));
+            obj["jitter_ms"] = json!(round3(r.jitter));
+            obj["mdev_ms"] = json!(round3(r.mdev));
             obj["histogram"] = crate::stats::histogram_json(&self.histogram);
         }
         if let Some(rate) = self.rate {

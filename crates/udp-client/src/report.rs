@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use common::output::round3;
 use serde_json::json;
 
 use crate::stats::Rtt;
@@ -62,11 +63,10 @@ impl Reporter {
             ms(p50),
             ms(jitter)
         );
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
         let fields = json!({
-            "event": "interval", "start_s": round(from), "end_s": round(to),
+            "event": "interval", "start_s": round3(from), "end_s": round3(to),
             "sent": self.sent, "received": self.received, "loss_percent": (loss * 100.0).round() / 100.0,
-            "p50_ms": p50.map(round), "jitter_ms": jitter.map(round),
+            "p50_ms": p50.map(round3), "jitter_ms": jitter.map(round3),
         });
         *self = Reporter::new(self.every, self.start);
         self.from = now;

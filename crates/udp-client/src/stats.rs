@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use common::output::round3;
+
 /// Round-trip times collected during a run.
 #[derive(Debug, Default, Clone)]
 pub struct Rtt {
@@ -133,17 +135,16 @@ pub fn histogram_text(buckets: &[Bucket]) -> String {
 pub fn histogram_json(buckets: &[Bucket]) -> serde_json::Value {
     buckets
         .iter()
-        .map(|b| serde_json::json!({"le_ms": (b.le_ms * 1000.0).round() / 1000.0, "count": b.count}))
+        .map(|b| serde_json::json!({"le_ms": round3(b.le_ms), "count": b.count}))
         .collect()
 }
 
 impl RttSummary {
     /// The JSON object of the summary line: `{"min":…,"avg":…,"p50":…,"p99":…,"max":…}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let r = |x: f64| (x * 1000.0).round() / 1000.0;
         serde_json::json!({
-            "min": r(self.min), "avg": r(self.avg), "p50": r(self.p50), "p99": r(self.p99), "max": r(self.max),
-            "mdev": r(self.mdev),
+            "min": round3(self.min), "avg": round3(self.avg), "p50": round3(self.p50),
+            "p99": round3(self.p99), "max": round3(self.max), "mdev": round3(self.mdev),
         })
     }
 }
