@@ -356,3 +356,55 @@ fn show_board(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts() -> Counts {
+        Counts {
+            received: 10,
+            senders: 2,
+            lost: 3,
+            duplicates: 4,
+            reordered: 5,
+            restarts: 6,
+            malformed: 7,
+            untracked: 8,
+        }
+    }
+
+    /// The summary's JSON, byte for byte, as scripts read it: every optional count absent,
+    /// then every one present (faults, kernel drops, checksum, save).
+    #[test]
+    fn the_summary_json_is_pinned_byte_for_byte() {
+        let bare = ListenSummary {
+            local: "0.0.0.0:7788".parse().unwrap(),
+            counts: counts(),
+            faults: None,
+            kernel_drops: None,
+            checksum_bad: None,
+            saved: None,
+        };
+        assert_eq!(
+            bare.to_json().to_string(),
+            r#"{"duplicates":4,"lost":3,"malformed":7,"received":10,"reordered":5,"restarts":6,"senders":2,"untracked":8}"#
+        );
+        let full = ListenSummary {
+            faults: Some(FaultCounts {
+                dropped: 11,
+                duplicated: 12,
+                delayed: 13,
+                reordered: 14,
+            }),
+            kernel_drops: Some(15),
+            checksum_bad: Some(16),
+            saved: Some(17),
+            ..bare
+        };
+        assert_eq!(
+            full.to_json().to_string(),
+            r#"{"checksum_bad":16,"delayed":13,"dropped":11,"duplicated":12,"duplicates":4,"injected_reordered":14,"kernel_drops":15,"lost":3,"malformed":7,"received":10,"reordered":5,"restarts":6,"saved_bytes":17,"senders":2,"untracked":8}"#
+        );
+    }
+}

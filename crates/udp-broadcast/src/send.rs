@@ -246,6 +246,28 @@ mod tests {
         assert!(check(&config("239.1.2.3:7788")).is_ok());
     }
 
+    /// The summary's JSON, byte for byte, as scripts read it.
+    #[test]
+    fn the_summary_json_is_pinned_byte_for_byte() {
+        let summary = SendSummary {
+            sent: 3,
+            session: "abcd1234".into(),
+            to: DEFAULT_TO,
+        };
+        assert_eq!(
+            summary.to_json().to_string(),
+            r#"{"sent":3,"session":"abcd1234","to":"127.255.255.255:7788"}"#
+        );
+        let v6 = SendSummary {
+            to: "[ff02::1%3]:7788".parse().unwrap(),
+            ..summary
+        };
+        assert_eq!(
+            v6.to_json().to_string(),
+            r#"{"sent":3,"session":"abcd1234","to":"[ff02::1%3]:7788"}"#
+        );
+    }
+
     #[test]
     fn session_ids_are_eight_hex_digits_and_differ() {
         let a = session_id();
