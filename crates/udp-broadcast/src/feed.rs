@@ -141,8 +141,8 @@ const MAX_GAPS: usize = 256;
 /// this cap and the gaps remembered per sender (256), the tracker stays within a few megabytes whatever arrives.
 pub const MAX_SENDERS: usize = 256;
 
-/// The listener's counters, as the summary reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The listener's counters, as the summary reports them (and names them in its JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// Datagrams received (well-formed or not).
     pub received: u64,

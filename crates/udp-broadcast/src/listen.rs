@@ -11,7 +11,7 @@ use common::receive::{self, Handler, Incoming, ReceiveOptions};
 use common::save::Save;
 use common::shutdown::Shutdown;
 use common::{Error, Result};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::feed::{self, Counts, Tracker};
 use crate::{DEFAULT_PORT, interface};
@@ -55,46 +55,56 @@ pub struct ListenConfig {
 /// Keys the board shows; more would let any sender grow the listener's memory at will.
 pub const MAX_BOARD_KEYS: usize = 256;
 
-/// What a listener heard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a listener heard. Its JSON (the `summary` event) is this struct serialized: the
+/// counts, then each optional count only when it applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListenSummary {
-    /// The bound address.
+    /// The bound address (in the `listening` line, not the summary).
+    #[serde(skip)]
     pub local: SocketAddr,
     /// What the sequence numbers told, per sender and in all.
+    #[serde(flatten)]
     pub counts: Counts,
     /// What the injected faults did, when any were asked for.
+    #[serde(flatten, serialize_with = "injected")]
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_drops: Option<u64>,
     /// Messages whose check bytes were wrong (`--checksum`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_bad: Option<u64>,
     /// Bytes appended to the `--save` file.
+    #[serde(rename = "saved_bytes", skip_serializing_if = "Option::is_none")]
     pub saved: Option<u64>,
+}
+
+/// The injected faults' counts in the summary. The listener's own `reordered` (what the
+/// sequence numbers showed) keeps its name; what the fault injection reordered is apart.
+#[derive(Serialize)]
+struct Injected {
+    dropped: u64,
+    duplicated: u64,
+    delayed: u64,
+    injected_reordered: u64,
+}
+
+fn injected<S: serde::Serializer>(faults: &Option<FaultCounts>, to: S) -> std::result::Result<S::Ok, S::Error> {
+    faults
+        .map(|f| Injected {
+            dropped: f.dropped,
+            duplicated: f.duplicated,
+            delayed: f.delayed,
+            injected_reordered: f.reordered,
+        })
+        .serialize(to)
 }
 
 impl ListenSummary {
     /// The summary JSON fields.
     pub fn to_json(&self) -> serde_json::Value {
-        let c = &self.counts;
-        let mut obj = json!({
-            "received": c.received, "senders": c.senders, "lost": c.lost, "duplicates": c.duplicates,
-            "reordered": c.reordered, "restarts": c.restarts, "malformed": c.malformed,
-            "untracked": c.untracked,
-        });
-        if let Some(f) = self.faults {
-            // The listener's own `reordered` counts what it saw; the injected count is apart.
-            f.add_to(&mut obj);
-            obj["reordered"] = c.reordered.into();
-            obj["injected_reordered"] = f.reordered.into();
-        }
-        common::kernel::add_to(self.kernel_drops, &mut obj);
-        if let Some(bad) = self.checksum_bad {
-            obj["checksum_bad"] = bad.into();
-        }
-        if let Some(saved) = self.saved {
-            obj["saved_bytes"] = saved.into();
-        }
-        obj
+        // Cannot fail: every field is a number, and the map's keys are strings.
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// The summary line for stderr.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::output::{Datagram, Output, OutputOptions};
 use common::shutdown::Shutdown;
 use common::{Error, Result};
-use serde_json::json;
+use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::feed::{self, Feed, FeedKind};
@@ -52,21 +52,22 @@ pub struct SendConfig {
     pub output: OutputOptions,
 }
 
-/// What a sender did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a sender did; its JSON (the `summary` event) is this struct serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SendSummary {
     /// Messages sent.
     pub sent: u64,
     /// This run's session id.
     pub session: String,
-    /// Where they went.
+    /// Where they went (`"127.255.255.255:7788"`: serde writes an address as text in JSON).
     pub to: SocketAddr,
 }
 
 impl SendSummary {
     /// The summary JSON fields.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({"sent": self.sent, "session": self.session, "to": self.to.to_string()})
+        // Cannot fail: a number and two strings.
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// The summary line for stderr.
