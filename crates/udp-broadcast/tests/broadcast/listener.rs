@@ -253,12 +253,8 @@ fn a_listener_on_one_address_says_it_hears_no_broadcasts_and_a_taken_port_gets_a
 
     let taken = UdpSocket::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = std::process::Command::new(crate::BIN)
-        .args(["listen", "--bind", &format!("0.0.0.0:{port}")])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = crate::run(&["listen", "--bind", &format!("0.0.0.0:{port}")]);
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("is another server running? try another port, e.g. --bind 0.0.0.0:0"),
         "{stderr}"

@@ -23,6 +23,22 @@ fn listener(args: &[&str]) -> (Process, SocketAddr) {
 
 /// Runs `udp-broadcast send ARGS…` to the end; its exit code and stderr.
 fn send(args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(BIN).arg("send").args(args).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let mut all = vec!["send"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// Runs `udp-broadcast ARGS…` to the end, within [`WAIT`] (killed past it, failing the
+/// test); its exit code and stderr.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut process = Process::spawn(BIN, args).unwrap();
+    let status = process.wait(WAIT).expect("udp-broadcast ends within WAIT");
+    (status.code(), process.stderr.rest(WAIT).join("\n"))
+}
+
+/// A port on 127.0.0.1 that the test holds and nobody hears: where a test points a
+/// sender that must fail before it sends, so that even a regression reaches nobody (never
+/// the default port 7788, where a learner's listener may be running).
+fn nobody() -> String {
+    common::testkit::closed_port().port().to_string()
 }

@@ -2,7 +2,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 
 use serde_json::Value;
 
-use crate::{WAIT, listener, send};
+use crate::{WAIT, listener, nobody, send};
 
 #[test]
 fn two_listeners_on_one_port_both_hear_every_broadcast() {
@@ -33,13 +33,15 @@ fn two_listeners_on_one_port_both_hear_every_broadcast() {
 fn without_so_broadcast_the_os_refuses_with_eacces() {
     // The fact the sender's SO_BROADCAST step exists for (FACTS.md): a socket that did not
     // ask for broadcast cannot send to a broadcast address.
-    let plain = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let err = plain.send_to(b"x", "127.255.255.255:9").unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
-    plain.set_broadcast(true).unwrap();
     let listener = UdpSocket::bind("0.0.0.0:0").unwrap();
     listener.set_read_timeout(Some(WAIT)).unwrap();
     let port = listener.local_addr().unwrap().port();
+    let plain = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let err = plain
+        .send_to(b"x", (Ipv4Addr::new(127, 255, 255, 255), port))
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    plain.set_broadcast(true).unwrap();
     plain
         .send_to(b"now allowed", (Ipv4Addr::new(127, 255, 255, 255), port))
         .unwrap();
@@ -80,29 +82,48 @@ fn ipv4_multicast_on_loopback_reaches_a_listener_that_joined() {
 
 #[test]
 fn usage_mistakes_are_one_line_and_exit_2() {
+    // Every destination is a port this test holds, every listener binds port 0: a usage
+    // check that regressed would still send nothing to anyone else.
+    let port = nobody();
+    let to = format!("127.255.255.255:{port}");
+    let (v6, ff02, group) = (
+        format!("[::1]:{port}"),
+        format!("[ff02::1]:{port}"),
+        format!("239.1.2.3:{port}"),
+    );
     for (args, needle) in [
-        (&["send", "--interval", "1ms"][..], "the minimum is 10ms"),
-        (&["send", "--interval", "0"], "the minimum is 10ms"),
-        (&["send", "--to", "[::1]:7788"], "IPv6 has no broadcast"),
+        (&["send", "--to", &to, "--interval", "1ms"][..], "the minimum is 10ms"),
+        (&["send", "--to", &to, "--interval", "0"], "the minimum is 10ms"),
+        (&["send", "--to", &v6], "IPv6 has no broadcast"),
+        (&["send", "--to", &ff02], "Linux loopback carries no IPv6 multicast"),
+        (&["send", "--to", &to, "--feed", "weather"], "unknown feed 'weather'"),
         (
-            &["send", "--to", "[ff02::1]:7788"],
-            "Linux loopback carries no IPv6 multicast",
-        ),
-        (&["send", "--feed", "weather"], "unknown feed 'weather'"),
-        (
-            &["send", "--to", "239.1.2.3:9", "--interface", "eth9"],
+            &["send", "--to", &group, "--interface", "eth9"],
             "give the interface's IPv4 address",
         ),
-        (&["listen", "--group", "10.0.0.1"], "not a multicast address"),
-        (&["listen", "--group", "ff02::1234"], "needs --interface NAME"),
         (
-            &["listen", "--group", "ff02::1234", "--interface", "no-such-if0"],
+            &["listen", "--bind", "0.0.0.0:0", "--group", "10.0.0.1"],
+            "not a multicast address",
+        ),
+        (
+            &["listen", "--bind", "[::]:0", "--group", "ff02::1234"],
+            "needs --interface NAME",
+        ),
+        (
+            &[
+                "listen",
+                "--bind",
+                "[::]:0",
+                "--group",
+                "ff02::1234",
+                "--interface",
+                "no-such-if0",
+            ],
             "no such network interface",
         ),
     ] {
-        let out = std::process::Command::new(crate::BIN).args(args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = crate::run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         let errors: Vec<&str> = stderr.lines().collect();
         assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
         assert!(
@@ -114,9 +135,8 @@ fn usage_mistakes_are_one_line_and_exit_2() {
 
 #[test]
 fn no_subcommand_says_send_or_listen_in_one_line() {
-    let out = std::process::Command::new(crate::BIN).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = crate::run(&[]);
+    assert_eq!(code, Some(2));
     assert_eq!(
         stderr.trim_end(),
         "udp-broadcast: a subcommand is missing: send or listen (see --help)"
