@@ -73,8 +73,10 @@ impl SendSummary {
     /// The summary line for stderr.
     pub fn to_text(&self) -> String {
         format!(
-            "udp-broadcast: sent {} messages to {} (session {})",
-            self.sent, self.to, self.session
+            "udp-broadcast: sent {} to {} (session {})",
+            common::output::plural(self.sent, "message"),
+            self.to,
+            self.session
         )
     }
 }

@@ -157,3 +157,25 @@ fn help_shows_an_example_per_mode_and_version_works() {
         ],
     );
 }
+
+/// A bound socket on 0.0.0.0:0 that hears loopback broadcasts, and the `--to` for it.
+fn hearer() -> (UdpSocket, String) {
+    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let to = format!("127.255.255.255:{}", socket.local_addr().unwrap().port());
+    (socket, to)
+}
+
+#[test]
+fn one_message_is_one_message_in_the_summary() {
+    let (socket, to) = hearer();
+    let (code, stderr) = send(&["--to", &to, "--count", "1", "hi"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (bytes, _) = common::testkit::recv(&socket).unwrap();
+    assert!(bytes.starts_with(b"seq=1 session=") && bytes.ends_with(b" hi"));
+    let summary = stderr.lines().last().unwrap();
+    assert!(
+        summary.starts_with(&format!("udp-broadcast: sent 1 message to {to} (session ")),
+        "{summary}"
+    );
+}
