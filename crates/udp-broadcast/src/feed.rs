@@ -94,9 +94,12 @@ fn split_word(text: &str) -> (&str, &str) {
     text.split_once(' ').unwrap_or((text, ""))
 }
 
-/// The datagram text for one message.
-pub fn format(seq: u64, session: &str, body: &str) -> String {
-    format!("seq={seq} session={session} {body}")
+/// The datagram for one message: the ASCII header `seq=N session=ID `, then `body` byte
+/// for byte (text in any encoding, or binary).
+pub fn frame(seq: u64, session: &str, body: &[u8]) -> Vec<u8> {
+    let mut datagram = format!("seq={seq} session={session} ").into_bytes();
+    datagram.extend_from_slice(body);
+    datagram
 }
 
 /// What one message turned out to be, for its sender's stream.
@@ -388,8 +391,8 @@ mod tests {
 
     #[test]
     fn parses_what_the_sender_writes() {
-        let text = format(3, "abcd1234", "AAPL 189.23 +0.12");
-        let m = parse(text.as_bytes()).unwrap();
+        let text = frame(3, "abcd1234", b"AAPL 189.23 +0.12");
+        let m = parse(&text).unwrap();
         assert_eq!(
             m,
             Message {
@@ -556,14 +559,14 @@ mod tests {
         // A bounded property test (the fuzz target in fuzz/ goes further): 200 000
         // datagrams of random bytes, and of random mutations of a valid message.
         let mut rng = Feed::new(FeedKind::Quotes, 0x5eed);
-        let valid = format(42, "abcd", "AAPL 1.00");
+        let valid = frame(42, "abcd", b"AAPL 1.00");
         let mut t = Tracker::default();
         for i in 0..200_000u64 {
             let len = (rng.next_random() % 64) as usize;
             let mut bytes: Vec<u8> = if i % 2 == 0 {
                 (0..len).map(|_| rng.next_random() as u8).collect()
             } else {
-                valid.clone().into_bytes()
+                valid.clone()
             };
             if !bytes.is_empty() {
                 let at = (rng.next_random() as usize) % bytes.len();

@@ -31,6 +31,7 @@ const PROGRAM: &str = "udp-broadcast";
   udp-broadcast send --feed quotes                   stock quotes to 127.255.255.255:7788 (this machine)
   udp-broadcast listen --board                       the latest quote per symbol, redrawn in place
   udp-broadcast send --count 5 --interval 200ms hi   five numbered \"hi\" messages, then stop
+  udp-broadcast send --raw -e hex \"aa 55 01 17\"      those 4 bytes alone, as a device sends them (no seq= header)
   udp-broadcast send --to 255.255.255.255:7788       the whole LAN (every host on your network)
   udp-broadcast send --to 239.1.2.3:7788             multicast (on loopback unless --interface)
   udp-broadcast listen --group 239.1.2.3             join a multicast group
@@ -78,7 +79,11 @@ struct SendArgs {
     #[arg(long, value_name = "N")]
     ttl: Option<u32>,
 
-    /// The message: words joined with spaces, sent with seq= and session= in front.
+    /// No seq=/session= header: send the message (or feed line) alone, as a real sensor or device does (listeners then cannot count losses).
+    #[arg(long)]
+    raw: bool,
+
+    /// The message: words joined with spaces, typed in --encoding (hex: aa 55 01 17), sent with seq= and session= in front unless --raw.
     #[arg(value_name = "MESSAGE")]
     message: Vec<String>,
 
@@ -155,6 +160,7 @@ fn run(cli: Cli) -> common::Result<()> {
                 },
                 interface: args.interface,
                 ttl: args.ttl,
+                raw: args.raw,
                 output: args.output.options(),
             };
             let out = Output::stdout(config.output);

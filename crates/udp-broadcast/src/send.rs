@@ -10,6 +10,8 @@ use common::{Error, Result};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use common::codec::Encoding;
+
 use crate::feed::{self, Feed, FeedKind};
 use crate::interface;
 
@@ -27,7 +29,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// What each message says after its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// The same text every time (MESSAGE).
+    /// The same text every time (MESSAGE), typed in the output's `--encoding`: with `hex`,
+    /// `aa 55 01 17` is those four bytes; with `gbk`, `温度` is `ce c2 b6 c8`.
     Text(String),
     /// A built-in live feed (`--feed`).
     Feed(FeedKind),
@@ -48,7 +51,10 @@ pub struct SendConfig {
     pub interface: Option<String>,
     /// Multicast: hops the datagrams may travel (0: this host only).
     pub ttl: Option<u32>,
-    /// How sent messages are printed.
+    /// No `seq=N session=ID ` header: each datagram is the body alone, as a real sensor or
+    /// device sends it (`--raw`). A listener then cannot count losses.
+    pub raw: bool,
+    /// How sent messages are printed, and how MESSAGE is typed (`--encoding`).
     pub output: OutputOptions,
 }
 
@@ -57,8 +63,9 @@ pub struct SendConfig {
 pub struct SendSummary {
     /// Messages sent.
     pub sent: u64,
-    /// This run's session id.
-    pub session: String,
+    /// This run's session id; none with `--raw` (no header carried it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// Where they went (`"127.255.255.255:7788"`: serde writes an address as text in JSON).
     pub to: SocketAddr,
 }
@@ -72,11 +79,14 @@ impl SendSummary {
 
     /// The summary line for stderr.
     pub fn to_text(&self) -> String {
+        let how = match &self.session {
+            Some(session) => format!("session {session}"),
+            None => "raw: no seq=/session= header".to_string(),
+        };
         format!(
-            "udp-broadcast: sent {} to {} (session {})",
+            "udp-broadcast: sent {} to {} ({how})",
             common::output::plural(self.sent, "message"),
-            self.to,
-            self.session
+            self.to
         )
     }
 }
@@ -85,11 +95,13 @@ impl SendSummary {
 ///
 /// # Errors
 /// [`Error::Usage`] for an interval under the minimum, an IPv6 destination that is not
-/// multicast, or IPv6 multicast without `--interface`; [`Error::Runtime`] when the OS
-/// refuses the socket or a send.
+/// multicast, IPv6 multicast without `--interface`, or a MESSAGE the encoding cannot
+/// write (bad hex); [`Error::Runtime`] when the OS refuses the socket or a send.
 pub fn send(config: &SendConfig, shutdown: &Shutdown, out: &Output) -> Result<SendSummary> {
     check(config)?;
     let to = config.to;
+    // Typed bytes are checked before the socket exists: a usage error sends nothing.
+    let mut messages = Messages::new(config)?;
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = Socket::new(Domain::for_address(to), Type::DGRAM, Some(Protocol::UDP))
@@ -99,31 +111,21 @@ pub fn send(config: &SendConfig, shutdown: &Shutdown, out: &Output) -> Result<Se
     // the OS wants a program to say it means to reach every host on a network.
     prepare(&socket, config)?;
     let socket = UdpSocket::from(socket);
-
-    let session = session_id();
-    let mut feed = match &config.body {
-        Body::Feed(kind) => Some(Feed::new(*kind, u64::from_str_radix(&session, 16).unwrap_or(1))),
-        Body::Text(_) => None,
-    };
     log::info!(
-        "sending to {to} every {} (session {session}); Ctrl-C stops",
-        common::duration::display(config.interval)
+        "sending to {to} every {} ({}); Ctrl-C stops",
+        common::duration::display(config.interval),
+        messages.describe()
     );
 
     // Step 3, sendto() every interval: Python's `sock.sendto(data, ('<broadcast>', 7788))`.
     let mut sent = 0u64;
     while config.count.is_none_or(|n| sent < n) && !out.is_closed() {
-        let body = match (&mut feed, &config.body) {
-            (Some(feed), _) => feed.next_body(),
-            (None, Body::Text(text)) => text.clone(),
-            (None, Body::Feed(_)) => String::new(),
-        };
-        let message = feed::format(sent + 1, &session, &body);
-        socket.send_to(message.as_bytes(), to).map_err(|e| send_error(to, &e))?;
+        let message = messages.next(sent + 1);
+        socket.send_to(&message, to).map_err(|e| send_error(to, &e))?;
         sent += 1;
         let shown = Datagram {
-            seq: Some(sent),
-            ..Datagram::new(to, message.as_bytes())
+            seq: messages.session.is_some().then_some(sent),
+            ..Datagram::new(to, &message)
         };
         out.sent_datagram(&shown).map_err(Error::stdout)?;
         let last = config.count == Some(sent);
@@ -134,7 +136,68 @@ pub fn send(config: &SendConfig, shutdown: &Shutdown, out: &Output) -> Result<Se
 
     // Step 4, close(): Python's `sock.close()`; dropping the socket closes it.
     drop(socket);
+    let session = messages.session;
     Ok(SendSummary { sent, session, to })
+}
+
+/// What goes into each datagram: the feed header (unless `--raw`), then the body's bytes.
+///
+/// The header is ASCII text, `seq=N session=ID `, and the body follows it byte for byte,
+/// whatever the encoding: `-e hex "aa 55 01 17"` sends `seq=1 session=4f3a9c2e ` and then
+/// the four bytes aa 55 01 17. A listener reads the header and tracks the sequence; the
+/// body may be anything. A device that expects only its own frame wants `--raw`.
+struct Messages {
+    /// This run's id, in every header; `None` with `--raw`.
+    session: Option<String>,
+    body: Source,
+}
+
+enum Source {
+    /// MESSAGE's bytes, encoded once.
+    Fixed(Vec<u8>),
+    /// A built-in feed: a new ASCII line each time.
+    Feed(Feed),
+}
+
+impl Messages {
+    fn new(config: &SendConfig) -> Result<Self> {
+        let session = session_id();
+        let body = match &config.body {
+            Body::Text(text) => Source::Fixed(config.output.encoding.encode(text)?),
+            Body::Feed(kind) => Source::Feed(Feed::new(*kind, u64::from_str_radix(&session, 16).unwrap_or(1))),
+        };
+        if config.output.encoding == Encoding::Hex && !config.raw {
+            log::info!(
+                "each datagram is the text header seq=N session=ID, then your bytes; --raw sends your bytes alone"
+            );
+        }
+        let session = (!config.raw).then_some(session);
+        Ok(Messages { session, body })
+    }
+
+    /// The datagram for message number `seq`.
+    fn next(&mut self, seq: u64) -> Vec<u8> {
+        let feed_body;
+        let body = match &mut self.body {
+            Source::Fixed(bytes) => bytes.as_slice(),
+            Source::Feed(feed) => {
+                feed_body = feed.next_body();
+                feed_body.as_bytes()
+            }
+        };
+        match &self.session {
+            Some(session) => feed::frame(seq, session, body),
+            None => body.to_vec(),
+        }
+    }
+
+    /// For the start-up log: the session, or that there is no header.
+    fn describe(&self) -> String {
+        match &self.session {
+            Some(session) => format!("session {session}"),
+            None => "raw: no seq=/session= header, listeners cannot count losses".to_string(),
+        }
+    }
 }
 
 fn check(config: &SendConfig) -> Result<()> {
@@ -228,6 +291,7 @@ mod tests {
             body: Body::Text("x".into()),
             interface: None,
             ttl: None,
+            raw: false,
             output: OutputOptions::default(),
         }
     }
@@ -254,7 +318,7 @@ mod tests {
     fn the_summary_json_is_pinned_byte_for_byte() {
         let summary = SendSummary {
             sent: 3,
-            session: "abcd1234".into(),
+            session: Some("abcd1234".into()),
             to: DEFAULT_TO,
         };
         assert_eq!(

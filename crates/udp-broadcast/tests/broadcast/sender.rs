@@ -179,3 +179,88 @@ fn one_message_is_one_message_in_the_summary() {
         "{summary}"
     );
 }
+
+/// The header `seq=N session=ID ` and the rest of a datagram; the session is 8 hex digits.
+fn split_header(datagram: &[u8], seq: u64) -> &[u8] {
+    let head = format!("seq={seq} session=");
+    assert!(datagram.starts_with(head.as_bytes()), "{datagram:02x?}");
+    let rest = &datagram[head.len()..];
+    assert!(
+        rest[..8].iter().all(u8::is_ascii_hexdigit) && rest[8] == b' ',
+        "{datagram:02x?}"
+    );
+    &rest[9..]
+}
+
+#[test]
+fn the_typed_bytes_go_on_the_wire_in_every_encoding_after_the_header() {
+    for (encoding, typed, wire) in [
+        ("hex", "aa 55 01 17", &[0xaa, 0x55, 0x01, 0x17][..]),
+        ("hex", "0xaa55:ff", &[0xaa, 0x55, 0xff]),
+        ("gbk", "温度", &[0xce, 0xc2, 0xb6, 0xc8]),
+        ("utf8", "温度", "温度".as_bytes()),
+    ] {
+        let (socket, to) = hearer();
+        let (code, stderr) = send(&["--to", &to, "-n", "2", "-i", "10ms", "-e", encoding, typed]);
+        assert_eq!(code, Some(0), "{encoding} {typed}: {stderr}");
+        for seq in 1..=2 {
+            let (bytes, _) = common::testkit::recv(&socket).unwrap();
+            assert_eq!(split_header(&bytes, seq), wire, "{encoding} {typed}");
+        }
+    }
+}
+
+#[test]
+fn raw_sends_the_typed_bytes_alone_as_a_sensor_would() {
+    for (args, wire) in [
+        (&["-e", "hex", "aa 55 01 17"][..], &[0xaa, 0x55, 0x01, 0x17][..]),
+        (&["T=23.0;H=41"], b"T=23.0;H=41"),
+        (&["-e", "gbk", "温度"], &[0xce, 0xc2, 0xb6, 0xc8]),
+    ] {
+        let (socket, to) = hearer();
+        let mut all = vec!["send", "--to", &to, "-n", "2", "-i", "10ms", "--raw", "--json"];
+        all.extend_from_slice(args);
+        let mut process = crate::Process::spawn(crate::BIN, &all).unwrap();
+        for _ in 0..2 {
+            assert_eq!(common::testkit::recv(&socket).unwrap().0, wire, "{args:?}");
+        }
+        assert_eq!(process.wait(WAIT).and_then(|s| s.code()), Some(0), "{args:?}");
+        let events: Vec<Value> = process
+            .stdout
+            .rest(WAIT)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // No sequence number is shown, since none crossed the wire; nor a session.
+        assert_eq!(events[0]["seq"], Value::Null, "{events:?}");
+        assert_eq!(events[0]["hex"], common::codec::to_hex(wire).replace(' ', ""));
+        assert_eq!(
+            events[2],
+            serde_json::json!({"event": "summary", "sent": 2, "to": to}),
+            "{events:?}"
+        );
+    }
+    let (socket, to) = hearer();
+    let (code, stderr) = send(&["--to", &to, "-n", "1", "--raw", "--feed", "flights"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        common::testkit::recv(&socket)
+            .unwrap()
+            .0
+            .starts_with(b"CA1501 PEK-SHA 08:30 ")
+    );
+    assert!(stderr.ends_with("(raw: no seq=/session= header)"), "{stderr}");
+}
+
+#[test]
+fn bad_hex_is_a_usage_error_before_anything_is_sent() {
+    let (socket, to) = hearer();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let (code, stderr) = send(&["--to", &to, "-e", "hex", "aa 5g"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad hex 'aa 5g': 'g' is not a hex digit"), "{stderr}");
+    assert!(common::testkit::recv(&socket).is_err(), "nothing was sent");
+}
