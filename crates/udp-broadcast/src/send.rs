@@ -2,7 +2,7 @@
 //! any client, the sender lets the OS pick its port.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::output::{Datagram, Output, OutputOptions};
 use common::shutdown::Shutdown;
@@ -129,7 +129,7 @@ pub fn send(config: &SendConfig, shutdown: &Shutdown, out: &Output) -> Result<Se
         };
         out.sent_datagram(&shown).map_err(Error::stdout)?;
         let last = config.count == Some(sent);
-        if last || shutdown.sleep(config.interval) {
+        if last || pause(shutdown, config.interval) {
             break;
         }
     }
@@ -196,6 +196,24 @@ impl Messages {
         match &self.session {
             Some(session) => format!("session {session}"),
             None => "raw: no seq=/session= header, listeners cannot count losses".to_string(),
+        }
+    }
+}
+
+/// Waits `interval`, less if a stop is asked for; whether one was. An interval too long
+/// for the clock (`Instant + Duration` would overflow: `--interval 9223372036854775807s`)
+/// waits until the stop.
+fn pause(shutdown: &Shutdown, interval: Duration) -> bool {
+    // `Shutdown::sleep` adds its duration to the clock: give it at most an hour at a time.
+    const STEP: Duration = Duration::from_secs(3600);
+    let end = Instant::now().checked_add(interval);
+    loop {
+        let left = end.map_or(STEP, |end| end.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return false;
+        }
+        if shutdown.sleep(left.min(STEP)) {
+            return true;
         }
     }
 }
@@ -311,6 +329,16 @@ mod tests {
         let err = check(&config("[ff02::1]:7788")).unwrap_err();
         assert!(err.to_string().contains("needs --interface"), "{err}");
         assert!(check(&config("239.1.2.3:7788")).is_ok());
+    }
+
+    #[test]
+    fn a_pause_ends_on_time_or_at_the_stop_whatever_its_length() {
+        let stop = Shutdown::new();
+        let started = Instant::now();
+        assert!(!pause(&stop, Duration::from_millis(30)));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        stop.trigger();
+        assert!(pause(&stop, Duration::MAX));
     }
 
     /// The summary's JSON, byte for byte, as scripts read it.

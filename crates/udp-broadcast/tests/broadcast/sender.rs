@@ -264,3 +264,30 @@ fn bad_hex_is_a_usage_error_before_anything_is_sent() {
     assert!(stderr.contains("bad hex 'aa 5g': 'g' is not a hex digit"), "{stderr}");
     assert!(common::testkit::recv(&socket).is_err(), "nothing was sent");
 }
+
+/// `--interval` of 2^63 − 1 seconds: the wait after the first message must not overflow the
+/// clock (it panicked: "overflow when adding duration to instant"); a stop ends it.
+#[test]
+fn an_interval_too_long_for_the_clock_waits_until_the_stop() {
+    let (socket, to) = hearer();
+    let config = udp_broadcast::SendConfig {
+        to: to.parse().unwrap(),
+        // What `--interval 9223372036854775807s` parsed to (before a parse-time bound).
+        interval: std::time::Duration::from_secs(i64::MAX as u64),
+        count: Some(2),
+        body: udp_broadcast::Body::Text("slow".into()),
+        interface: None,
+        ttl: None,
+        raw: true,
+        output: Default::default(),
+    };
+    let (out, _lines) = common::testkit::capture(config.output);
+    let stop = common::shutdown::Shutdown::new();
+    let (done, result) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    std::thread::spawn(move || done.send(udp_broadcast::send(&config, &flag, &out)));
+    assert_eq!(common::testkit::recv(&socket).unwrap().0, b"slow");
+    stop.trigger();
+    let summary = result.recv_timeout(WAIT).expect("send returns, without a panic");
+    assert_eq!(summary.unwrap().sent, 1);
+}
