@@ -15,9 +15,11 @@ fuzz_target!(|data: &[u8]| {
                 let _ = message.key_value();
                 let _ = tracker.observe(senders[i % 2], &message).note();
             }
-            Err(_) => tracker.malformed(),
+            Err(why) => {
+                let _ = tracker.not_feed(senders[i % 2], why).note();
+            }
         }
     }
     let c = tracker.counts();
-    assert!(c.malformed <= c.received && c.senders <= 2);
+    assert!(c.malformed + c.foreign <= c.received && c.senders <= 2);
 });

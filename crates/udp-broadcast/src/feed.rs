@@ -10,7 +10,14 @@
 //! its first word is the key a board keeps the latest value for (the chapter's point: a
 //! lost quote is soon replaced by a newer one). Only `seq=` is required, so a sender
 //! written the chapter's way in Python (`"seq=%d AAPL 189.23" % n`) is understood too.
+//!
+//! The header is ASCII text; the body after it is bytes, in any encoding or none (a GBK
+//! text, a binary frame). A datagram that does not start with `seq=` is not ours at all
+//! (a sensor's `T=23.0;H=41`, a device's `aa 55 …`): it is *foreign*, shown as it is and
+//! counted, but it says nothing about loss. Only a datagram that starts like ours and then
+//! breaks the format (`seq=x`) is *malformed*.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -21,31 +28,30 @@ pub struct Message<'a> {
     pub seq: u64,
     /// The sender's session id, if it sent one.
     pub session: Option<&'a str>,
-    /// Everything after the header: `AAPL 189.23 +0.12`.
-    pub body: &'a str,
+    /// Everything after the header, as bytes: `AAPL 189.23 +0.12`, or a binary payload.
+    pub body: &'a [u8],
 }
 
 impl<'a> Message<'a> {
-    /// The board key (first word of the body) and value (the rest).
-    pub fn key_value(&self) -> Option<(&'a str, &'a str)> {
-        let body = self.body.trim();
+    /// The board key (first word of the body) and value (the rest), as bytes: the listener
+    /// shows them in its encoding, escaped.
+    pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
+        let body = self.body.trim_ascii();
         if body.is_empty() {
             return None;
         }
-        Some(body.split_once(' ').map_or((body, ""), |(k, v)| (k, v.trim())))
+        Some(split_word(body)).map(|(k, v)| (k, v.trim_ascii()))
     }
 }
 
 /// Why a datagram is not a feed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Malformed {
-    /// Not UTF-8 text.
-    NotText,
-    /// No `seq=N` at the start.
-    NoSeq,
-    /// `seq=` followed by something that is not a number from 0 to 2^64−1.
+pub enum NotFeed {
+    /// It does not start with `seq=`: another protocol (a sensor, a device), not ours.
+    Foreign,
+    /// `seq=` followed by something that is not a number from 0 to 2^64−1: malformed.
     BadSeq,
-    /// `session=` with an empty id or one over 32 characters.
+    /// `session=` with an empty id, one over 32 bytes, or one that is not UTF-8: malformed.
     BadSession,
 }
 
@@ -55,33 +61,37 @@ const MAX_SESSION_LEN: usize = 32;
 /// Parses a datagram as a feed message. Never panics, whatever the bytes.
 ///
 /// # Errors
-/// [`Malformed`] saying what is missing.
+/// [`NotFeed`]: foreign (not ours at all), or what is wrong with a header that is.
 ///
 /// # Examples
 /// ```
-/// use udp_broadcast::feed::{parse, Message};
+/// use udp_broadcast::feed::{parse, Message, NotFeed};
 /// let m = parse(b"seq=17 session=4f3a AAPL 189.23").unwrap();
-/// assert_eq!(m, Message { seq: 17, session: Some("4f3a"), body: "AAPL 189.23" });
-/// assert_eq!(parse(b"seq=2 hello").unwrap().session, None);
-/// assert!(parse(b"hello").is_err());
+/// assert_eq!(m, Message { seq: 17, session: Some("4f3a"), body: b"AAPL 189.23" });
+/// assert_eq!(parse(b"seq=2 \xaa\x55").unwrap().body, [0xaa, 0x55]);
+/// assert_eq!(parse(b"T=23.0;H=41"), Err(NotFeed::Foreign));
+/// assert_eq!(parse(b"seq=x"), Err(NotFeed::BadSeq));
 /// ```
-pub fn parse(datagram: &[u8]) -> Result<Message<'_>, Malformed> {
-    let text = std::str::from_utf8(datagram).map_err(|_| Malformed::NotText)?;
-    let text = text.strip_suffix('\n').unwrap_or(text);
-    let (first, rest) = split_word(text);
-    let digits = first.strip_prefix("seq=").ok_or(Malformed::NoSeq)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Malformed::BadSeq);
+pub fn parse(datagram: &[u8]) -> Result<Message<'_>, NotFeed> {
+    let datagram = datagram.strip_suffix(b"\n").unwrap_or(datagram);
+    let (first, rest) = split_word(datagram);
+    let digits = first.strip_prefix(b"seq=").ok_or(NotFeed::Foreign)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(NotFeed::BadSeq);
     }
-    let seq = digits.parse().map_err(|_| Malformed::BadSeq)?;
+    // ASCII digits are UTF-8; the number may still be too big for a u64.
+    let seq = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .ok_or(NotFeed::BadSeq)?;
     let (second, after) = split_word(rest);
-    match second.strip_prefix("session=") {
+    match second.strip_prefix(b"session=") {
         Some(id) if !id.is_empty() && id.len() <= MAX_SESSION_LEN => Ok(Message {
             seq,
-            session: Some(id),
+            session: Some(std::str::from_utf8(id).map_err(|_| NotFeed::BadSession)?),
             body: after,
         }),
-        Some(_) => Err(Malformed::BadSession),
+        Some(_) => Err(NotFeed::BadSession),
         None => Ok(Message {
             seq,
             session: None,
@@ -90,8 +100,12 @@ pub fn parse(datagram: &[u8]) -> Result<Message<'_>, Malformed> {
     }
 }
 
-fn split_word(text: &str) -> (&str, &str) {
-    text.split_once(' ').unwrap_or((text, ""))
+/// The bytes up to the first space, and the bytes after it.
+fn split_word(bytes: &[u8]) -> (&[u8], &[u8]) {
+    match bytes.iter().position(|&b| b == b' ') {
+        Some(at) => (&bytes[..at], &bytes[at + 1..]),
+        None => (bytes, &[]),
+    }
 }
 
 /// The datagram for one message: the ASCII header `seq=N session=ID `, then `body` byte
@@ -119,18 +133,23 @@ pub enum Verdict {
     Restart,
     /// A new sender while [`MAX_SENDERS`] are already tracked: shown, not tracked.
     Untracked,
+    /// Not the feed format: another protocol, shown as it is.
+    Foreign,
+    /// Starts like the feed format (`seq=`) but breaks it.
+    Malformed,
 }
 
 impl Verdict {
     /// A short note for the text line, or `None` when all is as expected.
     pub fn note(self) -> Option<String> {
         match self {
-            Verdict::First | Verdict::InOrder => None,
+            Verdict::First | Verdict::InOrder | Verdict::Foreign => None,
             Verdict::Gap(n) => Some(format!("{n} lost")),
             Verdict::Duplicate => Some("duplicate".into()),
             Verdict::Late => Some("late: reordered".into()),
             Verdict::Restart => Some("sender restarted".into()),
             Verdict::Untracked => Some("not tracked: too many senders".into()),
+            Verdict::Malformed => Some("malformed".into()),
         }
     }
 }
@@ -147,9 +166,9 @@ pub const MAX_SENDERS: usize = 256;
 /// The listener's counters, as the summary reports them (and names them in its JSON).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
-    /// Datagrams received (well-formed or not).
+    /// Datagrams received (feed, foreign or malformed).
     pub received: u64,
-    /// Distinct sender addresses.
+    /// Distinct sender addresses, whatever they sent (up to [`MAX_SENDERS`]).
     pub senders: u64,
     /// Numbers skipped and not (yet) arrived.
     pub lost: u64,
@@ -159,10 +178,18 @@ pub struct Counts {
     pub reordered: u64,
     /// New sessions from a known sender address.
     pub restarts: u64,
-    /// Datagrams that are not feed messages.
+    /// Datagrams that start like feed messages (`seq=`) but break the format.
     pub malformed: u64,
     /// Messages from senders beyond [`MAX_SENDERS`], shown but not tracked.
     pub untracked: u64,
+    /// Datagrams in another format (not `seq=…`): shown and counted, not checked for loss.
+    /// In the JSON only when some arrived, so a feed's summary is as it always was.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub foreign: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug)]
@@ -193,10 +220,11 @@ impl Stream {
     }
 }
 
-/// Tracks every sender's sequence numbers.
+/// Tracks every sender's sequence numbers. A sender that sent only foreign datagrams is
+/// counted, with no stream (`None`) until it sends a feed message.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    streams: HashMap<SocketAddr, Stream>,
+    streams: HashMap<SocketAddr, Option<Stream>>,
     counts: Counts,
 }
 
@@ -206,10 +234,19 @@ impl Tracker {
         self.counts
     }
 
-    /// Counts a datagram that is not a feed message.
-    pub fn malformed(&mut self) {
+    /// Counts a datagram from `from` that is not a feed message, and says what it was.
+    pub fn not_feed(&mut self, from: SocketAddr, why: NotFeed) -> Verdict {
         self.counts.received += 1;
-        self.counts.malformed += 1;
+        if why == NotFeed::Foreign {
+            self.counts.foreign += 1;
+        } else {
+            self.counts.malformed += 1;
+        }
+        match sender(&mut self.streams, &mut self.counts, from) {
+            None => Verdict::Untracked,
+            Some(_) if why == NotFeed::Foreign => Verdict::Foreign,
+            Some(_) => Verdict::Malformed,
+        }
     }
 
     /// Records `message` from `from` and says what it was.
@@ -225,23 +262,21 @@ impl Tracker {
     /// assert_eq!(t.counts().lost, 2);
     /// ```
     pub fn observe(&mut self, from: SocketAddr, message: &Message<'_>) -> Verdict {
-        let c = &mut self.counts;
-        c.received += 1;
+        self.counts.received += 1;
         let seq = message.seq;
         let fresh = || Stream {
             session: message.session.map(str::to_string),
             highest: seq,
             missing: BTreeMap::new(),
         };
-        let Some(stream) = self.streams.get_mut(&from) else {
-            if self.streams.len() >= MAX_SENDERS {
-                c.untracked += 1;
-                return Verdict::Untracked;
-            }
-            c.senders += 1;
-            self.streams.insert(from, fresh());
+        let Some(slot) = sender(&mut self.streams, &mut self.counts, from) else {
+            return Verdict::Untracked;
+        };
+        let Some(stream) = slot else {
+            *slot = Some(fresh());
             return Verdict::First;
         };
+        let c = &mut self.counts;
         if stream.session.as_deref() != message.session {
             c.restarts += 1;
             *stream = fresh();
@@ -271,6 +306,27 @@ impl Tracker {
         } else {
             c.duplicates += 1;
             Verdict::Duplicate
+        }
+    }
+}
+
+/// The stream slot of the sender `from`, made (and the sender counted) on first sight;
+/// `None` (and the message counted untracked) once [`MAX_SENDERS`] are known.
+fn sender<'s>(
+    streams: &'s mut HashMap<SocketAddr, Option<Stream>>,
+    counts: &mut Counts,
+    from: SocketAddr,
+) -> Option<&'s mut Option<Stream>> {
+    let full = streams.len() >= MAX_SENDERS;
+    match streams.entry(from) {
+        Entry::Occupied(slot) => Some(slot.into_mut()),
+        Entry::Vacant(_) if full => {
+            counts.untracked += 1;
+            None
+        }
+        Entry::Vacant(slot) => {
+            counts.senders += 1;
+            Some(slot.insert(None))
         }
     }
 }
@@ -398,31 +454,73 @@ mod tests {
             Message {
                 seq: 3,
                 session: Some("abcd1234"),
-                body: "AAPL 189.23 +0.12"
+                body: b"AAPL 189.23 +0.12"
             }
         );
-        assert_eq!(m.key_value(), Some(("AAPL", "189.23 +0.12")));
+        assert_eq!(m.key_value(), Some((&b"AAPL"[..], &b"189.23 +0.12"[..])));
         assert_eq!(
             parse(b"seq=1\n").unwrap(),
             Message {
                 seq: 1,
                 session: None,
-                body: ""
+                body: b""
             }
         );
         assert_eq!(parse(b"seq=1").unwrap().key_value(), None);
     }
 
     #[test]
-    fn says_why_a_datagram_is_malformed() {
-        assert_eq!(parse(b"\xff\xfe"), Err(Malformed::NotText));
-        assert_eq!(parse(b"hello"), Err(Malformed::NoSeq));
-        assert_eq!(parse(b""), Err(Malformed::NoSeq));
-        assert_eq!(parse(b"seq="), Err(Malformed::BadSeq));
-        assert_eq!(parse(b"seq=-1 x"), Err(Malformed::BadSeq));
-        assert_eq!(parse(b"seq=+1 x"), Err(Malformed::BadSeq));
-        assert_eq!(parse(b"seq=99999999999999999999 x"), Err(Malformed::BadSeq));
-        assert_eq!(parse(b"seq=1 session= x"), Err(Malformed::BadSession));
+    fn says_why_a_datagram_is_not_a_feed_message() {
+        // Not ours at all: foreign, whatever the bytes.
+        assert_eq!(parse(b"\xff\xfe"), Err(NotFeed::Foreign));
+        assert_eq!(parse(b"hello"), Err(NotFeed::Foreign));
+        assert_eq!(parse(b""), Err(NotFeed::Foreign));
+        assert_eq!(parse(b"T=23.0;H=41"), Err(NotFeed::Foreign));
+        assert_eq!(parse(b"sequence=1 x"), Err(NotFeed::Foreign));
+        // Ours, broken: malformed.
+        assert_eq!(parse(b"seq=1 session=\xff x"), Err(NotFeed::BadSession));
+        assert_eq!(parse(b"seq="), Err(NotFeed::BadSeq));
+        assert_eq!(parse(b"seq=-1 x"), Err(NotFeed::BadSeq));
+        assert_eq!(parse(b"seq=+1 x"), Err(NotFeed::BadSeq));
+        assert_eq!(parse(b"seq=99999999999999999999 x"), Err(NotFeed::BadSeq));
+        assert_eq!(parse(b"seq=1 session= x"), Err(NotFeed::BadSession));
+    }
+
+    #[test]
+    fn a_binary_or_gbk_body_follows_the_ascii_header() {
+        let m = parse(b"seq=7 session=ab \xaa\x55\x01\x17").unwrap();
+        assert_eq!(
+            (m.seq, m.session, m.body),
+            (7, Some("ab"), &[0xaa, 0x55, 0x01, 0x17][..])
+        );
+        let gbk = frame(1, "ab", &[0xce, 0xc2, b' ', 0xb6, 0xc8]);
+        let m = parse(&gbk).unwrap();
+        assert_eq!(m.key_value(), Some((&[0xce, 0xc2][..], &[0xb6, 0xc8][..])));
+    }
+
+    /// A sender that sent only foreign datagrams is counted; its first feed message starts
+    /// its stream (not a restart), and a foreign datagram in a feed breaks no sequence.
+    #[test]
+    fn foreign_and_malformed_datagrams_count_their_senders_and_break_no_stream() {
+        let mut t = Tracker::default();
+        let other: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        assert_eq!(t.not_feed(other, NotFeed::Foreign), Verdict::Foreign);
+        assert_eq!(t.not_feed(from(), NotFeed::BadSeq), Verdict::Malformed);
+        assert_eq!(feed(&mut t, from(), &["seq=1 a"]), [Verdict::First]);
+        assert_eq!(t.not_feed(from(), NotFeed::Foreign), Verdict::Foreign);
+        assert_eq!(feed(&mut t, from(), &["seq=2 b"]), [Verdict::InOrder]);
+        assert_eq!(
+            t.counts(),
+            Counts {
+                received: 5,
+                senders: 2,
+                malformed: 1,
+                foreign: 2,
+                ..Default::default()
+            }
+        );
+        assert_eq!(Verdict::Foreign.note(), None);
+        assert_eq!(Verdict::Malformed.note().as_deref(), Some("malformed"));
     }
 
     #[test]
@@ -497,7 +595,7 @@ mod tests {
         let mut t = Tracker::default();
         feed(&mut t, from(), &["seq=1 a", "seq=18446744073709551615 z"]);
         assert_eq!(t.counts().lost, u64::MAX - 2);
-        assert_eq!(t.streams[&from()].missing.len(), 1);
+        assert_eq!(t.streams[&from()].as_ref().unwrap().missing.len(), 1);
         let v = feed(
             &mut t,
             from(),
@@ -505,7 +603,11 @@ mod tests {
         );
         assert_eq!(v, [Verdict::Late, Verdict::Duplicate, Verdict::Late, Verdict::Late]);
         assert_eq!(t.counts().lost, u64::MAX - 5);
-        assert_eq!(t.streams[&from()].missing.len(), 2, "3..=999 and 1001..=2^64-3");
+        assert_eq!(
+            t.streams[&from()].as_ref().unwrap().missing.len(),
+            2,
+            "3..=999 and 1001..=2^64-3"
+        );
     }
 
     #[test]
@@ -548,7 +650,7 @@ mod tests {
         messages.extend((1..=MAX_GAPS as u64 + 10).map(|i| format!("seq={} x", i * 2 + 1)));
         let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
         feed(&mut t, from(), &refs);
-        assert_eq!(t.streams[&from()].missing.len(), MAX_GAPS);
+        assert_eq!(t.streams[&from()].as_ref().unwrap().missing.len(), MAX_GAPS);
         // seq=2 was forgotten as a gap: it now counts as a duplicate, and stays lost.
         assert_eq!(feed(&mut t, from(), &["seq=2 b"]), [Verdict::Duplicate]);
         assert_eq!(t.counts().lost, MAX_GAPS as u64 + 10);
@@ -577,7 +679,9 @@ mod tests {
                     let _ = m.key_value();
                     t.observe(from(), &m);
                 }
-                Err(_) => t.malformed(),
+                Err(why) => {
+                    t.not_feed(from(), why);
+                }
             }
         }
         assert_eq!(t.counts().received, 200_000);

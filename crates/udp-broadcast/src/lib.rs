@@ -22,6 +22,7 @@
 // Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod board;
 pub mod feed;
 mod interface;
 pub mod listen;

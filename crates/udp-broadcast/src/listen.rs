@@ -1,7 +1,6 @@
 //! `udp-broadcast listen`: socket, SO_REUSEADDR, bind, (join a group), recvfrom in a loop.
 //! The listener never sends anything.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use common::faults::{FaultConfig, FaultCounts};
@@ -13,17 +12,11 @@ use common::shutdown::Shutdown;
 use common::{Error, Result};
 use serde::Serialize;
 
-use crate::feed::{self, Counts, Tracker};
+use crate::board::Rows;
+use crate::feed::{self, Counts, NotFeed, Tracker};
 use crate::{DEFAULT_PORT, interface};
 
-/// How `--board` shows the latest value per key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Board {
-    /// Redrawn in place (a terminal).
-    Redraw,
-    /// One line per update (a pipe or a file).
-    Lines,
-}
+pub use crate::board::{Board, MAX_BOARD_KEYS};
 
 /// Everything `listen` needs.
 #[derive(Debug, Clone, Default)]
@@ -51,9 +44,6 @@ pub struct ListenConfig {
     /// Append every message's bytes to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
 }
-
-/// Keys the board shows; more would let any sender grow the listener's memory at will.
-pub const MAX_BOARD_KEYS: usize = 256;
 
 /// What a listener heard. Its JSON (the `summary` event) is this struct serialized: the
 /// counts, then each optional count only when it applies.
@@ -120,6 +110,12 @@ impl ListenSummary {
             plural(c.restarts, "restart"),
             c.malformed
         );
+        if c.foreign > 0 {
+            text += &format!(
+                ", {} not in the seq= feed format (shown, not checked for loss)",
+                c.foreign
+            );
+        }
         if c.untracked > 0 {
             text += &format!(", {} untracked (too many senders)", c.untracked);
         }
@@ -196,20 +192,11 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     })
 }
 
-/// The latest value of one key on the board, and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BoardEntry {
-    value: String,
-    seq: u64,
-    from: SocketAddr,
-}
-
 /// What the listener has heard: the per-sender tracking, and the board.
 struct Heard<'a> {
     out: &'a Output,
     tracker: Tracker,
-    board: Option<Board>,
-    latest: BTreeMap<String, BoardEntry>,
+    board: Option<Rows>,
     /// With `--show-header`: the listening address, whose port is the destination port.
     header_for: Option<SocketAddr>,
     checksum: Option<common::checksum::Checksum>,
@@ -219,15 +206,38 @@ struct Heard<'a> {
 
 impl<'a> Heard<'a> {
     fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr, save: Option<Save>) -> Self {
+        let board = config.board.filter(|_| !config.output.json);
         Heard {
             checksum: config.checksum,
             checksum_bad: 0,
             save,
             out,
             tracker: Tracker::default(),
-            board: if config.output.json { None } else { config.board },
-            latest: BTreeMap::new(),
+            board: board.map(|style| Rows::new(style, config.output.encoding)),
             header_for: config.show_header.then_some(local),
+        }
+    }
+
+    /// Tracks one datagram: a feed message for loss and order, anything else for its
+    /// sender; posts it on the board. Its sequence number, and a note for its line.
+    fn track(&mut self, d: &Incoming<'_>) -> (Option<u64>, Option<String>) {
+        match feed::parse(d.data) {
+            Ok(message) => {
+                let verdict = self.tracker.observe(d.peer, &message);
+                if let (Some(board), Some((key, value))) = (&mut self.board, message.key_value()) {
+                    board.feed(key, value, message.seq, d.peer);
+                }
+                (Some(message.seq), verdict.note())
+            }
+            Err(why) => {
+                let verdict = self.tracker.not_feed(d.peer, why);
+                match (&mut self.board, why) {
+                    (Some(board), NotFeed::Foreign) => board.foreign(d.data, d.peer),
+                    (_, NotFeed::Foreign) => {}
+                    _ => log::debug!("{}: a broken feed message ({why:?})", d.peer),
+                }
+                (None, verdict.note())
+            }
         }
     }
 }
@@ -235,27 +245,7 @@ impl<'a> Heard<'a> {
 impl Handler for Heard<'_> {
     /// Parses, tracks and shows one datagram; `d.note` names a fault that touched it.
     fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
-        let (seq, verdict) = match feed::parse(d.data) {
-            Ok(message) => {
-                let verdict = self.tracker.observe(d.peer, &message);
-                if let (Some((key, value)), Some(_)) = (message.key_value(), self.board) {
-                    if self.latest.len() < MAX_BOARD_KEYS || self.latest.contains_key(key) {
-                        let entry = BoardEntry {
-                            value: value.to_string(),
-                            seq: message.seq,
-                            from: d.peer,
-                        };
-                        self.latest.insert(key.to_string(), entry);
-                    }
-                }
-                (Some(message.seq), verdict.note())
-            }
-            Err(why) => {
-                self.tracker.malformed();
-                log::debug!("{}: not a feed message ({why:?})", d.peer);
-                (None, Some("malformed".to_string()))
-            }
-        };
+        let (seq, verdict) = self.track(&d);
         let note = match (verdict, d.note) {
             (Some(v), Some(f)) => Some(format!("{v}; injected: {f}")),
             (Some(v), None) => Some(v),
@@ -277,12 +267,18 @@ impl Handler for Heard<'_> {
             check: check.as_ref(),
             ..Datagram::new(d.peer, d.data)
         };
-        match self.board {
+        match &self.board {
             None => self.out.received(&shown),
-            Some(style) => show_board(self.out, style, &self.latest, &self.tracker.counts()),
+            Some(board) => show_board(self.out, board, &self.tracker.counts()),
         }
         .map_err(Error::stdout)
     }
+}
+
+/// The latest value per key: the chapter's point that a lost update is soon replaced by a
+/// newer one. The rows, and how they are escaped and drawn, are in `board.rs`.
+fn show_board(out: &Output, board: &Rows, counts: &Counts) -> std::io::Result<()> {
+    board.show(out, counts)
 }
 
 /// A socket bound to one unicast address (`--bind 127.0.0.1:7788`) receives no broadcast
@@ -334,39 +330,6 @@ fn join(socket: &UdpSocket, group: IpAddr, iface: Option<&str>) -> Result<()> {
     result.map_err(|e| Error::io(format!("cannot join multicast group {group}"), &e))
 }
 
-/// The latest value per key: the chapter's point that a lost update is soon replaced.
-fn show_board(
-    out: &Output,
-    style: Board,
-    board: &BTreeMap<String, BoardEntry>,
-    counts: &Counts,
-) -> std::io::Result<()> {
-    let row = |key: &str, e: &BoardEntry| format!("{key:<10} {:<28} seq={} from {}", e.value, e.seq, e.from);
-    match style {
-        Board::Lines => match board.iter().max_by_key(|(_, e)| e.seq) {
-            Some((key, entry)) => out.text(&row(key, entry)),
-            None => Ok(()),
-        },
-        Board::Redraw => {
-            // Clear the screen and draw from the top left (ANSI escape codes).
-            let mut screen = String::from("\x1b[H\x1b[2J");
-            screen += &format!(
-                "{} from {}; {} lost, {} reordered, {}\n\n",
-                plural(counts.received, "message"),
-                plural(counts.senders, "sender"),
-                counts.lost,
-                counts.reordered,
-                plural(counts.duplicates, "duplicate")
-            );
-            for (key, entry) in board {
-                screen += &row(key, entry);
-                screen.push('\n');
-            }
-            out.text(screen.trim_end())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +344,7 @@ mod tests {
             restarts: 6,
             malformed: 7,
             untracked: 8,
+            foreign: 0,
         }
     }
 

@@ -19,6 +19,18 @@ fn start(config: ListenConfig) -> testkit::InProcess<ListenSummary> {
 /// `listen` in-process on 127.0.0.1:0, fed crafted datagrams from one socket; stops after
 /// `count` datagrams and returns the summary and the printed lines.
 fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummary, Vec<String>) {
+    let from_one: Vec<(usize, &[u8])> = datagrams.iter().map(|d| (0, *d)).collect();
+    let (summary, lines, _) = heard_from(&from_one, board, json);
+    (summary, lines)
+}
+
+/// [`heard`], each datagram sent from the socket its number names (0, 1, …): the summary,
+/// the printed lines, and each socket's address.
+fn heard_from(
+    datagrams: &[(usize, &[u8])],
+    board: Option<Board>,
+    json: bool,
+) -> (ListenSummary, Vec<String>, Vec<SocketAddr>) {
     let output = OutputOptions {
         json,
         ..Default::default()
@@ -32,12 +44,15 @@ fn heard(datagrams: &[&[u8]], board: Option<Board>, json: bool) -> (ListenSummar
     };
     let listener = start(config);
     let (lines, addr) = (&listener.lines, listener.addr);
-    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for datagram in datagrams {
-        sender.send_to(datagram, addr).unwrap();
+    let senders: Vec<UdpSocket> = (0..=datagrams.iter().map(|(i, _)| *i).max().unwrap_or(0))
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, datagram) in datagrams {
+        senders[*i].send_to(datagram, addr).unwrap();
     }
     let summary = listener.finish().unwrap();
-    (summary, lines.rest(std::time::Duration::from_millis(50)))
+    let addrs = senders.iter().map(|s| s.local_addr().unwrap()).collect();
+    (summary, lines.rest(std::time::Duration::from_millis(50)), addrs)
 }
 
 #[test]
@@ -90,13 +105,83 @@ fn duplicates_reordering_and_a_restart_are_each_named() {
     );
 }
 
+/// Only what looks like the feed but is broken (`seq=x`) is malformed; anything else is
+/// some other protocol, shown as it is.
 #[test]
 fn malformed_datagrams_are_counted_and_shown_never_fatal() {
     let (summary, lines) = heard(&[b"\xff\xfe", b"hello", b"seq=1 ok", b"seq=x"], None, false);
     let c = summary.counts;
-    assert_eq!((c.received, c.malformed, c.senders), (4, 3, 1));
-    assert_eq!(lines.iter().filter(|l| l.ends_with("[malformed]")).count(), 3);
-    assert!(lines[0].contains("  2 B  \\xff\\xfe  [malformed]"), "{lines:?}");
+    assert_eq!((c.received, c.malformed, c.foreign, c.senders), (4, 1, 2, 1));
+    assert_eq!(lines.iter().filter(|l| l.contains('[')).count(), 1, "{lines:?}");
+    assert!(lines[3].ends_with("  5 B  seq=x  [malformed]"), "{lines:?}");
+    assert!(lines[0].ends_with("  2 B  \\xff\\xfe"), "{lines:?}");
+}
+
+/// A sensor's `T=23.0;H=41` and a binary frame are the common case for a listener: shown
+/// plainly, their senders counted, while the feed beside them is still tracked for loss.
+#[test]
+fn foreign_datagrams_are_shown_plainly_and_their_senders_counted() {
+    let (summary, lines, from) = heard_from(
+        &[
+            (0, b"T=23.0;H=41"),
+            (1, &[0xaa, 0x55, 0x01, 0x17]),
+            (2, b"seq=1 session=ab AAPL 1.00"),
+            (0, b"T=23.5;H=40"),
+            (2, b"seq=3 session=ab AAPL 1.10"),
+        ],
+        None,
+        false,
+    );
+    let c = summary.counts;
+    assert_eq!(
+        (c.received, c.senders, c.foreign, c.malformed, c.lost),
+        (5, 3, 3, 0, 1),
+        "{summary:?}"
+    );
+    assert_eq!(lines[0], format!("{}  11 B  T=23.0;H=41", from[0]));
+    assert_eq!(lines[1], format!("{}  4 B  \\xaaU\\x01\\x17", from[1]));
+    assert_eq!(lines[3], format!("{}  11 B  T=23.5;H=40", from[0]));
+    assert!(lines[4].ends_with("AAPL 1.10  [1 lost]"), "{lines:?}");
+    assert_eq!(
+        summary.to_text(),
+        "udp-broadcast: received 5 messages from 3 senders: 1 lost, 0 duplicates, 0 reordered, 0 restarts, 0 malformed, 3 not in the seq= feed format (shown, not checked for loss)"
+    );
+    assert_eq!(summary.to_json()["foreign"], 3);
+}
+
+/// A board shows the latest payload of every sender that does not speak the feed format,
+/// beside the feed's keys.
+#[test]
+fn the_board_shows_the_latest_payload_per_foreign_sender() {
+    let datagrams: [(usize, &[u8]); 4] = [
+        (0, b"T=23.0;H=41"),
+        (1, &[0xaa, 0x55]),
+        (2, b"seq=1 AAPL 1.00"),
+        (0, b"T=23.5;H=40"),
+    ];
+    let (_, lines, from) = heard_from(&datagrams, Some(Board::Lines), false);
+    assert_eq!(lines.len(), 4, "one line per update: {lines:?}");
+    assert_eq!(lines[0], format!("{:<21} T=23.0;H=41", from[0]));
+    assert_eq!(lines[1], format!("{:<21} \\xaaU", from[1]));
+    assert!(lines[2].starts_with("AAPL       1.00"), "{lines:?}");
+    assert_eq!(lines[3], format!("{:<21} T=23.5;H=40", from[0]));
+
+    let (_, screens, from) = heard_from(&datagrams, Some(Board::Redraw), false);
+    let last = screens.iter().rposition(|l| l.starts_with("\x1b[H\x1b[2J")).unwrap();
+    let screen = &screens[last..];
+    assert_eq!(
+        screen[0],
+        "\x1b[H\x1b[2J4 messages from 3 senders; 0 lost, 0 reordered, 0 duplicates"
+    );
+    assert_eq!(screen.len(), 5, "a header, a blank line and 3 rows: {screen:?}");
+    assert!(screen[2].starts_with("AAPL       1.00"), "{screen:?}");
+    // Senders' rows come after the keys, in address order.
+    let mut rows = [
+        (from[0], format!("{:<21} T=23.5;H=40", from[0])),
+        (from[1], format!("{:<21} \\xaaU", from[1])),
+    ];
+    rows.sort();
+    assert_eq!(screen[3..], [rows[0].1.clone(), rows[1].1.clone()], "{screen:?}");
 }
 
 #[test]
@@ -289,4 +374,50 @@ fn the_listener_checks_and_saves_what_it_hears() {
     both.extend_from_slice(b"seq=2 y!");
     assert_eq!(std::fs::read(&path).unwrap(), both);
     std::fs::remove_file(&path).unwrap();
+}
+
+/// Terminal injection: whatever a peer sends, the board prints no ESC, BEL, CR or NUL of
+/// theirs (no window title, no OSC 52 clipboard write, no cleared screen, no fake line),
+/// in line mode and in redraw mode, for feed keys, feed values and foreign payloads.
+#[test]
+fn nothing_a_peer_sends_reaches_the_terminal_as_a_control_code() {
+    let hostile: [&[u8]; 5] = [
+        b"seq=1 session=ab \x1b]0;PWNED\x07KEY \x1b]52;c;cHduZWQ=\x07 v",
+        b"seq=2 session=ab K2 \x1b[2J\x1b[H cleared",
+        b"seq=3 session=ab K3 ok\nAAPL       0.01                         seq=9 from 10.0.0.1:1\r\x00",
+        b"seq=4 session=ab \x9b2J \xc2\x9b31m",
+        b"\x1b]0;PWNED\x07\r\n\x00 foreign",
+    ];
+    let ours = "\x1b[H\x1b[2J";
+    for board in [None, Some(Board::Lines), Some(Board::Redraw)] {
+        let config = ListenConfig {
+            bind: Some("127.0.0.1:0".parse().unwrap()),
+            count: Some(hostile.len() as u64),
+            board,
+            ..Default::default()
+        };
+        let listener = start(config);
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let foreign = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (i, datagram) in hostile.iter().enumerate() {
+            let from = if i == 4 { &foreign } else { &sender };
+            from.send_to(datagram, listener.addr).unwrap();
+        }
+        listener.finish().unwrap();
+        let lines = listener.lines.rest(std::time::Duration::from_millis(50));
+        for line in &lines {
+            let theirs = line.strip_prefix(ours).unwrap_or(line);
+            assert!(
+                !theirs.contains(['\x1b', '\x07', '\r', '\0', '\u{9b}']),
+                "{board:?}: {theirs:?}"
+            );
+        }
+        // No fake line either: one line per datagram, or per screen line when redrawn.
+        let expected = match board {
+            None | Some(Board::Lines) => hostile.len(),
+            // Screens after 1, 2, 3, 4, 5 datagrams: a header, a blank line and the rows.
+            Some(Board::Redraw) => [1, 2, 3, 4, 5].iter().map(|rows| 2 + rows).sum(),
+        };
+        assert_eq!(lines.len(), expected, "{board:?}: {lines:#?}");
+    }
 }
