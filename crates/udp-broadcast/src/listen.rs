@@ -139,8 +139,13 @@ impl ListenSummary {
 /// [`Error::Usage`] for a group that is not multicast or an IPv6 group without
 /// `--interface`; [`Error::Runtime`] when the bind or the join fails.
 pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Result<ListenSummary> {
-    // A --save file that cannot be written fails now, before anything is received.
+    // A --save file that cannot be written, or an interface that does not exist, fails now,
+    // before anything is bound.
     let save = config.save.as_deref().map(Save::open).transpose()?;
+    let membership = config
+        .group
+        .map(|g| Membership::new(g, config.interface.as_deref()))
+        .transpose()?;
     let options = ReceiveOptions {
         bind: bind_address(config)?,
         buffer_size: common::DEFAULT_BUFFER_SIZE,
@@ -160,14 +165,20 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     // Step 2, bind(): Python's `sock.bind(('', 7788))`. A broadcast reaches sockets bound to
     // 0.0.0.0 (or the broadcast address), never one bound to a single unicast address.
     let mut receiver = receive::bind(socket, &options)?;
-    if let Some(group) = config.group {
-        join(receiver.socket(), group, config.interface.as_deref())?;
-    }
     let local = receiver.local();
-    log::info!(
-        "listening for broadcasts on port {}; other listeners may share it",
-        local.port()
-    );
+    match &membership {
+        Some(membership) => {
+            join(receiver.socket(), membership)?;
+            log::info!(
+                "joined multicast group {membership}; listening on port {}, other listeners may share it",
+                local.port()
+            );
+        }
+        None => log::info!(
+            "listening for broadcasts on port {}; other listeners may share it",
+            local.port()
+        ),
+    }
     warn_if_deaf(local);
     out.listening(local).map_err(Error::stdout)?;
 
@@ -312,22 +323,59 @@ fn bind_address(config: &ListenConfig) -> Result<SocketAddr> {
     }))
 }
 
-/// Joins `group`: Python's `sock.setsockopt(IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq)`. Local by
-/// default: an IPv4 group is joined on the loopback interface unless `--interface` names
-/// another, so joining sends no IGMP report onto a real network.
-fn join(socket: &UdpSocket, group: IpAddr, iface: Option<&str>) -> Result<()> {
-    let result = match group {
-        IpAddr::V4(g) => socket.join_multicast_v4(&g, &iface.map_or(Ok(Ipv4Addr::LOCALHOST), interface::ipv4)?),
-        IpAddr::V6(g) => {
-            let name = iface.ok_or_else(|| {
-                Error::Usage(format!(
-                    "joining {group} needs --interface NAME: Linux loopback carries no IPv6 multicast"
-                ))
-            })?;
-            socket.join_multicast_v6(&g, interface::ipv6_index(name)?)
+/// A multicast group and the interface to join it on, checked before anything is bound.
+enum Membership {
+    V4 { group: Ipv4Addr, interface: Ipv4Addr },
+    V6 { group: Ipv6Addr, name: String, index: u32 },
+}
+
+impl Membership {
+    /// Local by default: an IPv4 group is joined on the loopback interface unless
+    /// `--interface` names another, so joining sends no IGMP report onto a real network.
+    fn new(group: IpAddr, iface: Option<&str>) -> Result<Self> {
+        match group {
+            IpAddr::V4(group) => Ok(Membership::V4 {
+                group,
+                interface: iface.map_or(Ok(Ipv4Addr::LOCALHOST), interface::ipv4)?,
+            }),
+            IpAddr::V6(group) => {
+                let name = iface.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "joining {group} needs --interface NAME: Linux loopback carries no IPv6 multicast"
+                    ))
+                })?;
+                let index = interface::ipv6_index(name)?;
+                Ok(Membership::V6 {
+                    group,
+                    name: name.to_string(),
+                    index,
+                })
+            }
         }
+    }
+}
+
+/// Joins the group: Python's `sock.setsockopt(IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq)`.
+fn join(socket: &UdpSocket, membership: &Membership) -> Result<()> {
+    let (result, group) = match membership {
+        Membership::V4 { group, interface } => (socket.join_multicast_v4(group, interface), IpAddr::V4(*group)),
+        Membership::V6 { group, index, .. } => (socket.join_multicast_v6(group, *index), IpAddr::V6(*group)),
     };
     result.map_err(|e| Error::io(format!("cannot join multicast group {group}"), &e))
+}
+
+/// `239.1.2.3 on interface 127.0.0.1 (loopback: …)`, `ff02::1234 on interface eth0 (index 3)`.
+impl std::fmt::Display for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Membership::V4 { group, interface } if interface.is_loopback() => write!(
+                f,
+                "{group} on interface {interface} (loopback: only senders on this machine reach it)"
+            ),
+            Membership::V4 { group, interface } => write!(f, "{group} on interface {interface}"),
+            Membership::V6 { group, name, index } => write!(f, "{group} on interface {name} (index {index})"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -291,3 +291,63 @@ fn an_interval_too_long_for_the_clock_waits_until_the_stop() {
     let summary = result.recv_timeout(WAIT).expect("send returns, without a panic");
     assert_eq!(summary.unwrap().sent, 1);
 }
+
+/// `listen --group` says which group it joined, on which interface (it said "listening for
+/// broadcasts" and nothing of the group).
+#[test]
+fn a_listener_says_which_group_it_joined_on_which_interface() {
+    let group = "239.255.77.2";
+    let (mut joined, addr) = listener(&["--bind", "0.0.0.0:0", "--group", group, "--count", "1"]);
+    let said = joined.stderr.next(WAIT).unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "udp-broadcast: joined multicast group {group} on interface 127.0.0.1 (loopback: only senders on this machine reach it); listening on port {}, other listeners may share it",
+            addr.port()
+        )
+    );
+    let (code, stderr) = send(&["--to", &format!("{group}:{}", addr.port()), "-n", "1", "joined"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(joined.stdout.next(WAIT).unwrap().ends_with(" joined"));
+    assert_eq!(joined.wait(WAIT).and_then(|s| s.code()), Some(0));
+}
+
+/// A GBK feed (`send -e gbk`) is a feed to a GBK listener: tracked, shown in its encoding.
+#[test]
+fn a_gbk_feed_is_tracked_and_shown_by_a_gbk_listener() {
+    let (mut gbk, addr) = listener(&["--bind", "0.0.0.0:0", "-e", "gbk", "--count", "2", "--json"]);
+    let to = format!("127.255.255.255:{}", addr.port());
+    let (code, stderr) = send(&["--to", &to, "-n", "2", "-i", "10ms", "-e", "gbk", "温度", "23"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for seq in 1..=2 {
+        let event: Value = serde_json::from_str(&gbk.stdout.next(WAIT).unwrap()).unwrap();
+        assert_eq!(event["seq"], seq, "{event}");
+        assert!(event["text"].as_str().unwrap().ends_with(" 温度 23"), "{event}");
+        assert!(event["hex"].as_str().unwrap().ends_with("cec2b6c8203233"), "{event}");
+    }
+    assert_eq!(gbk.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary: Value = serde_json::from_str(&gbk.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    assert_eq!(
+        (summary["malformed"].as_u64(), summary["lost"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+/// A group's interface is checked before the bind: a mistake is a usage error, whatever
+/// holds the port (it bound first, and a taken port hid the real mistake).
+#[test]
+fn a_bad_interface_is_refused_before_anything_is_bound() {
+    let taken = UdpSocket::bind("[::1]:0").unwrap();
+    let bind = format!("[::1]:{}", taken.local_addr().unwrap().port());
+    let (code, stderr) = crate::run(&[
+        "listen",
+        "--bind",
+        &bind,
+        "--group",
+        "ff02::1234",
+        "--interface",
+        "no-such-if0",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no such network interface"), "{stderr}");
+}
