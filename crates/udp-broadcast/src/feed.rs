@@ -348,7 +348,8 @@ impl std::str::FromStr for FeedKind {
             "quotes" => Ok(FeedKind::Quotes),
             "flights" => Ok(FeedKind::Flights),
             _ => Err(common::Error::Usage(format!(
-                "unknown feed '{text}': use quotes or flights"
+                "unknown feed '{}': use quotes or flights",
+                common::codec::Encoding::Utf8.render(text.as_bytes())
             ))),
         }
     }

@@ -12,7 +12,8 @@ pub(crate) fn ipv4(text: &str) -> Result<Ipv4Addr> {
     }
     text.parse().map_err(|_| {
         Error::Usage(format!(
-            "bad --interface '{text}': for IPv4 multicast give the interface's IPv4 address (e.g. 192.168.1.10), or lo"
+            "bad --interface '{}': for IPv4 multicast give the interface's IPv4 address (e.g. 192.168.1.10), or lo",
+            shown(text)
         ))
     })
 }
@@ -25,7 +26,8 @@ pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
     }
     let unknown = || {
         Error::Usage(format!(
-            "bad --interface '{text}': no such network interface (see `ip link`)"
+            "bad --interface '{}': no such network interface (see `ip link`)",
+            shown(text)
         ))
     };
     if text.is_empty() || text.contains(['/', '.']) {
@@ -35,6 +37,12 @@ pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
         .ok()
         .and_then(|index| index.trim().parse().ok())
         .ok_or_else(unknown)
+}
+
+/// What was typed, escaped for the one-line error: a control code in an argument (from a
+/// script, a pasted name) must not reach the terminal either.
+fn shown(text: &str) -> String {
+    common::codec::Encoding::Utf8.render(text.as_bytes())
 }
 
 #[cfg(test)]
@@ -50,6 +58,10 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("give the interface's IPv4 address")
+        );
+        assert_eq!(
+            ipv4("\x1b]0;x\x07").unwrap_err().to_string(),
+            "bad --interface '\\x1b]0;x\\x07': for IPv4 multicast give the interface's IPv4 address (e.g. 192.168.1.10), or lo"
         );
         assert_eq!(ipv6_index("7").unwrap(), 7);
         assert_eq!(ipv6_index("lo").unwrap(), 1);
