@@ -142,10 +142,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     // A --save file that cannot be written, or an interface that does not exist, fails now,
     // before anything is bound.
     let save = config.save.as_deref().map(Save::open).transpose()?;
-    let membership = config
-        .group
-        .map(|g| Membership::new(g, config.interface.as_deref()))
-        .transpose()?;
+    let membership = Membership::asked(config)?;
     let options = ReceiveOptions {
         bind: bind_address(config)?,
         buffer_size: common::DEFAULT_BUFFER_SIZE,
@@ -165,21 +162,11 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     // Step 2, bind(): Python's `sock.bind(('', 7788))`. A broadcast reaches sockets bound to
     // 0.0.0.0 (or the broadcast address), never one bound to a single unicast address.
     let mut receiver = receive::bind(socket, &options)?;
-    let local = receiver.local();
-    match &membership {
-        Some(membership) => {
-            join(receiver.socket(), membership)?;
-            log::info!(
-                "joined multicast group {membership}; listening on port {}, other listeners may share it",
-                local.port()
-            );
-        }
-        None => log::info!(
-            "listening for broadcasts on port {}; other listeners may share it",
-            local.port()
-        ),
+    if let Some(membership) = &membership {
+        join(receiver.socket(), membership)?;
     }
-    warn_if_deaf(local);
+    let local = receiver.local();
+    say_what_is_heard(local, membership.as_ref());
     out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
@@ -292,6 +279,22 @@ fn show_board(out: &Output, board: &Rows, counts: &Counts) -> std::io::Result<()
     board.show(out, counts)
 }
 
+/// The start-up log: the port, the group joined (if any), and a warning for a socket that
+/// can hear no broadcast.
+fn say_what_is_heard(local: SocketAddr, membership: Option<&Membership>) {
+    match membership {
+        Some(membership) => log::info!(
+            "joined multicast group {membership}; listening on port {}, other listeners may share it",
+            local.port()
+        ),
+        None => log::info!(
+            "listening for broadcasts on port {}; other listeners may share it",
+            local.port()
+        ),
+    }
+    warn_if_deaf(local);
+}
+
 /// A socket bound to one unicast address (`--bind 127.0.0.1:7788`) receives no broadcast
 /// and no multicast, only datagrams sent to that address: a common mistake, said at once.
 fn warn_if_deaf(local: SocketAddr) {
@@ -330,6 +333,14 @@ enum Membership {
 }
 
 impl Membership {
+    /// The group `--group` asks for, with its interface; none without `--group`.
+    fn asked(config: &ListenConfig) -> Result<Option<Self>> {
+        config
+            .group
+            .map(|group| Membership::new(group, config.interface.as_deref()))
+            .transpose()
+    }
+
     /// Local by default: an IPv4 group is joined on the loopback interface unless
     /// `--interface` names another, so joining sends no IGMP report onto a real network.
     fn new(group: IpAddr, iface: Option<&str>) -> Result<Self> {
