@@ -5,6 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
+#[path = "docs/sessions.rs"]
+mod sessions;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -393,7 +397,11 @@ fn every_relative_link_resolves() {
                 continue;
             }
             let (file, fragment) = link.split_once('#').unwrap_or((link, ""));
-            let target = if file.is_empty() { PathBuf::from(&path) } else { dir.join(file) };
+            let target = if file.is_empty() {
+                PathBuf::from(&path)
+            } else {
+                dir.join(file)
+            };
             let Ok(text) = fs::read_to_string(root().join(&target)) else {
                 if !root().join(&target).is_dir() {
                     problems.push(format!("{path}: ({link}) names no file"));
@@ -459,4 +467,32 @@ fn the_chinese_documents_keep_the_glossarys_terms() {
             .unwrap_or_else(|| panic!("no {label} after the previous trait"));
         at += found + label.len();
     }
+}
+
+/// The transcripts that start a server in the background (```shellsession blocks) run as
+/// printed, in both languages, each in a folder of its own (`scripts/` linked into it):
+/// every line each program printed, and nothing else, in the order of its own stream.
+/// (`kill` is the Unix command; on Windows the trycmd transcripts above still run.)
+#[cfg(unix)]
+#[test]
+fn the_sessions_with_a_background_server_run_as_printed() {
+    let (mut problems, mut count) = (Vec::new(), 0);
+    for path in user_docs() {
+        for (n, steps) in sessions::sessions(&read(&path)).iter().enumerate() {
+            count += 1;
+            let name = format!("udp-docs-{}-{}-{n}", std::process::id(), path.replace('/', "_"));
+            let dir = std::env::temp_dir().join(name);
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink(root().join("scripts"), dir.join("scripts")).unwrap();
+            match sessions::run(&dir, steps) {
+                Ok(()) => {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                Err(e) => problems.push(format!("{path}, session {} (in {}): {e}", n + 1, dir.display())),
+            }
+        }
+    }
+    assert!(count >= 18, "{count} sessions found in the docs");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
