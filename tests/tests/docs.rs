@@ -496,3 +496,55 @@ fn the_sessions_with_a_background_server_run_as_printed() {
     assert!(count >= 18, "{count} sessions found in the docs");
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// The README's first transcripts (the server as `cargo run -p udp-server` starts it, the
+/// client's `hello`, the summary on Ctrl-C) are what the programs print, line for line:
+/// run as a session, with the port the OS chose in place of the client's 54321 and of the
+/// round trip.
+#[cfg(unix)]
+#[test]
+fn the_readmes_first_lines_are_what_the_server_and_client_print() {
+    for path in ["README.md", "README.zh-CN.md"] {
+        let doc = read(path);
+        let texts: Vec<&str> = doc
+            .split("```text\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        let vary = |line: &str| line.replace("54321", "[..]").replace("rtt 0.152 ms", "rtt [..] ms");
+        let server: Vec<String> = texts[0]
+            .lines()
+            .skip_while(|l| !l.contains("Running"))
+            .skip(1)
+            .map(vary)
+            .collect();
+        let client: Vec<String> = texts[1].lines().skip(1).map(vary).collect();
+        let summary = code_spans(&doc)
+            .into_iter()
+            .find(|s| s.starts_with("udp-server: received"))
+            .expect("the summary on Ctrl-C");
+        assert_eq!(server.len(), 4, "{path}: two log lines, listening, a datagram");
+        let steps = [
+            sessions::Step {
+                command: "udp-server --bind 8888 &".into(),
+                code: 0,
+                expected: server,
+            },
+            sessions::Step {
+                command: "udp-client 8888 hello".into(),
+                code: 0,
+                expected: client,
+            },
+            sessions::Step {
+                command: "kill %1".into(),
+                code: 0,
+                expected: vec![summary.to_string()],
+            },
+        ];
+        let dir = std::env::temp_dir().join(format!("udp-docs-{}-first-{path}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let result = sessions::run(&dir, &steps);
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(result, Ok(()), "{path}");
+    }
+}
