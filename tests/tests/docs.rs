@@ -493,7 +493,7 @@ fn the_sessions_with_a_background_server_run_as_printed() {
             }
         }
     }
-    assert!(count >= 18, "{count} sessions found in the docs");
+    assert!(count >= 26, "{count} sessions found in the docs");
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
@@ -547,4 +547,79 @@ fn the_readmes_first_lines_are_what_the_server_and_client_print() {
         let _ = fs::remove_dir_all(&dir);
         assert_eq!(result, Ok(()), "{path}");
     }
+}
+
+/// `text` with every port-like number (4 or 5 digits) as `[..]`: the messages of the
+/// README's table use example ports, the transcripts of docs/messages.md ports of their own.
+fn any_port(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        out.push_str(if (4..=5).contains(&digits.len()) {
+            "[..]"
+        } else {
+            &digits
+        });
+        digits.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Every message of the README's table (first column) is printed, word for word, in one
+/// of the transcripts of docs/messages.md, which the session test runs: the table cannot
+/// drift from what the programs say.
+#[test]
+fn every_message_in_the_readmes_table_is_one_the_programs_print() {
+    let transcripts: Vec<String> = read("docs/messages.md")
+        .split("```shellsession\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .flat_map(str::lines)
+        .filter(|l| !l.starts_with("$ ") && !l.starts_with("? "))
+        .map(any_port)
+        .collect();
+    for path in ["README.md", "README.zh-CN.md"] {
+        let doc = read(path);
+        let table = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("## Messages you will meet") && !l.starts_with("## 常见输出信息对照"))
+            .skip(1)
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2);
+        let mut rows = 0;
+        for row in table {
+            rows += 1;
+            let message = code_spans(row.split(" | ").next().unwrap_or(""))
+                .first()
+                .map(|m| any_port(m))
+                .unwrap_or_default();
+            assert!(
+                transcripts.iter().any(|t| sessions_line_matches(t, &message)),
+                "{path}: `{message}` is in no transcript of docs/messages.md"
+            );
+        }
+        assert!(rows >= 15, "{path}: {rows} messages in the table");
+    }
+}
+
+/// A transcript line (with `[..]`) against a message (whose ports are `[..]` too).
+fn sessions_line_matches(pattern: &str, message: &str) -> bool {
+    // The message's own `[..]` stand for ports; in the pattern they match anything.
+    let parts: Vec<&str> = pattern.split("[..]").collect();
+    let mut rest = message;
+    for (i, part) in parts.iter().enumerate() {
+        match rest.find(part) {
+            Some(0) => rest = &rest[part.len()..],
+            Some(at) if i > 0 => rest = &rest[at + part.len()..],
+            _ => return false,
+        }
+    }
+    rest.is_empty() || pattern.ends_with("[..]")
 }
