@@ -16,8 +16,9 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 use common::testkit::Lines;
 
@@ -112,7 +113,10 @@ fn program(name: &str) -> PathBuf {
 
 /// A process of a session, its output read line by line.
 struct Running {
-    child: Child,
+    pid: u32,
+    /// The exit code, sent by the thread that waits for it (-1: ended by a signal).
+    exit: Receiver<i32>,
+    ended: bool,
     stdout: Lines,
     stderr: Lines,
     /// Lines already read (the `listening on` line of a background server).
@@ -132,30 +136,47 @@ impl Running {
             .spawn()?;
         let stdout = Lines::from_reader(child.stdout.take().expect("a stdout pipe"));
         let stderr = Lines::from_reader(child.stderr.take().expect("a stderr pipe"));
+        let (pid, (tx, exit)) = (child.id(), mpsc::channel());
+        std::thread::spawn(move || {
+            let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+            let _ = tx.send(code);
+        });
         Ok(Running {
-            child,
+            pid,
+            exit,
+            ended: false,
             stdout,
             stderr,
             seen: Vec::new(),
         })
     }
 
-    /// Waits for the end (within [`DEADLINE`]): the exit code, stdout and stderr.
+    /// Sends a signal (`TERM`, `KILL`) by PID.
+    fn signal(&self, name: &str) {
+        let _ = Command::new("kill").args(["-s", name, &self.pid.to_string()]).status();
+    }
+
+    /// Waits for the end (within [`DEADLINE`], then kills it): the exit code, stdout and
+    /// stderr.
     fn finish(mut self) -> (i32, Vec<String>, Vec<String>) {
-        let deadline = Instant::now() + DEADLINE;
-        let code = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status.code().unwrap_or(-1),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                _ => {
-                    let _ = self.child.kill();
-                    break -1;
-                }
-            }
-        };
-        let mut out = self.seen;
+        let code = self.exit.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            self.signal("KILL");
+            let _ = self.exit.recv_timeout(DEADLINE);
+            -1
+        });
+        self.ended = true;
+        let mut out = std::mem::take(&mut self.seen);
         out.extend(self.stdout.rest(Duration::from_secs(2)));
         (code, out, self.stderr.rest(Duration::from_secs(2)))
+    }
+}
+
+impl Drop for Running {
+    /// A session that failed half-way leaves no server running.
+    fn drop(&mut self) {
+        if !self.ended && self.exit.try_recv().is_err() {
+            self.signal("KILL");
+        }
     }
 }
 
@@ -338,8 +359,7 @@ fn run_one(
                     .map_err(|_| format!("kill {spec}"))?;
                 let (started, job) = jobs.get_mut(n - 1).ok_or(format!("no job {spec}"))?;
                 let job = job.take().ok_or(format!("job {spec} was stopped already"))?;
-                let pid = job.child.id().to_string();
-                let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
+                job.signal("TERM");
                 let (_, out, err) = job.finish();
                 streams.push(Stream {
                     lines: out,
