@@ -5,6 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
+#[path = "docs/sessions.rs"]
+mod sessions;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -175,9 +179,13 @@ fn the_chinese_readme_has_the_same_sections_and_the_same_two_commands() {
         en.lines().take(5).any(|l| l.contains("README.zh-CN.md")),
         "README.md links its Chinese twin at the top"
     );
-    for span in code_spans(&zh).into_iter().chain(code_spans(&en)) {
-        let problems = problems_in(span);
-        assert!(problems.is_empty(), "{problems:?}");
+    // The crates' READMEs name paths inside their crate; the rest name them from the root.
+    for path in user_docs().into_iter().filter(|d| !d.starts_with("crates/")) {
+        let doc = read(&path);
+        for span in code_spans(&doc) {
+            let problems = problems_in(span);
+            assert!(problems.is_empty(), "{path}: {problems:?}");
+        }
     }
 }
 
@@ -287,14 +295,51 @@ fn shape(doc: &str) -> Shape {
     }
 }
 
+/// Every user document: the READMEs, the crates' READMEs and everything under `docs/`.
+fn user_docs() -> Vec<String> {
+    let mut docs = vec!["README.md".to_string(), "README.zh-CN.md".to_string()];
+    for dir in ["docs", "crates"] {
+        for entry in fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if dir == "docs" && name.ends_with(".md") {
+                docs.push(format!("docs/{name}"));
+            } else if dir == "crates" && path.join("README.md").exists() {
+                docs.push(format!("crates/{name}/README.md"));
+            }
+        }
+    }
+    docs.sort();
+    docs
+}
+
+/// Each English document with its Chinese twin: the READMEs and every page of `docs/`.
+fn twins() -> Vec<(String, String)> {
+    let pairs: Vec<_> = user_docs()
+        .into_iter()
+        .filter(|d| !d.starts_with("crates/") && !d.ends_with(".zh-CN.md"))
+        .map(|en| {
+            let zh = en.replace(".md", ".zh-CN.md");
+            assert!(root().join(&zh).exists(), "{en} has no Chinese twin {zh}");
+            (en, zh)
+        })
+        .collect();
+    for doc in user_docs().iter().filter(|d| d.ends_with(".zh-CN.md")) {
+        assert!(
+            root().join(doc.replace(".zh-CN.md", ".md")).exists(),
+            "{doc} has no English twin"
+        );
+    }
+    pairs
+}
+
 /// The Chinese twin carries everything the English carries, and nothing it does not: every
 /// section, table row, command (code span) and fenced transcript.
 #[test]
 fn english_and_chinese_carry_the_same_sections_rows_commands_and_transcripts() {
-    for (en_path, zh_path) in [
-        ("README.md", "README.zh-CN.md"),
-        ("docs/chapter.md", "docs/chapter.zh-CN.md"),
-    ] {
+    let pairs = twins();
+    assert!(pairs.len() >= 9, "the READMEs and the pages of docs/: {pairs:?}");
+    for (en_path, zh_path) in &pairs {
         let (en_doc, zh_doc) = (read(en_path), read(zh_path));
         assert_eq!(heading_levels(&en_doc), heading_levels(&zh_doc), "{zh_path}: sections");
         let (en, zh) = (shape(&en_doc), shape(&zh_doc));
@@ -310,13 +355,86 @@ fn english_and_chinese_carry_the_same_sections_rows_commands_and_transcripts() {
     }
 }
 
+/// A newcomer's README fits a few screens; the long parts live in `docs/`.
+#[test]
+fn both_readmes_are_under_250_lines() {
+    for path in ["README.md", "README.zh-CN.md"] {
+        let lines = read(path).lines().count();
+        assert!(lines < 250, "{path} has {lines} lines: move a section into docs/");
+    }
+}
+
+/// A clone has no `../shared`, and a user doc that points there points at nothing.
+#[test]
+fn no_user_doc_points_outside_the_repository() {
+    for path in user_docs() {
+        assert!(!read(&path).contains("../shared"), "{path} names ../shared");
+    }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link `[text](path)` or `[text](path#anchor)` in a user doc names a file or
+/// folder that exists, and the anchor a heading of that file.
+#[test]
+fn every_relative_link_resolves() {
+    let mut problems = Vec::new();
+    for path in user_docs() {
+        let doc = read(&path);
+        let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
+        for link in doc.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = link.split_once('#').unwrap_or((link, ""));
+            let target = if file.is_empty() {
+                PathBuf::from(&path)
+            } else {
+                dir.join(file)
+            };
+            let Ok(text) = fs::read_to_string(root().join(&target)) else {
+                if !root().join(&target).is_dir() {
+                    problems.push(format!("{path}: ({link}) names no file"));
+                }
+                continue;
+            };
+            let mut in_code = false;
+            let anchors: Vec<String> = text
+                .lines()
+                .filter(|l| {
+                    if l.starts_with("```") {
+                        in_code = !in_code;
+                    }
+                    !in_code && l.starts_with('#')
+                })
+                .map(anchor)
+                .collect();
+            if !fragment.is_empty() && !anchors.iter().any(|a| a == fragment) {
+                problems.push(format!("{path}: ({link}) names no heading of {}", target.display()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// The Chinese documents keep the glossary's terms (docs/chapter.zh-CN.md, at the top): no
-/// 负载 for payload (载荷), no 监听者 for a receiver (接收方: "listen" is TCP's), no 回环 (环回 is
-/// loopback, 环路 the echo loop), NetAssist always as 网络调试助手; and the map names 绑定 and the
-/// chapter's six traits in its order.
+/// 负载 for payload (载荷), no 监听者 for a receiver (接收方: "listen" is TCP's), 环回 for
+/// loopback (the glossary alone names 回环, a common spelling of it; 环路 is the echo loop),
+/// NetAssist always as 网络调试助手, and the book's chapter never as a school lesson (课文); and
+/// the map names 绑定 and the chapter's six traits (书中（1）…) in its order.
 #[test]
 fn the_chinese_documents_keep_the_glossarys_terms() {
-    for path in ["README.zh-CN.md", "docs/chapter.zh-CN.md"] {
+    for path in user_docs().iter().filter(|d| d.ends_with(".zh-CN.md")) {
         let doc = read(path);
         // The glossary names the drifted spellings it rules out; the rest must not use them.
         let doc = match doc.split_once("## 术语表") {
@@ -330,7 +448,7 @@ fn the_chinese_documents_keep_the_glossarys_terms() {
             .step_by(2)
             .flat_map(|part| part.split('`').step_by(2))
             .collect();
-        for drifted in ["负载", "监听者", "回环"] {
+        for drifted in ["负载", "监听者", "回环", "课文"] {
             assert!(!prose.contains(drifted), "{path} uses {drifted}");
         }
         let netassist = prose.replace("网络调试助手（NetAssist）", "");
@@ -343,10 +461,165 @@ fn the_chinese_documents_keep_the_glossarys_terms() {
     assert!(map.contains("绑定") && map.contains("## 术语表"), "the glossary");
     let mut at = 0;
     for n in ["（1）", "（2）", "（3）", "（4）", "（5）", "（6）"] {
-        let label = format!("课文{n}");
+        let label = format!("书中{n}");
         let found = map[at..]
             .find(&label)
             .unwrap_or_else(|| panic!("no {label} after the previous trait"));
         at += found + label.len();
     }
+}
+
+/// The transcripts that start a server in the background (```shellsession blocks) run as
+/// printed, in both languages, each in a folder of its own (`scripts/` linked into it):
+/// every line each program printed, and nothing else, in the order of its own stream.
+/// (`kill` is the Unix command; on Windows the trycmd transcripts above still run.)
+#[cfg(unix)]
+#[test]
+fn the_sessions_with_a_background_server_run_as_printed() {
+    let (mut problems, mut count) = (Vec::new(), 0);
+    for path in user_docs() {
+        for (n, steps) in sessions::sessions(&read(&path)).iter().enumerate() {
+            count += 1;
+            let name = format!("udp-docs-{}-{}-{n}", std::process::id(), path.replace('/', "_"));
+            let dir = std::env::temp_dir().join(name);
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink(root().join("scripts"), dir.join("scripts")).unwrap();
+            match sessions::run(&dir, steps) {
+                Ok(()) => {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                Err(e) => problems.push(format!("{path}, session {} (in {}): {e}", n + 1, dir.display())),
+            }
+        }
+    }
+    assert!(count >= 26, "{count} sessions found in the docs");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// The README's first transcripts (the server as `cargo run -p udp-server` starts it, the
+/// client's `hello`, the summary on Ctrl-C) are what the programs print, line for line:
+/// run as a session, with the port the OS chose in place of the client's 54321 and of the
+/// round trip.
+#[cfg(unix)]
+#[test]
+fn the_readmes_first_lines_are_what_the_server_and_client_print() {
+    for path in ["README.md", "README.zh-CN.md"] {
+        let doc = read(path);
+        let texts: Vec<&str> = doc
+            .split("```text\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        let vary = |line: &str| line.replace("54321", "[..]").replace("rtt 0.152 ms", "rtt [..] ms");
+        let server: Vec<String> = texts[0]
+            .lines()
+            .skip_while(|l| !l.contains("Running"))
+            .skip(1)
+            .map(vary)
+            .collect();
+        let client: Vec<String> = texts[1].lines().skip(1).map(vary).collect();
+        let summary = code_spans(&doc)
+            .into_iter()
+            .find(|s| s.starts_with("udp-server: received"))
+            .expect("the summary on Ctrl-C");
+        assert_eq!(server.len(), 4, "{path}: two log lines, listening, a datagram");
+        let steps = [
+            sessions::Step {
+                command: "udp-server --bind 8888 &".into(),
+                code: 0,
+                expected: server,
+            },
+            sessions::Step {
+                command: "udp-client 8888 hello".into(),
+                code: 0,
+                expected: client,
+            },
+            sessions::Step {
+                command: "kill %1".into(),
+                code: 0,
+                expected: vec![summary.to_string()],
+            },
+        ];
+        let dir = std::env::temp_dir().join(format!("udp-docs-{}-first-{path}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let result = sessions::run(&dir, &steps);
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(result, Ok(()), "{path}");
+    }
+}
+
+/// `text` with every port-like number (4 or 5 digits) as `[..]`: the messages of the
+/// README's table use example ports, the transcripts of docs/messages.md ports of their own.
+fn any_port(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        out.push_str(if (4..=5).contains(&digits.len()) {
+            "[..]"
+        } else {
+            &digits
+        });
+        digits.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Every message of the README's table (first column) is printed, word for word, in one
+/// of the transcripts of docs/messages.md, which the session test runs: the table cannot
+/// drift from what the programs say.
+#[test]
+fn every_message_in_the_readmes_table_is_one_the_programs_print() {
+    let transcripts: Vec<String> = read("docs/messages.md")
+        .split("```shellsession\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .flat_map(str::lines)
+        .filter(|l| !l.starts_with("$ ") && !l.starts_with("? "))
+        .map(any_port)
+        .collect();
+    for path in ["README.md", "README.zh-CN.md"] {
+        let doc = read(path);
+        let table = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("## Messages you will meet") && !l.starts_with("## 常见输出信息对照"))
+            .skip(1)
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2);
+        let mut rows = 0;
+        for row in table {
+            rows += 1;
+            let message = code_spans(row.split(" | ").next().unwrap_or(""))
+                .first()
+                .map(|m| any_port(m))
+                .unwrap_or_default();
+            assert!(
+                transcripts.iter().any(|t| sessions_line_matches(t, &message)),
+                "{path}: `{message}` is in no transcript of docs/messages.md"
+            );
+        }
+        assert!(rows >= 15, "{path}: {rows} messages in the table");
+    }
+}
+
+/// A transcript line (with `[..]`) against a message (whose ports are `[..]` too).
+fn sessions_line_matches(pattern: &str, message: &str) -> bool {
+    // The message's own `[..]` stand for ports; in the pattern they match anything.
+    let parts: Vec<&str> = pattern.split("[..]").collect();
+    let mut rest = message;
+    for (i, part) in parts.iter().enumerate() {
+        match rest.find(part) {
+            Some(0) => rest = &rest[part.len()..],
+            Some(at) if i > 0 => rest = &rest[at + part.len()..],
+            _ => return false,
+        }
+    }
+    rest.is_empty() || pattern.ends_with("[..]")
 }
