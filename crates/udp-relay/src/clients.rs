@@ -1,7 +1,7 @@
 //! Which upstream socket belongs to which client. UDP has no connections, so a relay with
 //! one upstream socket could not tell whose reply a datagram from the server is; one socket
 //! per client address makes the server's replies come back on that client's socket, as a
-//! NAT does. The table is bounded (`--max-clients`) and forgets idle clients (`--idle`).
+//! NAT does. The relay bounds the table (`--max-clients`); it forgets idle clients (`--idle`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket as StdSocket};
@@ -32,26 +32,17 @@ pub(crate) struct Clients {
     /// The local ports of the upstream sockets: a datagram from one of them to the listening
     /// socket means the relay is talking to itself.
     own_ports: HashSet<u16>,
-    max: usize,
     idle: Duration,
     last_sweep: Instant,
 }
 
-/// Why a client got no upstream socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// `--max-clients` are mapped already.
-    Full,
-}
-
 impl Clients {
-    pub(crate) fn new(max: usize, idle: Duration) -> Self {
+    pub(crate) fn new(idle: Duration) -> Self {
         Clients {
             by_addr: HashMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             own_ports: HashSet::new(),
-            max,
             idle,
             last_sweep: Instant::now(),
         }
@@ -76,10 +67,7 @@ impl Clients {
         to: SocketAddr,
         broadcast: bool,
         registry: &Registry,
-    ) -> Result<std::result::Result<usize, Refused>> {
-        if self.by_addr.len() >= self.max {
-            return Ok(Err(Refused::Full));
-        }
+    ) -> Result<usize> {
         let any: SocketAddr = if to.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
@@ -116,7 +104,7 @@ impl Clients {
         }
         self.by_addr.insert(client, slot);
         self.own_ports.insert(port);
-        Ok(Ok(slot))
+        Ok(slot)
     }
 
     pub(crate) fn get(&self, slot: usize) -> Option<&Mapping> {

@@ -99,7 +99,7 @@ impl<'c> Relay<'c> {
             events: Events::with_capacity(256),
             listener,
             local,
-            clients: Clients::new(config.max_clients, config.idle),
+            clients: Clients::new(config.idle),
             up: Network::new(config.up),
             down: Network::new(config.down),
             loops: LoopGuard::default(),
@@ -209,26 +209,24 @@ impl<'c> Relay<'c> {
         if let Some(slot) = self.clients.find(client, now) {
             return Ok(Some(slot));
         }
+        if self.clients.len() >= self.config.max_clients {
+            self.summary.full += 1;
+            let why = format!("{} clients are mapped already (--max-clients)", self.config.max_clients);
+            self.warn_once(client, &why);
+            return Ok(None);
+        }
+        // Only clients that would be mapped count towards a loop: refused ones get nowhere.
         if self.loops.is_loop(&self.buf[..self.len], now) {
             self.summary.looped += 1;
             return Ok(None);
         }
-        let registry = self.poll.registry();
-        match self
-            .clients
-            .add(client, self.config.to, self.config.to_broadcast, registry)
-        {
-            Ok(Ok(slot)) => {
+        let (to, broadcast) = (self.config.to, self.config.to_broadcast);
+        match self.clients.add(client, to, broadcast, self.poll.registry()) {
+            Ok(slot) => {
                 self.summary.clients += 1;
                 self.summary.peak_clients = self.summary.peak_clients.max(self.clients.len() as u64);
                 log::debug!("new client {client}: upstream socket {slot}");
                 Ok(Some(slot))
-            }
-            Ok(Err(_full)) => {
-                self.summary.full += 1;
-                let why = format!("{} clients are mapped already (--max-clients)", self.config.max_clients);
-                self.warn_once(client, &why);
-                Ok(None)
             }
             // Out of sockets (the open-file limit) is a full table too, not a reason to stop.
             Err(e) => {

@@ -1,0 +1,332 @@
+//! The relay between real sockets, in-process (its `run` on a thread) and as a process,
+//! asserting on what crossed the wire: bytes, addresses, counts.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::faults::FaultConfig;
+use common::output::OutputOptions;
+use common::testkit::{self, InProcess, WAIT};
+use udp_relay::{Config, FlowFaults, Summary};
+
+/// An echo server on a thread: every datagram back to its sender; it remembers who sent.
+struct Echo {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    received: Arc<AtomicU64>,
+}
+
+fn echo() -> Echo {
+    let socket = testkit::local_socket(Duration::from_millis(50)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::new(AtomicU64::new(0));
+    let (s, r) = (seen.clone(), received.clone());
+    // It ends with the test process; a bounded run keeps it from outliving a slow test.
+    thread::spawn(move || {
+        let mut buf = [0u8; 65_536];
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                r.fetch_add(1, Ordering::SeqCst);
+                s.lock().unwrap().push((peer, buf[..n].to_vec()));
+                let _ = socket.send_to(&buf[..n], peer);
+            }
+        }
+    });
+    Echo { addr, seen, received }
+}
+
+fn relay(config: Config) -> InProcess<Summary> {
+    relay_with(config, OutputOptions::default())
+}
+
+fn relay_with(config: Config, output: OutputOptions) -> InProcess<Summary> {
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        output,
+        ..config
+    };
+    InProcess::start(output, move |stop, out| udp_relay::run(&config, stop, out))
+}
+
+fn to(server: &Echo) -> Config {
+    Config {
+        to: server.addr,
+        ..Config::default()
+    }
+}
+
+/// Sends `data` and waits (with a deadline) for what comes back.
+fn ask(client: &UdpSocket, relay: SocketAddr, data: &[u8]) -> Option<(Vec<u8>, SocketAddr)> {
+    client.send_to(data, relay).unwrap();
+    testkit::recv(client).ok()
+}
+
+fn quick_socket() -> UdpSocket {
+    testkit::local_socket(Duration::from_millis(300)).unwrap()
+}
+
+#[test]
+fn a_datagram_goes_up_and_its_reply_comes_back_from_the_relay() {
+    let server = echo();
+    let r = relay(to(&server));
+    let client = testkit::local_socket(WAIT).unwrap();
+    assert_eq!(ask(&client, r.addr, b"hello"), Some((b"hello".to_vec(), r.addr)));
+    let (upstream, data) = server.seen.lock().unwrap()[0].clone();
+    assert_eq!(data, b"hello");
+    assert_ne!(
+        upstream,
+        client.local_addr().unwrap(),
+        "the server sees the relay's socket"
+    );
+    let s = r.stop();
+    assert_eq!((s.up.forwarded, s.down.forwarded, s.clients), (1, 1, 1));
+    assert_eq!((s.up.bytes_in, s.up.bytes_out), (5, 5));
+}
+
+#[test]
+fn sixty_four_clients_at_once_each_get_their_own_replies() {
+    let server = echo();
+    let r = relay(to(&server));
+    let clients: Vec<UdpSocket> = (0..64).map(|_| testkit::local_socket(WAIT).unwrap()).collect();
+    for round in 0..3 {
+        for (i, c) in clients.iter().enumerate() {
+            c.send_to(format!("client {i} round {round}").as_bytes(), r.addr)
+                .unwrap();
+        }
+        for (i, c) in clients.iter().enumerate() {
+            let (data, from) = testkit::recv(c).unwrap();
+            assert_eq!(data, format!("client {i} round {round}").as_bytes());
+            assert_eq!(from, r.addr);
+        }
+    }
+    let upstreams: HashSet<SocketAddr> = server.seen.lock().unwrap().iter().map(|(p, _)| *p).collect();
+    assert_eq!(upstreams.len(), 64, "one upstream socket per client");
+    let s = r.stop();
+    assert_eq!(
+        (s.clients, s.peak_clients, s.up.forwarded, s.down.forwarded),
+        (64, 64, 192, 192)
+    );
+}
+
+#[test]
+fn an_idle_client_gets_a_new_upstream_socket() {
+    let server = echo();
+    let r = relay(Config {
+        idle: Duration::from_millis(200),
+        ..to(&server)
+    });
+    let client = testkit::local_socket(WAIT).unwrap();
+    assert!(ask(&client, r.addr, b"first").is_some());
+    let first = server.seen.lock().unwrap()[0].0;
+    // Quiet for longer than --idle, then asked again: the old mapping is gone, and the
+    // server sees another source port. Repeated (within the deadline) on a slow machine.
+    let deadline = Instant::now() + WAIT;
+    let mut second = first;
+    while second == first && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(500));
+        assert!(ask(&client, r.addr, b"again").is_some());
+        second = server.seen.lock().unwrap().last().unwrap().0;
+    }
+    assert_ne!(second, first, "a new upstream socket after --idle");
+    let s = r.stop();
+    assert!(s.expired >= 1 && s.clients >= 2, "{s:?}");
+}
+
+#[test]
+fn past_max_clients_new_clients_are_refused_and_counted() {
+    let server = echo();
+    let r = relay(Config {
+        max_clients: 3,
+        ..to(&server)
+    });
+    let clients: Vec<UdpSocket> = (0..5).map(|_| quick_socket()).collect();
+    let answered: Vec<bool> = clients.iter().map(|c| ask(c, r.addr, b"hi").is_some()).collect();
+    assert_eq!(answered, [true, true, true, false, false]);
+    let s = r.stop();
+    assert_eq!((s.clients, s.full, server.received.load(Ordering::SeqCst)), (3, 2, 3));
+}
+
+/// A flood from 200 source ports through a relay that keeps 50: the table, and so memory,
+/// stays at 50 clients; every other datagram is refused and counted.
+#[test]
+fn a_flood_from_200_ports_stays_within_max_clients() {
+    let server = echo();
+    let r = relay_with(
+        Config {
+            max_clients: 50,
+            ..to(&server)
+        },
+        OutputOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    );
+    let senders: Vec<UdpSocket> = (0..200).map(|_| quick_socket()).collect();
+    for round in 0..5 {
+        for s in &senders {
+            s.send_to(format!("flood {round}").as_bytes(), r.addr).unwrap();
+        }
+        // Each round drains before the next, so the kernel's queue does not drop any.
+        let first = &senders[0];
+        while testkit::recv(first).is_ok_and(|(d, _)| d != format!("flood {round}").as_bytes()) {}
+    }
+    // The 50 mapped clients' replies; then the counts are final.
+    let deadline = Instant::now() + WAIT;
+    while server.received.load(Ordering::SeqCst) < 250 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let s = r.stop();
+    assert_eq!((s.clients, s.peak_clients), (50, 50), "{s:?}");
+    assert_eq!(s.full, 150 * 5, "{s:?}");
+    assert_eq!(s.up.forwarded, 250);
+    assert_eq!(server.received.load(Ordering::SeqCst), 250);
+}
+
+/// Sends `n` numbered requests one at a time (each waits for its reply or a short
+/// deadline), so the same seed meets the same traffic in the same order.
+fn numbered(relay: SocketAddr, n: u32) -> Vec<u32> {
+    let client = quick_socket();
+    (0..n)
+        .filter(|i| ask(&client, relay, format!("req {i}").as_bytes()).is_some())
+        .collect()
+}
+
+#[test]
+fn seeded_faults_repeat_and_their_counts_match_both_ends() {
+    let lossy = |seed| FlowFaults {
+        faults: FaultConfig {
+            drop: 0.2,
+            seed,
+            ..Default::default()
+        },
+        corrupt: 0.0,
+        truncate: None,
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let server = echo();
+        let r = relay(Config {
+            up: lossy(7),
+            down: lossy(8),
+            ..to(&server)
+        });
+        let answered = numbered(r.addr, 40);
+        let s = r.stop();
+        // What the server counted is what went up; what the client got is what came down.
+        assert_eq!(server.received.load(Ordering::SeqCst), s.up.forwarded);
+        assert_eq!(answered.len() as u64, s.down.forwarded);
+        assert_eq!(s.up.received, 40);
+        assert_eq!(40 - answered.len() as u64, s.up.dropped + s.down.dropped);
+        assert!(s.up.dropped > 0 && s.down.dropped > 0, "{s:?}");
+        runs.push((answered, s.up, s.down));
+    }
+    assert_eq!(runs[0], runs[1], "the same seed and traffic, the same faults");
+}
+
+#[test]
+fn truncate_cuts_and_corrupt_flips_one_byte_per_direction() {
+    let server = echo();
+    let r = relay(Config {
+        up: FlowFaults {
+            truncate: Some(4),
+            ..Default::default()
+        },
+        down: FlowFaults {
+            corrupt: 1.0,
+            ..Default::default()
+        },
+        ..to(&server)
+    });
+    let client = testkit::local_socket(WAIT).unwrap();
+    let (back, _) = ask(&client, r.addr, b"abcdefgh").unwrap();
+    assert_eq!(server.seen.lock().unwrap()[0].1, b"abcd", "cut going up");
+    let flipped: Vec<usize> = (0..4).filter(|&i| back[i] != b"abcd"[i]).collect();
+    assert_eq!(flipped.len(), 1, "one byte flipped coming down: {back:?}");
+    assert_eq!(back[flipped[0]], b"abcd"[flipped[0]] ^ 0xff);
+    let s = r.stop();
+    assert_eq!((s.up.truncated, s.down.corrupted, s.up.corrupted), (1, 1, 0));
+    assert!(s.up.bytes_out <= s.up.bytes_in && s.down.bytes_out <= s.down.bytes_in);
+}
+
+#[test]
+fn clients_outside_allow_are_not_relayed() {
+    let server = echo();
+    let r = relay(Config {
+        allow: vec!["10.0.0.0/8".parse().unwrap()],
+        ..to(&server)
+    });
+    assert_eq!(ask(&quick_socket(), r.addr, b"let me in"), None);
+    let s = r.stop();
+    assert_eq!(
+        (s.not_allowed, s.clients, server.received.load(Ordering::SeqCst)),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn a_relay_pointed_at_itself_is_refused_after_bind_too() {
+    // On 0.0.0.0 with port 0 the port is known only after bind; a free port stands for it.
+    let port = testkit::free_port().port();
+    let config = Config {
+        bind: format!("0.0.0.0:{port}").parse().unwrap(),
+        to: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..Config::default()
+    };
+    let (out, _lines) = testkit::capture(OutputOptions::default());
+    let err = udp_relay::run(&config, &common::shutdown::Shutdown::new(), &out).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("own address"), "{err}");
+}
+
+/// Two relays pointed at each other pass one datagram round and round, each hop a new
+/// client with the same bytes; they notice within 1,000 datagrams and 1 s, and stop.
+#[test]
+fn two_relays_in_a_ring_stop_the_loop() {
+    let quiet = OutputOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let a_addr = testkit::free_port();
+    let b = relay_with(
+        Config {
+            to: a_addr,
+            ..Config::default()
+        },
+        quiet,
+    );
+    let a_config = Config {
+        bind: a_addr,
+        to: b.addr,
+        output: quiet,
+        ..Config::default()
+    };
+    let a = InProcess::start(quiet, move |stop, out| udp_relay::run(&a_config, stop, out));
+    assert_eq!(a.addr, a_addr);
+    testkit::local_socket(WAIT)
+        .unwrap()
+        .send_to(b"round and round", a.addr)
+        .unwrap();
+    // The time the loop is given to be noticed: the promise is one second.
+    thread::sleep(Duration::from_secs(1));
+    let (a, b) = (a.stop(), b.stop());
+    assert!(a.looped + b.looped >= 1, "a: {a:?}\nb: {b:?}");
+    let hops = a.up.forwarded + b.up.forwarded;
+    assert!((2..=1000).contains(&hops), "a: {a:?}\nb: {b:?}");
+}
+
+#[test]
+fn a_stop_ends_the_relay_within_250_ms() {
+    let server = echo();
+    let r = relay(to(&server));
+    let shutdown = r.shutdown();
+    let asked = Instant::now();
+    shutdown.trigger();
+    let _ = r.stop();
+    assert!(asked.elapsed() < Duration::from_millis(250), "{:?}", asked.elapsed());
+}
