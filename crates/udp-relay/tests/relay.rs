@@ -13,10 +13,13 @@ use common::output::OutputOptions;
 use common::testkit::{self, InProcess, WAIT};
 use udp_relay::{Config, FlowFaults, Summary};
 
+/// Every datagram a test server received, with its sender.
+type Seen = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
 /// An echo server on a thread: every datagram back to its sender; it remembers who sent.
 struct Echo {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    seen: Seen,
     received: Arc<AtomicU64>,
 }
 
