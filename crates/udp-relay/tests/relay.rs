@@ -179,16 +179,14 @@ fn a_flood_from_200_ports_stays_within_max_clients() {
         let first = &senders[0];
         while testkit::recv(first).is_ok_and(|(d, _)| d != format!("flood {round}").as_bytes()) {}
     }
-    // The 50 mapped clients' replies; then the counts are final.
-    let deadline = Instant::now() + WAIT;
-    while server.received.load(Ordering::SeqCst) < 250 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
+    // The socket's queue is first in, first out: once a last request is answered, every
+    // datagram before it has been handled, and the counts are final.
+    assert!(ask(&senders[0], r.addr, b"last").is_some());
     let s = r.stop();
     assert_eq!((s.clients, s.peak_clients), (50, 50), "{s:?}");
     assert_eq!(s.full, 150 * 5, "{s:?}");
-    assert_eq!(s.up.forwarded, 250);
-    assert_eq!(server.received.load(Ordering::SeqCst), 250);
+    assert_eq!(s.up.forwarded, 251);
+    assert_eq!(server.received.load(Ordering::SeqCst), 251);
 }
 
 /// Sends `n` numbered requests one at a time (each waits for its reply or a short
@@ -332,4 +330,158 @@ fn a_stop_ends_the_relay_within_250_ms() {
     shutdown.trigger();
     let _ = r.stop();
     assert!(asked.elapsed() < Duration::from_millis(250), "{:?}", asked.elapsed());
+}
+
+/// The binary as a user runs it.
+mod process {
+    use super::*;
+    use common::testkit::Process;
+
+    const BIN: &str = env!("CARGO_BIN_EXE_udp-relay");
+
+    fn start(server: SocketAddr, args: &[&str]) -> (Process, SocketAddr) {
+        let to = server.to_string();
+        let mut all = vec!["--bind", "127.0.0.1:0", "--to", &to];
+        all.extend_from_slice(args);
+        let p = Process::spawn(BIN, &all).unwrap();
+        let addr = p.listening(WAIT).expect("a listening line first");
+        (p, addr)
+    }
+
+    #[test]
+    fn help_and_version() {
+        testkit::assert_help_and_version(
+            BIN,
+            "udp-relay",
+            env!("CARGO_PKG_VERSION"),
+            &["--up-drop 0.3", "--allow 192.168.1.0/24"],
+        );
+    }
+
+    #[test]
+    fn lines_show_both_directions_and_sigint_prints_the_summary() {
+        let server = echo();
+        let (mut p, addr) = start(server.addr, &[]);
+        let client = testkit::local_socket(WAIT).unwrap();
+        assert!(ask(&client, addr, b"hello").is_some());
+        let me = client.local_addr().unwrap();
+        let up = p.stdout.next(WAIT).unwrap();
+        let down = p.stdout.next(WAIT).unwrap();
+        assert!(
+            up.ends_with(&format!("  > {me} -> {}  5 B  hello", server.addr)),
+            "{up}"
+        );
+        assert!(
+            down.ends_with(&format!("  < {me} <- {}  5 B  hello", server.addr)),
+            "{down}"
+        );
+        p.signal("INT").unwrap();
+        assert_eq!(p.wait(WAIT).and_then(|s| s.code()), Some(0));
+        let summary = p.stderr.find(WAIT, |l| l.contains("up (clients to server)")).unwrap();
+        assert!(summary.contains("received 1 (5 B), forwarded 1 (5 B)"), "{summary}");
+    }
+
+    #[test]
+    fn json_events_carry_the_direction_and_saves_keep_each_direction() {
+        let dir = std::env::temp_dir().join(format!("udp-relay-save-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (up, down) = (dir.join("up.bin"), dir.join("down.bin"));
+        let (up_s, down_s) = (up.to_string_lossy().into_owned(), down.to_string_lossy().into_owned());
+        let server = echo();
+        let (mut p, addr) = start(
+            server.addr,
+            &[
+                "--json",
+                "--down-truncate",
+                "2",
+                "--save-up",
+                &up_s,
+                "--save-down",
+                &down_s,
+            ],
+        );
+        let client = testkit::local_socket(WAIT).unwrap();
+        assert_eq!(ask(&client, addr, b"abc").map(|r| r.0), Some(b"ab".to_vec()));
+        let event = |line: String| serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        let first = event(p.stdout.next(WAIT).unwrap());
+        let second = event(p.stdout.next(WAIT).unwrap());
+        assert_eq!(
+            (
+                first["event"].as_str(),
+                first["direction"].as_str(),
+                first["len"].as_u64()
+            ),
+            (Some("relay"), Some("up"), Some(3))
+        );
+        assert_eq!(
+            (
+                second["direction"].as_str(),
+                second["hex"].as_str(),
+                second["note"].as_str()
+            ),
+            (Some("down"), Some("6162"), Some("truncated"))
+        );
+        p.signal("TERM").unwrap();
+        assert_eq!(p.wait(WAIT).and_then(|s| s.code()), Some(0));
+        let summary = event(p.stdout.find(WAIT, |l| l.contains("summary")).unwrap());
+        assert_eq!(
+            (
+                summary["up"]["forwarded"].as_u64(),
+                summary["down"]["truncated"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            (summary["saved_up"].as_u64(), summary["saved_down"].as_u64()),
+            (Some(3), Some(2))
+        );
+        assert_eq!(
+            (std::fs::read(&up).unwrap(), std::fs::read(&down).unwrap()),
+            (b"abc".to_vec(), b"ab".to_vec())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_exit_2() {
+        for args in [
+            &["--to", "255.255.255.255:9"][..],
+            &["--to", "8888", "--allow", "nope"],
+            &[],
+        ] {
+            let ran = testkit::run_to_end(BIN, args);
+            assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.stderr);
+            assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+            assert!(ran.stderr.starts_with("udp-relay: "), "{}", ran.stderr);
+        }
+    }
+
+    /// A flood from 200 source ports, many rounds: the relay's memory stays where a
+    /// handful of datagrams left it, since at most --max-clients are mapped.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_flood_from_200_ports_stays_bounded_in_memory() {
+        let rss = |pid: u32| -> u64 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().to_string();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        let server = echo();
+        let (p, addr) = start(server.addr, &["-q", "--max-clients", "50", "--idle", "1s"]);
+        let senders: Vec<UdpSocket> = (0..200).map(|_| quick_socket()).collect();
+        let flood = |rounds: usize| {
+            for i in 0..rounds {
+                for s in &senders {
+                    let _ = s.send_to(format!("datagram {i} of a flood").as_bytes(), addr);
+                }
+            }
+        };
+        flood(2);
+        assert!(ask(&senders[0], addr, b"settled").is_some());
+        let before = rss(p.pid());
+        flood(100);
+        assert!(ask(&senders[0], addr, b"settled").is_some());
+        let after = rss(p.pid());
+        assert!(after < before + 2048, "RSS grew from {before} kB to {after} kB");
+    }
 }
