@@ -243,7 +243,7 @@ impl<'c> Relay<'c> {
             return Ok(());
         };
         let fate = self.up.enter(&mut self.buf[..self.len], client, Instant::now());
-        self.follow(Direction::Up, client, fate)
+        self.follow(Direction::Up, client, Some(slot), fate)
     }
 
     /// The next reply the server sent to `slot`'s socket, if any waits: `recvfrom()`.
@@ -288,15 +288,15 @@ impl<'c> Relay<'c> {
             return Ok(());
         };
         let fate = self.down.enter(&mut self.buf[..self.len], client, Instant::now());
-        self.follow(Direction::Down, client, fate)
+        self.follow(Direction::Down, client, None, fate)
     }
 
     /// Sends now what the network let through at once, or says it was lost.
-    fn follow(&mut self, direction: Direction, client: SocketAddr, fate: Fate) -> Result<()> {
+    fn follow(&mut self, direction: Direction, client: SocketAddr, slot: Option<usize>, fate: Fate) -> Result<()> {
         match fate {
             Fate::Now { len, note } => {
                 let data = std::mem::take(&mut self.buf);
-                let result = self.send(direction, client, &data[..len], note);
+                let result = self.send(direction, client, slot, &data[..len], note);
                 self.buf = data;
                 result
             }
@@ -323,17 +323,26 @@ impl<'c> Relay<'c> {
                 // A datagram cut by --truncate travels through the faults with the mark
                 // the receivers use for a cut datagram.
                 let note = d.note.or(d.truncated.then_some("truncated"));
-                self.send(direction, d.peer, &d.data, note)?;
+                self.send(direction, d.peer, None, &d.data, note)?;
             }
         }
         self.due = due;
         Ok(())
     }
 
-    /// One datagram out: up on the client's socket, down from the bound socket.
-    fn send(&mut self, direction: Direction, client: SocketAddr, data: &[u8], note: Option<&str>) -> Result<()> {
+    /// One datagram out: up on the client's socket (its `slot`, when known: no lookup per
+    /// datagram), down from the bound socket.
+    fn send(
+        &mut self,
+        direction: Direction,
+        client: SocketAddr,
+        slot: Option<usize>,
+        data: &[u8],
+        note: Option<&str>,
+    ) -> Result<()> {
         let sent = match direction {
-            Direction::Up => match self.clients.find(client, Instant::now()) {
+            Direction::Up => match slot.or_else(|| self.clients.find(client, Instant::now())) {
+                // A client that expired while its datagram was held back has no socket left.
                 Some(slot) => self.clients.get(slot).map(|m| m.socket.send(data)),
                 None => None,
             },
