@@ -305,6 +305,8 @@ mod tests {
             &["udp-relay", "--to", "8888", "--idle", "0"],
             &["udp-relay", "--to", "8888", "--idle", "9223372036854775807s"],
             &["udp-relay", "--to", "8888", "--up-drop", "2"],
+            &["udp-relay", "--to", "8888", "--delay", "25h"],
+            &["udp-relay", "--to", "8888", "--down-delay", "1ms..9223372036854775807s"],
             &["udp-relay", "--to", "8888", "--allow", "10.0.0.0/99"],
         ] {
             assert!(parse_args(args.iter().copied()).is_err(), "{args:?}");

@@ -172,6 +172,9 @@ impl Summary {
 /// `--delay` drops what does not fit (counted as `overflow`) instead of growing memory.
 pub const MAX_QUEUED: u64 = 4096;
 
+/// The most bytes held back in one direction (4096 datagrams of 65 507 bytes would be 268 MB).
+pub const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
+
 /// One direction's simulated network: the receivers' faults, then corruption and cuts.
 #[derive(Debug)]
 pub(crate) struct Network {
@@ -182,6 +185,7 @@ pub(crate) struct Network {
     /// per datagram stay as the receivers make them, so the same seed drops the same ones).
     rng: u64,
     queued: u64,
+    queued_bytes: u64,
     pub(crate) flow: Flow,
 }
 
@@ -202,6 +206,7 @@ impl Network {
             truncate: config.truncate,
             rng: config.faults.seed ^ 0x5eed_c0de_0000_0001,
             queued: 0,
+            queued_bytes: 0,
             flow: Flow::default(),
         }
     }
@@ -215,7 +220,7 @@ impl Network {
         let Some(faults) = &mut self.faults else {
             return Fate::Now { len, note };
         };
-        if self.queued >= MAX_QUEUED {
+        if self.queued >= MAX_QUEUED || self.queued_bytes + len as u64 > MAX_QUEUED_BYTES {
             self.flow.overflow += 1;
             return Fate::Held { dropped: true };
         }
@@ -223,15 +228,21 @@ impl Network {
         faults.arrive(now, &data[..len], client, None, len < data.len());
         let after = faults.counts();
         let dropped = after.dropped > before.dropped;
-        self.queued += u64::from(!dropped) + (after.duplicated - before.duplicated);
+        let held = u64::from(!dropped) + (after.duplicated - before.duplicated);
+        self.queued += held;
+        self.queued_bytes += held * len as u64;
         Fate::Held { dropped }
     }
 
     /// The held datagrams due by `now`.
     pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<Delivery>) {
         if let Some(faults) = &mut self.faults {
+            let before = due.len();
             due.extend(faults.take_due(now));
-            self.queued = self.queued.saturating_sub(due.len() as u64);
+            let released = &due[before..];
+            self.queued = self.queued.saturating_sub(released.len() as u64);
+            let bytes: u64 = released.iter().map(|d| d.data.len() as u64).sum();
+            self.queued_bytes = self.queued_bytes.saturating_sub(bytes);
         }
     }
 
@@ -359,5 +370,19 @@ mod tests {
         }
         assert_eq!(net.flow().overflow, 10);
         assert_eq!(net.flow().delayed, MAX_QUEUED);
+        // In bytes too: 65 507-byte datagrams fill 16 MiB after 256 of them.
+        let mut net = Network::new(FlowFaults {
+            faults: FaultConfig {
+                delay: Some((std::time::Duration::from_secs(60), std::time::Duration::from_secs(60))),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let mut big = vec![0u8; 65_507];
+        for _ in 0..300 {
+            net.enter(&mut big, peer(), now);
+        }
+        assert_eq!(net.flow().delayed, MAX_QUEUED_BYTES / 65_507);
+        assert_eq!(net.flow().overflow, 300 - MAX_QUEUED_BYTES / 65_507);
     }
 }

@@ -47,6 +47,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The longest `--delay`: beyond it a datagram is as good as lost, and time arithmetic
+/// with huge durations would overflow.
+pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
+
 /// Whether `to` is a broadcast or multicast address (`--to-broadcast` is needed for those).
 pub(crate) fn is_broadcast_or_multicast(to: SocketAddr) -> bool {
     match to.ip() {
@@ -82,6 +86,13 @@ pub(crate) fn check(config: &Config) -> Result<()> {
         return Err(Error::Usage(
             "--duplicate sends more bytes than arrive; off loopback it needs --allow CIDR, so nobody else can aim the copies at a forged address".into(),
         ));
+    }
+    for (name, flow) in [("up", &config.up), ("down", &config.down)] {
+        if flow.faults.delay.is_some_and(|(_, hi)| hi > MAX_DELAY) {
+            return Err(Error::Usage(format!(
+                "the {name} --delay is over a day: use at most 24h (a network that holds a datagram longer has lost it)"
+            )));
+        }
     }
     if config.max_clients == 0 {
         return Err(Error::Usage("--max-clients must be at least 1".into()));
@@ -129,7 +140,7 @@ pub(crate) fn refusal(client: SocketAddr, local: SocketAddr) -> Option<&'static 
 }
 
 /// How many new clients in a row, each sending the first datagram the previous new client
-/// sent, and each within [`CHAIN_GAP`] of it, make a loop. Relays in a ring (or a relay that
+/// sent, and each within [`CHAIN_GAP`] of it (long enough for a hop on a busy machine), make a loop. Relays in a ring (or a relay that
 /// reaches itself by another address) make a new client of each hop with the same bytes;
 /// people rarely start 400 clients in a row that all say exactly the same thing (a flood
 /// from 200 ports of one load tool does not trip it). Two relays in a ring stop within about
@@ -137,7 +148,7 @@ pub(crate) fn refusal(client: SocketAddr, local: SocketAddr) -> Option<&'static 
 pub const LOOP_CHAIN: u32 = 400;
 
 /// The longest gap between two hops of a chain.
-pub const CHAIN_GAP: Duration = Duration::from_millis(100);
+pub const CHAIN_GAP: Duration = Duration::from_millis(500);
 
 /// Notices a loop through other relays: a chain of new clients with the same first bytes.
 #[derive(Debug, Default)]
