@@ -323,6 +323,28 @@ fn two_relays_in_a_ring_stop_the_loop() {
     assert!((2..=1000).contains(&hops), "a: {a:?}\nb: {b:?}");
 }
 
+/// The upstream socket takes the server's address family: IPv4 clients reach an IPv6
+/// server (and the reply comes back from the relay's IPv4 address).
+#[test]
+fn ipv4_clients_reach_an_ipv6_server() {
+    let Ok(server) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("SKIPPED ipv4_clients_reach_an_ipv6_server: this machine has no ::1");
+        return;
+    };
+    server.set_read_timeout(Some(WAIT)).unwrap();
+    let r = relay(Config {
+        to: server.local_addr().unwrap(),
+        ..Config::default()
+    });
+    let client = testkit::local_socket(WAIT).unwrap();
+    client.send_to(b"v4 to v6", r.addr).unwrap();
+    let (data, upstream) = testkit::recv(&server).unwrap();
+    assert_eq!((data.as_slice(), upstream.is_ipv6()), (&b"v4 to v6"[..], true));
+    server.send_to(&data, upstream).unwrap();
+    assert_eq!(testkit::recv(&client).unwrap(), (b"v4 to v6".to_vec(), r.addr));
+    assert_eq!(r.stop().down.forwarded, 1);
+}
+
 #[test]
 fn a_stop_ends_the_relay_within_250_ms() {
     let server = echo();
