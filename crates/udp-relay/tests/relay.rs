@@ -148,7 +148,16 @@ fn past_max_clients_new_clients_are_refused_and_counted() {
         max_clients: 3,
         ..to(&server)
     });
-    let clients: Vec<UdpSocket> = (0..5).map(|_| quick_socket()).collect();
+    // The first three are answered (a full deadline); the last two must not be (a short one).
+    let clients: Vec<UdpSocket> = (0..5)
+        .map(|i| {
+            if i < 3 {
+                testkit::local_socket(WAIT).unwrap()
+            } else {
+                quick_socket()
+            }
+        })
+        .collect();
     let answered: Vec<bool> = clients.iter().map(|c| ask(c, r.addr, b"hi").is_some()).collect();
     assert_eq!(answered, [true, true, true, false, false]);
     let s = r.stop();
@@ -195,12 +204,17 @@ fn a_flood_from_200_ports_stays_within_max_clients() {
     assert_eq!(server.received.load(Ordering::SeqCst), s.up.forwarded);
 }
 
-/// Sends `n` numbered requests one at a time (each waits for its reply or a short
-/// deadline), so the same seed meets the same traffic in the same order.
+/// Sends `n` numbered requests one at a time (each waits for its own reply or a deadline;
+/// a reply to an earlier one is skipped), so the same seed meets the same traffic in the
+/// same order.
 fn numbered(relay: SocketAddr, n: u32) -> Vec<u32> {
-    let client = quick_socket();
+    let client = testkit::local_socket(Duration::from_millis(500)).unwrap();
     (0..n)
-        .filter(|i| ask(&client, relay, format!("req {i}").as_bytes()).is_some())
+        .filter(|i| {
+            let request = format!("req {i}");
+            client.send_to(request.as_bytes(), relay).unwrap();
+            std::iter::from_fn(|| testkit::recv(&client).ok()).any(|(reply, _)| reply == request.as_bytes())
+        })
         .collect()
 }
 
