@@ -21,7 +21,8 @@ pub const PROGRAM: &str = "udp-relay";
     version,
     after_help = "Examples:
   udp-relay --to 127.0.0.1:8888           relay 127.0.0.1:9000 to a server on port 8888
-  udp-relay --to 8888 --drop 0.2 --seed 7 lose 20% each way, the same datagrams every run
+  udp-relay --to 8888 --drop 0.2 --seed 7
+                                          lose 20% each way, the same datagrams every run
   udp-relay --to 8888 --up-drop 0.3       lose requests only, never replies
   udp-relay --to 8888 --down-delay 50ms..150ms --reorder 0.1
                                           late replies, and reordering both ways
@@ -112,23 +113,17 @@ macro_rules! one_way_args {
         /// Faults for one direction only.
         #[derive(Debug, Clone, Args)]
         pub struct $name {
-            #[doc = concat!("Lose each datagram going ", $dir, " with probability P.")]
-            #[arg(long, value_name = "P", value_parser = parse_probability)]
+            #[arg(long, value_name = "P", value_parser = parse_probability, help = concat!("Lose each datagram going ", $dir, " with probability P"))]
             $drop: Option<f64>,
-            #[doc = concat!("Send each datagram going ", $dir, " twice with probability P.")]
-            #[arg(long, value_name = "P", value_parser = parse_probability)]
+            #[arg(long, value_name = "P", value_parser = parse_probability, help = concat!("Send each datagram going ", $dir, " twice with probability P"))]
             $dup: Option<f64>,
-            #[doc = concat!("Hold each datagram going ", $dir, " back for DUR or DUR..DUR.")]
-            #[arg(long, value_name = "DUR[..DUR]", value_parser = parse_delay)]
+            #[arg(long, value_name = "DUR[..DUR]", value_parser = parse_delay, help = concat!("Hold each datagram going ", $dir, " back for DUR or DUR..DUR"))]
             $delay: Option<(Duration, Duration)>,
-            #[doc = concat!("Let the next datagram going ", $dir, " overtake this one with probability P.")]
-            #[arg(long, value_name = "P", value_parser = parse_probability)]
+            #[arg(long, value_name = "P", value_parser = parse_probability, help = concat!("Let the next datagram going ", $dir, " overtake this one with probability P"))]
             $reorder: Option<f64>,
-            #[doc = concat!("Flip one byte of each datagram going ", $dir, " with probability P.")]
-            #[arg(long, value_name = "P", value_parser = parse_probability)]
+            #[arg(long, value_name = "P", value_parser = parse_probability, help = concat!("Flip one byte of each datagram going ", $dir, " with probability P"))]
             $corrupt: Option<f64>,
-            #[doc = concat!("Cut every datagram going ", $dir, " to at most N bytes.")]
-            #[arg(long, value_name = "N")]
+            #[arg(long, value_name = "N", help = concat!("Cut every datagram going ", $dir, " to at most N bytes"))]
             $truncate: Option<usize>,
         }
 

@@ -398,7 +398,12 @@ mod process {
             BIN,
             "udp-relay",
             env!("CARGO_PKG_VERSION"),
-            &["--up-drop 0.3", "--allow 192.168.1.0/24"],
+            &[
+                "--up-drop 0.3",
+                "--allow 192.168.1.0/24",
+                "Lose each datagram going up (client to server)",
+                "Cut every datagram going down (server to client)",
+            ],
         );
     }
 
