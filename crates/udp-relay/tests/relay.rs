@@ -491,6 +491,45 @@ mod process {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// GBK shown as text, the local time first with --timestamp, --checksum verifying what
+    /// leaves; then a byte flipped on the way up is BAD (and the echo carries it back).
+    #[test]
+    fn gbk_timestamps_and_checksums_on_the_lines() {
+        let server = echo();
+        let client = testkit::local_socket(WAIT).unwrap();
+        // "你好" in GBK, then its sum8 check byte.
+        let gbk = [0xc4, 0xe3, 0xba, 0xc3];
+        let datagram = [&gbk[..], &[gbk.iter().fold(0u8, |a, b| a.wrapping_add(*b))]].concat();
+        let (mut p, addr) = start(server.addr, &["-e", "gbk", "--timestamp", "--checksum", "sum8"]);
+        assert!(ask(&client, addr, &datagram).is_some());
+        let up = p.stdout.next(WAIT).unwrap();
+        let (clock, rest) = up.split_once("  ").unwrap();
+        assert_eq!(clock.len(), "08:15:07.123".len(), "{up}");
+        assert!(
+            rest.starts_with("> ") && rest.contains("  5 B  你好") && rest.ends_with("[checksum ok]"),
+            "{up}"
+        );
+        p.signal("INT").unwrap();
+        assert_eq!(p.wait(WAIT).and_then(|s| s.code()), Some(0));
+        assert!(p.stderr.find(WAIT, |l| l.contains("checksum bad 0")).is_some());
+
+        let (mut p, addr) = start(
+            server.addr,
+            &["--checksum", "sum8", "--up-corrupt", "1", "--up-truncate", "4"],
+        );
+        assert!(ask(&client, addr, &datagram).is_some());
+        let up = p.stdout.next(WAIT).unwrap();
+        assert!(
+            up.contains("  4 B  ") && up.contains("[truncated, corrupted]  [checksum BAD"),
+            "{up}"
+        );
+        let down = p.stdout.next(WAIT).unwrap();
+        assert!(down.contains("  4 B  ") && down.contains("[checksum BAD"), "{down}");
+        p.signal("INT").unwrap();
+        assert_eq!(p.wait(WAIT).and_then(|s| s.code()), Some(0));
+        assert!(p.stderr.find(WAIT, |l| l.contains("checksum bad 2")).is_some());
+    }
+
     #[test]
     fn usage_errors_are_one_line_and_exit_2() {
         for args in [
