@@ -22,7 +22,7 @@ use crate::show::{self, Crossing, Direction};
 use crate::{Config, Summary};
 
 /// A socket with datagrams waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Ready {
     /// The listening socket: clients have sent.
     Client,
@@ -30,9 +30,10 @@ pub(crate) enum Ready {
     Upstream(usize),
 }
 
-/// The most datagrams handled per wait, so that a flood on one socket cannot starve the
-/// others or keep a stop request waiting; what is left is handled right after.
-const BUDGET: usize = 1024;
+/// The most datagrams read from one socket per wait, so that a flood on one socket cannot
+/// starve the others (clients flooding cannot hold back the server's replies) or keep a stop
+/// request waiting; what is left is read right after, in turn with the rest.
+const BUDGET: usize = 64;
 
 /// Sources remembered for "warned once".
 const MAX_WARNED: usize = 1024;
@@ -67,8 +68,10 @@ pub(crate) struct Relay<'c> {
     /// The one buffer every datagram passes through, and the current datagram's length.
     buf: Vec<u8>,
     len: usize,
-    /// Sockets left with datagrams when the budget ran out.
+    /// Sockets left with datagrams when their budget ran out.
     pending: Vec<Ready>,
+    /// The socket being read, and how many datagrams it gave in this wait.
+    current: Option<Ready>,
     handled: usize,
     due: Vec<Delivery>,
     started: Instant,
@@ -106,6 +109,7 @@ impl<'c> Relay<'c> {
             buf: vec![0; BUFFER],
             len: 0,
             pending: Vec::new(),
+            current: None,
             handled: 0,
             due: Vec::new(),
             started: Instant::now(),
@@ -144,12 +148,20 @@ impl<'c> Relay<'c> {
             LISTENER => Ready::Client,
             Token(n) => Ready::Upstream(n - 1),
         }));
-        self.handled = 0;
+        // A socket left over and ready again is read once: the list never outgrows the
+        // number of sockets, however long a flood lasts.
+        ready.sort_unstable();
+        ready.dedup();
+        self.current = None;
         Ok(ready)
     }
 
-    /// Whether this wait's budget is spent; if so `ready` is read again right after.
+    /// Whether `ready`'s budget for this wait is spent; if so it is read again right after.
     fn spent(&mut self, ready: Ready) -> bool {
+        if self.current != Some(ready) {
+            self.current = Some(ready);
+            self.handled = 0;
+        }
         self.handled += 1;
         let spent = self.handled > BUDGET;
         if spent {
