@@ -3,12 +3,17 @@
 # udp-server (default and --batch) against the chapter's Python server and socat (when
 # installed), each measured with udp-client's own ping and flood modes; then udp-client's
 # flood against the C load tool of ../shared/bench (when gcc and that folder are there).
+# Then the relay: echo through udp-relay against straight to the server and through socat's
+# fork-per-datagram relay (when installed), in the same run.
 # Every run is bounded by a count and a timeout; servers are stopped by PID.
-#   scripts/bench.sh            (FLOOD_N=200000 PING_N=2000 to change the sizes)
+#   scripts/bench.sh            (FLOOD_N=200000 PING_N=2000 to change the sizes;
+#                                REL_DIR=target/debug for a quick smoke run without a release build)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-rel=$target_dir/release
+if [ -z "${REL_DIR:-}" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+rel=${REL_DIR:-$target_dir/release}
 flood_n=${FLOOD_N:-200000} ping_n=${PING_N:-2000}
 ticks=$(getconf CLK_TCK)
 
@@ -64,6 +69,19 @@ else
     echo "bench: socat not installed, skipped"
 fi
 
+# The relay rows: the same echo server behind udp-relay, and behind socat as a relay.
+start upstream "$rel/udp-server" --bind 127.0.0.1:0 -q
+upstream=$(listening upstream)
+measure udp-relay "$flood_n" "$rel/udp-relay" --bind "127.0.0.1:{port}" --to "$upstream" -q
+if command -v socat >/dev/null 2>&1; then
+    # socat forks a process per datagram (each lives -T 1 s): fewer datagrams, or hundreds
+    # of processes at once.
+    ping_n=$(( ping_n < 200 ? ping_n : 200 )) measure socat-relay 1000 \
+        socat -T 1 "UDP4-RECVFROM:{port},bind=127.0.0.1,fork" "UDP4-SENDTO:$upstream"
+else
+    echo "bench: SKIPPED the socat relay row: socat is not installed (apt-get install socat)" >&2
+fi
+
 printf '%-18s %12s %6s %12s %6s %12s %6s %7s %9s\n' server "ping p50 ms" x "flood/s" x "cpu us/reply" x "loss %" "RSS kB"
 read -r _ base_p50 base_rate base_us _ _ <<<"${rows[0]}"
 for row in "${rows[@]}"; do
@@ -74,6 +92,22 @@ for row in "${rows[@]}"; do
 done
 
 printf '%s\n' "${checks[@]}"
+
+# The relay's cost, as ratios of the rows above: through it against straight to the server,
+# and against socat as the relay.
+row() { local r; for r in "${rows[@]}"; do [ "${r%% *}" = "$1" ] && { echo "$r"; return; }; done; }
+direct=$(row udp-server) relayed=$(row udp-relay) socat_relayed=$(row socat-relay)
+if [ -n "$relayed" ]; then
+    read -r _ dp dr _ _ _ <<<"$direct"
+    read -r _ rp rr _ _ _ <<<"$relayed"
+    awk -v dp="$dp" -v dr="$dr" -v rp="$rp" -v rr="$rr" \
+        'BEGIN { printf "relay: through udp-relay %d echoes/s = x%.2f of straight to the server (%d/s); ping p50 x%.2f\n", rr, rr / dr, dr, rp / dp }'
+    if [ -n "$socat_relayed" ]; then
+        read -r _ sp sr _ _ _ <<<"$socat_relayed"
+        awk -v rr="$rr" -v sr="$sr" -v rp="$rp" -v sp="$sp" \
+            'BEGIN { printf "relay: udp-relay x%.1f the echoes/s of socat fork-per-datagram (%d/s); ping p50 x%.2f of socat'"'"'s\n", (sr > 0 ? rr / sr : 0), sr, (sp > 0 ? rp / sp : 0) }'
+    fi
+fi
 
 # udp-client as a load tool: its flood against the C echo loop, next to the C load client's.
 bench=${BENCH_DIR:-$root/../shared/bench}

@@ -7,7 +7,7 @@ set -euo pipefail
 if [ -z "${BIN_DIR:-}" ]; then
     cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 fi
-need udp-server udp-client udp-broadcast
+need udp-server udp-client udp-broadcast udp-relay
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
 step "A server binds a port and waits" "udp-server --bind 127.0.0.1:0"
@@ -42,6 +42,21 @@ timeout 10 "$bin/udp-client" "$addr" --count 12 --interval 50ms 2>&1 | grep -v "
 kill -TERM "${pids[-1]}"
 wait "${pids[-1]}" || true
 tail -1 "$work/lossy.err"
+
+step "A bad network between two programs: a relay that loses requests and delays replies" \
+    "udp-relay --to SERVER --up-drop 0.2 --down-delay 20ms..80ms --seed 4 & udp-client RELAY --count 8 --interval 100ms"
+start upstream timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 -q
+server=$(listening upstream)
+start relay timeout 20 "$bin/udp-relay" --bind 127.0.0.1:0 --to "$server" --up-drop 0.2 --down-delay 20ms..80ms --seed 4
+relay=$(listening relay)
+timeout 10 "$bin/udp-client" "$relay" --count 8 --interval 100ms 2>&1 | grep -v "sending to" || true
+echo "-- the chapter's own Python client, through the same relay:"
+timeout 10 python3 "$root/scripts/peers/chapter_client.py" 127.0.0.1 "${relay##*:}" "hello from Python" || echo "(lost on the way: exit code $?)"
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}" || true
+echo "-- what the relay saw ('>' up to the server, '<' down to the client; the same seed, the same losses):"
+cat "$work/relay.out"
+grep "udp-relay: " "$work/relay.err" | grep -v "injecting\|only programs\|relaying to" || true
 
 step "Chat: two clients, each bound to a port of its own (NetAssist's local port)" \
     "udp-client --bind A B   and   udp-client --bind B A"

@@ -3,7 +3,8 @@
 # on a bridge in a fourth namespace. Shows the programs across real interfaces: a broadcast
 # from h1 (to 255.255.255.255 and to the subnet's 10.99.0.255) reaching h2 and h3, a client
 # on h3 talking to `udp-server --bind 0.0.0.0` on h2, and IPv4 and IPv6 multicast from h1
-# to h2. Everything it sends stays inside the namespaces it made, and it removes them on
+# to h2, and a client on h1 reaching a server on h3 through `udp-relay` on h2 that loses
+# datagrams on the way. Everything it sends stays inside the namespaces it made, and it removes them on
 # exit. Without root or `ip netns`, it says why and exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +27,7 @@ trap lan_cleanup EXIT
 if [ -z "${BIN_DIR:-}" ]; then
     cargo build --quiet --workspace --manifest-path "$root/Cargo.toml"
 fi
-need udp-server udp-client udp-broadcast
+need udp-server udp-client udp-broadcast udp-relay
 
 # The switch: a bridge, forwarding at once (no STP delay).
 ip -n "${tag}sw" link add br0 type bridge forward_delay 0
@@ -95,6 +96,33 @@ wait "${pids[-2]}" "${pids[-1]}" || true
 check "IPv4 group 239.1.2.3 joined on h2" "ipv4 group" "$(cat "$work/m4.out")"
 check "IPv6 group ff02::4242 joined on h2's eth0" "ipv6 group" "$(cat "$work/m6.out")"
 check "IPv6 multicast comes from h1's link-local address" "[fe80::" "$(cat "$work/m6.out")"
+
+echo "== a client on h1, a relay on h2 that loses 30% going up, a server on h3"
+# Started with ip netns exec itself, not the `on` function: the PID to stop must be the
+# program's (through timeout), not a subshell's.
+start rserver ip netns exec "${tag}h3" timeout 20 "$bin/udp-server" --bind 0.0.0.0:8888 --json
+start relay ip netns exec "${tag}h2" timeout 20 "$bin/udp-relay" --bind 0.0.0.0:9000 --allow 10.99.0.1 --to 10.99.0.3:8888 \
+    --up-drop 0.3 --seed 5 --json
+listening rserver >/dev/null && listening relay >/dev/null
+ping=$(on h1 timeout 20 "$bin/udp-client" 10.99.0.2:9000 --count 20 --interval 20ms --timeout 1s --json -q 2>/dev/null | tail -1)
+# h3 is not in --allow: the relay refuses it (and counts it), the client hears nothing.
+on h3 timeout 10 "$bin/udp-client" 10.99.0.2:9000 "not allowed" --timeout 500ms >/dev/null 2>&1 || true
+kill -TERM "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
+wait "${pids[-1]}" "${pids[-2]}" || true
+relay_sum=$(grep '"summary"' "$work/relay.out" || true)
+server_sum=$(grep '"summary"' "$work/rserver.out" || true)
+field() { grep -o "\"$1\":{[^}]*}" <<<"$2" | grep -o "\"$3\":[0-9]*" | cut -d: -f2; }
+top() { grep -o "\"$1\":[0-9]*" <<<"$2" | head -1 | cut -d: -f2; }
+# Without both summaries the equalities below would compare nothing with nothing.
+check "the relay stopped by SIGTERM with its summary" '"event":"summary"' "$relay_sum"
+check "the server stopped by SIGTERM with its summary" '"event":"summary"' "$server_sum"
+check "the relay lost some requests going up (seeded)" "dropped" "$(field up "$relay_sum" dropped | grep -v '^0$' | sed 's/^/dropped /')"
+check "the server received what the relay forwarded up" "received=$(field up "$relay_sum" forwarded)" "received=$(top received "$server_sum")"
+check "h1 received what the relay sent down" "received=$(field down "$relay_sum" forwarded)" "received=$(top received "$ping")"
+check "h1's losses are the relay's drops" "lost=$(field up "$relay_sum" dropped)" "lost=$(top lost "$ping")"
+check "the server saw the relay (h2), not the client" '"peer":"10.99.0.2:' "$(grep -m1 '"event":"recv"' "$work/rserver.out" || true)"
+check "the relay refused h3 (outside --allow)" '"not_allowed":1' "$relay_sum"
+check "the relay's lines show h1 going up" '"direction":"up"' "$(grep -m1 '"client":"10.99.0.1:' "$work/relay.out" || true)"
 
 echo "== the UDP checksum on the wire (h1 to h2) is the one --show-header computes"
 # Checksum offload would leave the field for a network card to fill; with it off on h1's

@@ -8,6 +8,7 @@ mod faults;
 mod files;
 mod in_process;
 mod processes;
+mod relay;
 mod rules;
 mod scripts;
 
