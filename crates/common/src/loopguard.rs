@@ -38,15 +38,33 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 pub const HOLD: Duration = Duration::from_secs(5);
 
 /// Peers in a streak of repeats (or held) that are remembered at once; a flood of forged
-/// sources cannot make the table grow past this (about 200 KB).
+/// sources cannot make the table grow past this (about 300 KB).
 pub const MAX_TRACKED: usize = 4096;
 
 /// A streak survives one new datagram per this many repeats ("nearly" all repeats).
 const FRESH_SHARE: u32 = 4;
 
-/// Slots of the table of recent datagrams: 8 bytes each (256 KB), so a loop stays seen
-/// even with thousands of different datagrams in flight through it.
-const SEEN_SLOTS: usize = 1 << 15;
+/// Slots of the table of recent datagrams: 16 bytes each (256 KB), so a loop stays seen
+/// even with a thousand different datagrams in flight through it.
+const SEEN_SLOTS: usize = 1 << 14;
+
+/// The bytes at each end of a payload that go into its short key.
+const ENDS: usize = 32;
+
+/// One recent datagram: the hash of its peer, length and ends, and of its whole payload
+/// (0 when it was not computed).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    short: u64,
+    full: u64,
+}
+
+/// The first and last [`ENDS`] bytes of `data` (all of it when shorter).
+fn ends(data: &[u8]) -> (&[u8], &[u8]) {
+    let head = &data[..data.len().min(ENDS)];
+    let tail = &data[data.len().saturating_sub(ENDS)..];
+    (head, tail)
+}
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,13 +96,14 @@ struct Streak {
 
 /// Finds peers that send back what they sent before, as a loop does (see the module docs).
 ///
-/// Per datagram: one hash of the peer and payload, one slot read and written, and a map
-/// lookup; no allocation. The map holds only peers that are repeating right now.
+/// Per datagram: one short hash (the peer, the length, 64 bytes of payload), one slot read
+/// and written; a whole-payload hash and a map lookup only for a likely repeat; no
+/// allocation. The map holds only peers that are repeating right now.
 pub struct LoopGuard {
     /// Keyed at random per run, so nobody outside can aim datagrams at one slot.
     hasher: foldhash::fast::RandomState,
-    /// The hash of (peer, payload) of recent datagrams, one per slot (direct-mapped).
-    seen: Box<[u64]>,
+    /// Recent datagrams, one per slot (direct-mapped), by their hashes.
+    seen: Box<[Slot]>,
     /// Streaks: new entries go into `young`; when it is full, it becomes `old` and the
     /// previous `old` is dropped. A bound without scanning (O(1) amortised).
     young: HashMap<SocketAddr, Streak, foldhash::fast::RandomState>,
@@ -102,7 +121,7 @@ impl LoopGuard {
     pub fn new() -> Self {
         LoopGuard {
             hasher: foldhash::fast::RandomState::default(),
-            seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
+            seen: vec![Slot::default(); SEEN_SLOTS].into_boxed_slice(),
             young: HashMap::default(),
             old: HashMap::default(),
         }
@@ -115,10 +134,19 @@ impl LoopGuard {
 
     /// [`LoopGuard::check`] with the clock given (read only for repeats).
     pub fn check_with(&mut self, peer: SocketAddr, data: &[u8], now: impl FnOnce() -> Instant) -> Verdict {
-        let key = self.hasher.hash_one((peer, data));
-        let slot = &mut self.seen[key as usize & (SEEN_SLOTS - 1)];
-        let repeat = *slot == key;
-        *slot = key;
+        // Two steps keep a numbered flood cheap: a short key (the peer, the length and the
+        // ends of the payload, where a counter usually sits) picks the slot and tells most
+        // datagrams apart; only when it matches is the whole payload hashed to be sure.
+        let short = self.hasher.hash_one((peer, data.len(), ends(data)));
+        let slot = &mut self.seen[short as usize & (SEEN_SLOTS - 1)];
+        let full = (slot.short == short).then(|| self.hasher.hash_one((peer, data)));
+        // A slot whose payload was not hashed whole (`full` 0) cannot confirm a repeat yet:
+        // a loop is then seen one bounce later.
+        let repeat = full.is_some_and(|f| f == slot.full);
+        *slot = Slot {
+            short,
+            full: full.unwrap_or(0),
+        };
         if repeat {
             self.repeated(peer, now())
         } else {
@@ -135,6 +163,9 @@ impl LoopGuard {
     /// Something new from `peer`: more than a few end its streak (a held peer stays held
     /// for its repeats).
     fn fresh(&mut self, peer: SocketAddr) {
+        if self.young.is_empty() && self.old.is_empty() {
+            return; // nobody is repeating: the common case costs no lookup
+        }
         for map in [&mut self.young, &mut self.old] {
             if let Some(streak) = map.get_mut(&peer) {
                 streak.fresh += 1;
@@ -323,8 +354,9 @@ mod tests {
     fn a_peer_repeating_itself_fast_is_a_loop_after_the_budget() {
         let mut guard = LoopGuard::new();
         let (peer, t0) = (addr("127.0.0.1:40000"), Instant::now());
-        // The first is new; then LOOP_REPEATS - 1 repeats are answered; the next breaks it.
-        let verdicts = feed(&mut guard, peer, b"loop", LOOP_REPEATS, t0);
+        // The first is new, the second is hashed whole to be sure; then LOOP_REPEATS - 1
+        // repeats are answered, and the next breaks it.
+        let verdicts = feed(&mut guard, peer, b"loop", LOOP_REPEATS + 1, t0);
         assert!(verdicts.iter().all(|v| *v == Verdict::Answer));
         assert_eq!(
             guard.check_with(peer, b"loop", || t0),
@@ -350,11 +382,11 @@ mod tests {
         let (peer, t0) = (addr("[::1]:40000"), Instant::now());
         let payloads: Vec<String> = (0..2000).map(|i| format!("in flight {i}")).collect();
         let mut broken = 0;
-        for round in 0..2 {
+        for round in 0..3 {
             for p in &payloads {
                 match guard.check_with(peer, p.as_bytes(), || t0) {
                     Verdict::Broken { .. } => broken += 1,
-                    Verdict::Refuse => assert_eq!(round, 1),
+                    Verdict::Refuse => assert_eq!(round, 2),
                     Verdict::Answer => {}
                 }
             }
@@ -369,6 +401,12 @@ mod tests {
         for seq in 0..100_000u32 {
             let d = format!("seq={seq} hello");
             assert_eq!(guard.check_with(peer, d.as_bytes(), || t0), Verdict::Answer);
+        }
+        // Long datagrams alike at both ends, numbered in the middle: told apart in full.
+        for seq in 0..10 * LOOP_REPEATS {
+            let mut d = vec![b'-'; 1400];
+            d[700..704].copy_from_slice(&seq.to_le_bytes());
+            assert_eq!(guard.check_with(peer, &d, || t0), Verdict::Answer);
         }
         // The same command every 10 ms for a minute: under LOOP_REPEATS per WINDOW.
         for i in 0..6000u64 {
@@ -391,7 +429,7 @@ mod tests {
     fn a_held_peer_is_answered_again_after_a_quiet_hold() {
         let mut guard = LoopGuard::new();
         let (peer, t0) = (addr("127.0.0.1:40000"), Instant::now());
-        feed(&mut guard, peer, b"x", LOOP_REPEATS + 1, t0);
+        feed(&mut guard, peer, b"x", LOOP_REPEATS + 2, t0);
         let later = t0 + HOLD / 2;
         assert_eq!(guard.check_with(peer, b"x", || later), Verdict::Refuse);
         let after = later + HOLD + Duration::from_millis(1);
@@ -404,7 +442,7 @@ mod tests {
         let t0 = Instant::now();
         for port in 0..20_000u16 {
             let peer = SocketAddr::from(([127, 0, 0, 1], port));
-            feed(&mut guard, peer, b"twice", 2, t0);
+            feed(&mut guard, peer, b"thrice", 3, t0);
         }
         assert!(guard.tracked() <= MAX_TRACKED, "{}", guard.tracked());
         assert!(guard.tracked() >= MAX_TRACKED / 2);
