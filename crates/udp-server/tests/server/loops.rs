@@ -135,6 +135,16 @@ fn rules_that_answer_each_other_stop() {
     bounce(rules(&["PING=>PONG"]), rules(&["PONG=>PING"]), b"PONG");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn batched_servers_stop_too() {
+    let batched = || Config {
+        batch: Some(64),
+        ..on("127.0.0.1:0")
+    };
+    bounce(batched(), batched(), b"bounce");
+}
+
 #[test]
 fn a_loop_with_many_datagrams_in_flight_stops() {
     let Some(raw) = raw_socket() else { return };
