@@ -138,10 +138,12 @@ impl<'c> ServerState<'c> {
         'c: 'd,
     {
         let refused = self.refuse(d.peer, d.to);
+        // The loop guard looks before a reply is built: a looping peer costs no rule match.
         let looping = refused.is_none() && self.looping(d.peer, d.data);
-        let (mut reply, rule) = match refused.is_some() || looping {
-            true => (None, None),
-            false => self.choose(d.data),
+        let (mut reply, rule) = if refused.is_some() || looping {
+            (None, None)
+        } else {
+            self.choose(d.data)
         };
         let mut note = refused.map(|_| "refused: not answered").or(d.note);
         if looping {
