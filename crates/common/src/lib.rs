@@ -20,6 +20,10 @@
 //! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
 //! - `kernel`: datagrams the kernel dropped (Linux).
 //!
+//! Behind the `loopguard` feature (the server turns it on):
+//! - `loopguard`: echo loops (CVE-2024-2169) found and broken: our own addresses in every
+//!   form, and peers that keep sending back what they sent.
+//!
 //! Behind the `testkit` feature, which only dev-dependencies turn on:
 //! - `testkit`: the runners and deadlines the workspace's tests share.
 
@@ -51,6 +55,9 @@ pub mod header;
 pub mod kernel;
 #[cfg(feature = "receive")]
 pub mod receive;
+
+#[cfg(feature = "loopguard")]
+pub mod loopguard;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

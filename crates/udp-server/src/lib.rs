@@ -156,6 +156,8 @@ pub struct Summary {
     pub truncated: u64,
     /// Datagrams not answered for safety (see [`refusal`]).
     pub refused: u64,
+    /// Echo loops found and broken (each also logged once); their datagrams are in `refused`.
+    pub loops_broken: u64,
     /// Datagrams not answered because their source was over `--rate-limit`.
     pub rate_limited: u64,
     /// Datagrams whose check bytes were wrong (`--checksum`).
@@ -178,6 +180,9 @@ impl Summary {
             "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
             "rate_limited": self.rate_limited,
         });
+        if self.loops_broken > 0 {
+            obj["loops_broken"] = self.loops_broken.into();
+        }
         if let Some(bad) = self.checksum_bad {
             obj["checksum_bad"] = bad.into();
         }
@@ -213,6 +218,9 @@ impl Summary {
         );
         if self.refused > 0 {
             text += &format!(", refused {} (loop protection)", self.refused);
+        }
+        if self.loops_broken > 0 {
+            text += &format!(", echo loops broken {}", self.loops_broken);
         }
         if self.rate_limited > 0 {
             text += &format!(", rate-limited {}", self.rate_limited);

@@ -7,6 +7,7 @@ mod examples;
 mod faults;
 mod files;
 mod in_process;
+mod loops;
 mod processes;
 mod relay;
 mod rules;

@@ -2,6 +2,7 @@
 //! thread; `process` runs the real binary. Both assert on what crossed the wire.
 
 mod in_process;
+mod loops;
 mod process;
 mod rules;
 
