@@ -766,6 +766,103 @@ mod tests {
         }
     }
 
+    /// The summary JSON of every mode, byte for byte: what scripts parse must not drift.
+    #[test]
+    fn every_summary_serializes_to_the_pinned_json() {
+        let rtt = stats::RttSummary {
+            min: 0.1234,
+            avg: 0.5,
+            p50: 0.25,
+            p99: 2.0,
+            max: 3.0,
+            mdev: 0.75,
+            jitter: 0.0625,
+        };
+        let ping = PingSummary {
+            target: Some("127.0.0.1:9".parse().unwrap()),
+            sent: 10,
+            received: 9,
+            lost: 1,
+            duplicates: 2,
+            reordered: 3,
+            unmatched: 4,
+            rtt: Some(rtt),
+            histogram: vec![stats::Bucket {
+                le_ms: 1.23456,
+                count: 9,
+            }],
+            rate: Some(1234.6),
+            expect_replies: true,
+            stopped: false,
+        };
+        let file = file::FileSummary {
+            target: "127.0.0.1:9".parse().unwrap(),
+            chunks: 3,
+            bytes: 3000,
+            replies: Some((3, 2)),
+        };
+        let cases = [
+            (
+                Summary::OneShot {
+                    reply: true,
+                    retries: 0,
+                },
+                r#"{"reply":true,"retries":0,"sent":1}"#,
+            ),
+            (
+                Summary::OneShot {
+                    reply: false,
+                    retries: 2,
+                },
+                r#"{"reply":false,"retries":2,"sent":3}"#,
+            ),
+            (
+                Summary::Interactive { sent: 3, received: 2 },
+                r#"{"received":2,"sent":3}"#,
+            ),
+            (
+                Summary::Ping(ping.clone()),
+                r#"{"duplicates":2,"histogram":[{"count":9,"le_ms":1.235}],"jitter_ms":0.063,"loss_percent":10.0,"lost":1,"mdev_ms":0.75,"rate_per_s":1235.0,"received":9,"reordered":3,"rtt_ms":{"avg":0.5,"max":3.0,"mdev":0.75,"min":0.123,"p50":0.25,"p99":2.0},"sent":10,"unmatched":4}"#,
+            ),
+            (
+                Summary::Ping(PingSummary {
+                    rtt: None,
+                    rate: None,
+                    ..ping
+                }),
+                r#"{"duplicates":2,"loss_percent":10.0,"lost":1,"received":9,"reordered":3,"rtt_ms":null,"sent":10,"unmatched":4}"#,
+            ),
+            (
+                Summary::Repeat {
+                    sent: 3,
+                    received: 1,
+                    expect_replies: true,
+                },
+                r#"{"lost":2,"received":1,"sent":3}"#,
+            ),
+            (
+                Summary::File(file.clone()),
+                r#"{"bytes":3000,"chunks":3,"identical":2,"replies":3}"#,
+            ),
+            (
+                Summary::File(file::FileSummary { replies: None, ..file }),
+                r#"{"bytes":3000,"chunks":3}"#,
+            ),
+            (
+                Summary::Discovery {
+                    replies: 3,
+                    responders: 2,
+                    stopped: false,
+                },
+                r#"{"replies":3,"responders":2}"#,
+            ),
+        ];
+        for (summary, want) in cases {
+            let (_, json) = summary.report().unwrap();
+            assert_eq!(serde_json::to_string(&json).unwrap(), want, "{summary:?}");
+        }
+    }
+
     /// Windows reports "nobody listening" as WSAECONNRESET (10054) or WSAENETRESET (10052),
     /// Linux and macOS as ECONNREFUSED: every mode says the same one line for all of them.
     #[test]
