@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::output::Output;
 use common::shutdown::Shutdown;
-use udp_client::Config;
+use udp_client::{Config, Mode};
 
 const PROGRAM: &str = "udp-client";
 
@@ -149,22 +149,47 @@ fn send(cli: Cli) -> common::Result<()> {
     let raw: Vec<String> = std::env::args().collect();
     common::duration::warn_if_bare_and_long(&raw, &["--timeout", "--interval", "-i"], LONGEST_LIKELY_WAIT);
     let message_only = after_dashdash(&raw, cli.target.as_deref());
-    let config = config_from(cli, message_only)?;
+    let (config, mode) = decide(cli, message_only)?;
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let out = Output::stdout(config.output);
     let input = Box::new(BufReader::new(std::io::stdin()));
-    let summary = udp_client::run(&config, &shutdown, &out, input)?;
+    let summary = udp_client::run(&config, &mode, &shutdown, &out, input)?;
     if let Some((text, json)) = summary.report() {
         out.summary(&text, json)?;
     }
     summary.check(config.target)
 }
 
+/// The one place the command line becomes a [`Config`] (what every mode shares) and a
+/// [`Mode`] (only what that mode uses). `message_only`: the words came after `--`, so none
+/// of them is the target.
+fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
+    let typing = udp_client::Typing {
+        escapes: cli.escapes,
+        crlf: cli.crlf,
+        checksum: cli.checksum,
+    };
+    let (target, message) = target_and_message(&cli, message_only, typing)?;
+    let config = Config {
+        target,
+        bind: cli.bind,
+        timeout: cli.timeout,
+        no_reply: cli.no_reply,
+        typing,
+        output: cli.output.options(),
+        save: cli.save.clone(),
+    };
+    Ok((config, mode(cli, message)?))
+}
+
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
-/// `message_only`: the words came after `--`, so none of them is the target.
-fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
-    let mut words: Vec<String> = cli.target.into_iter().chain(cli.message).collect();
+fn target_and_message(
+    cli: &Cli,
+    message_only: bool,
+    typing: udp_client::Typing,
+) -> common::Result<(SocketAddr, Option<Vec<u8>>)> {
+    let mut words: Vec<String> = cli.target.iter().chain(&cli.message).cloned().collect();
     let given = match words.first() {
         Some(first) if !message_only => common::addr::target_words(first, words.get(1).map(String::as_str))?,
         _ => None,
@@ -176,47 +201,64 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         }
         None => udp_client::DEFAULT_TARGET,
     };
-    let typing = udp_client::Typing {
-        escapes: cli.escapes,
-        crlf: cli.crlf,
-        checksum: cli.checksum,
-    };
     let message = if words.is_empty() {
         None
     } else {
         Some(typing.frame(cli.output.encoding, words.join(" ").as_bytes())?)
     };
-    if cli.repeat.is_some() && message.is_none() {
-        return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
-    }
-    if cli.file.is_some() && message.is_some() {
-        return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
-    }
-    // A file goes back to back unless --interval paces it.
-    let interval = match (cli.interval, &cli.file) {
-        (Some(interval), _) => interval,
-        (None, Some(_)) => Duration::ZERO,
-        (None, None) => udp_client::DEFAULT_INTERVAL,
-    };
-    Ok(Config {
-        target,
-        message,
-        timeout: cli.timeout,
-        no_reply: cli.no_reply,
-        count: cli.count,
-        interval,
-        window: usize::from(cli.window),
-        retries: cli.retries,
-        output: cli.output.options(),
-        bind: cli.bind,
-        typing,
-        repeat: cli.repeat,
-        file: cli.file,
-        chunk: cli.chunk,
-        save: cli.save,
-        broadcast: cli.broadcast,
-        report_every: cli.report_every.filter(|d| !d.is_zero()),
-        graph: cli.graph,
+    Ok((target, message))
+}
+
+/// The mode the options ask for, with only its own settings. clap refuses the flags that
+/// exclude each other; what clap cannot see (a MESSAGE where none belongs) is refused here.
+fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
+    let interval = cli.interval.unwrap_or(udp_client::DEFAULT_INTERVAL);
+    let report_every = cli.report_every.filter(|d| !d.is_zero());
+    Ok(match (cli.file, cli.repeat, cli.count, message) {
+        (Some(_), _, _, Some(_)) => {
+            return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
+        }
+        (Some(path), ..) => Mode::File(udp_client::FileSend {
+            path,
+            chunk: cli.chunk,
+            // A file goes back to back unless --interval paces it.
+            interval: cli.interval.unwrap_or(Duration::ZERO),
+            window: usize::from(cli.window),
+        }),
+        (None, Some(_), _, None) => {
+            return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
+        }
+        (None, Some(count), _, Some(message)) => Mode::Repeat(udp_client::Repeat {
+            message,
+            count,
+            interval,
+        }),
+        (None, None, Some(count), message) => {
+            let requests = udp_client::Requests {
+                message,
+                count,
+                report_every,
+            };
+            if interval.is_zero() {
+                Mode::Flood(udp_client::Flood {
+                    requests,
+                    window: usize::from(cli.window),
+                })
+            } else {
+                Mode::Ping(udp_client::Ping {
+                    requests,
+                    interval,
+                    graph: cli.graph,
+                })
+            }
+        }
+        (None, None, None, Some(message)) if cli.broadcast => Mode::Discover(udp_client::Discover { message }),
+        (None, None, None, Some(message)) => Mode::OneShot(udp_client::OneShot {
+            message,
+            retries: cli.retries,
+        }),
+        (None, None, None, None) if cli.broadcast => Mode::Discover(udp_client::Discover { message: Vec::new() }),
+        (None, None, None, None) => Mode::Interactive,
     })
 }
 
@@ -234,14 +276,30 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    fn config(args: &[&str]) -> common::Result<Config> {
+    /// The target and the message the command line gives.
+    #[derive(Debug)]
+    struct Parsed {
+        target: SocketAddr,
+        message: Option<Vec<u8>>,
+    }
+
+    fn config(args: &[&str]) -> common::Result<Parsed> {
         let raw: Vec<String> = std::iter::once("udp-client")
             .chain(args.iter().copied())
             .map(String::from)
             .collect();
         let cli = Cli::try_parse_from(&raw).unwrap();
         let message_only = after_dashdash(&raw, cli.target.as_deref());
-        config_from(cli, message_only)
+        let (config, mode) = decide(cli, message_only)?;
+        let message = match mode {
+            Mode::OneShot(m) => Some(m.message),
+            Mode::Interactive => None,
+            other => panic!("not a one-shot: {other:?}"),
+        };
+        Ok(Parsed {
+            target: config.target,
+            message,
+        })
     }
 
     #[test]

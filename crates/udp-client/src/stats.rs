@@ -3,6 +3,12 @@
 use std::time::Duration;
 
 use common::output::round3;
+use serde::Serialize;
+
+/// A time in milliseconds, in JSON to the microsecond.
+fn micros<S: serde::Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round3(*ms))
+}
 
 /// Round-trip times collected during a run.
 #[derive(Debug, Default, Clone)]
@@ -32,9 +38,10 @@ pub struct RttSummary {
 }
 
 /// One bar of the RTT histogram: how many round trips took at most `le_ms`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Bucket {
-    /// Upper bound, in milliseconds (inclusive).
+    /// Upper bound, in milliseconds (inclusive); JSON rounds it to the microsecond.
+    #[serde(serialize_with = "micros")]
     pub le_ms: f64,
     /// Round trips in this bucket (above the previous bound).
     pub count: u64,
@@ -129,24 +136,6 @@ pub fn histogram_text(buckets: &[Bucket]) -> String {
         text += &format!("\n  <= {:>9.3}  {bar} {}", b.le_ms, b.count);
     }
     text
-}
-
-/// The histogram as JSON: `[{"le_ms":…,"count":…}]`.
-pub fn histogram_json(buckets: &[Bucket]) -> serde_json::Value {
-    buckets
-        .iter()
-        .map(|b| serde_json::json!({"le_ms": round3(b.le_ms), "count": b.count}))
-        .collect()
-}
-
-impl RttSummary {
-    /// The JSON object of the summary line: `{"min":…,"avg":…,"p50":…,"p99":…,"max":…}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "min": round3(self.min), "avg": round3(self.avg), "p50": round3(self.p50),
-            "p99": round3(self.p99), "max": round3(self.max), "mdev": round3(self.mdev),
-        })
-    }
 }
 
 #[cfg(test)]
