@@ -7,11 +7,26 @@ use common::Error;
 
 /// The one exit rule for "no reply", in every mode: a run that waited for replies and got
 /// none, without being stopped, failed (exit 1) — UDP does not say whether anything
-/// arrived, so silence is the only answer there is. `waited` says how long or how often.
-pub(crate) fn no_reply(target: SocketAddr, waited: &str) -> Error {
+/// arrived, so silence is the only answer there is. `waited` says how long or how often;
+/// `try_flags` only flags that would change the outcome in that mode.
+pub(crate) fn no_reply(target: SocketAddr, waited: &str, try_flags: &str) -> Error {
     Error::Runtime(format!(
-        "no reply from {target}{waited}: the datagram or its reply may be lost, or the peer never answers (try --timeout 5s, --retries 3, or --no-reply)"
+        "no reply from {target}{waited}: the datagram or its reply may be lost, or the peer never answers (try {try_flags})"
     ))
+}
+
+/// What may help a one-shot that got no reply: a longer wait, resending, not waiting.
+pub(crate) const TRY_ONE_SHOT: &str = "--timeout 5s, --retries 3, or --no-reply";
+/// What may help any other mode (`--retries` resends a one-shot only).
+pub(crate) const TRY_LONGER: &str = "--timeout 5s or --no-reply";
+
+/// ` to its 1 request` / ` to any of 3 requests`.
+pub(crate) fn to_any_of(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!(" to its 1 {noun}")
+    } else {
+        format!(" to any of {n} {noun}s")
+    }
 }
 
 /// ICMP "port unreachable" came back: the datagram reached the host, but no socket there.

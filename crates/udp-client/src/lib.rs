@@ -114,7 +114,7 @@ impl Default for Config {
 /// peer.send_to(&data, from).unwrap();
 /// assert_eq!(data, b"hello");
 /// let summary = client.join().unwrap().unwrap();
-/// assert_eq!(summary, udp_client::Summary::OneShot { reply: true, retries: 0 });
+/// assert_eq!(summary, udp_client::Summary::OneShot { reply: true, retries: 0, short_by: None });
 /// ```
 pub fn run(
     config: &Config,

@@ -66,7 +66,7 @@ struct Cli {
     message: Vec<String>,
 
     /// How long to wait for a reply: 500ms, 2s, 1m; a bare number is seconds [default: 2s; in a flood, 200ms per datagram].
-    #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
+    #[arg(long, value_name = "DUR", value_parser = common::duration::parse, conflicts_with = "no_reply")]
     timeout: Option<Duration>,
 
     /// Do not wait for replies.
@@ -81,13 +81,13 @@ struct Cli {
     #[arg(short, long, value_name = "DUR", value_parser = common::duration::parse)]
     interval: Option<Duration>,
 
-    /// Flood: datagrams in flight at once.
-    #[arg(short, long, value_name = "N", default_value_t = udp_client::DEFAULT_WINDOW, value_parser = clap::value_parser!(u16).range(1..))]
-    window: u16,
+    /// Flood: datagrams in flight at once [default: 64]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    window: Option<u16>,
 
-    /// One-shot: resend up to N times when no reply comes within --timeout.
-    #[arg(short, long, value_name = "N", default_value_t = 0)]
-    retries: u32,
+    /// One-shot: resend up to N times when no reply comes within --timeout [default: 0]
+    #[arg(short, long, value_name = "N")]
+    retries: Option<u32>,
 
     /// Bind this local address first (NetAssist's "local port", nc -p): IP:PORT or PORT (= 127.0.0.1:PORT).
     #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse)]
@@ -113,9 +113,9 @@ struct Cli {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["count", "repeat"])]
     file: Option<std::path::PathBuf>,
 
-    /// With --file: the most bytes per datagram (1472 fills one Ethernet frame).
-    #[arg(long, value_name = "BYTES", default_value_t = udp_client::DEFAULT_CHUNK)]
-    chunk: usize,
+    /// With --file: the most bytes per datagram (1472 fills one Ethernet frame) [default: 1472]
+    #[arg(long, value_name = "BYTES")]
+    chunk: Option<usize>,
 
     /// Append every reply's bytes to PATH (NetAssist's "receive to file").
     #[arg(long, value_name = "PATH")]
@@ -171,6 +171,7 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         checksum: cli.checksum,
     };
     let (target, message) = target_and_message(&cli, message_only, typing)?;
+    let given = given_flags(&cli);
     let config = Config {
         target,
         bind: cli.bind,
@@ -180,7 +181,72 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         output: cli.output.options(),
         save: cli.save.clone(),
     };
-    Ok((config, mode(cli, message)?))
+    let mode = mode(cli, message)?;
+    refuse_unused(&given, &mode, config.no_reply)?;
+    Ok((config, mode))
+}
+
+/// The mode-specific flags given on the command line.
+fn given_flags(cli: &Cli) -> Vec<&'static str> {
+    [
+        ("--retries", cli.retries.is_some()),
+        ("--interval", cli.interval.is_some()),
+        ("--window", cli.window.is_some()),
+        ("--chunk", cli.chunk.is_some()),
+        ("--report-every", cli.report_every.is_some()),
+        ("--graph", cli.graph),
+        ("--checksum", cli.checksum.is_some()),
+        ("--escapes", cli.escapes),
+        ("--crlf", cli.crlf),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
+/// A flag does what it says in the chosen mode, or it is a usage error: never ignored.
+fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<()> {
+    const TYPED: [&str; 3] = ["--checksum", "--escapes", "--crlf"];
+    let (what, honoured): (&str, &[&str]) = match mode {
+        Mode::OneShot(_) => (
+            "a one-shot MESSAGE",
+            &["--retries", "--checksum", "--escapes", "--crlf"],
+        ),
+        Mode::Interactive => ("interactive mode", &TYPED),
+        // The check bytes would sit before the `seq=N ` prefix, and replies are not checked.
+        Mode::Ping(_) => (
+            "a ping (--count)",
+            &["--interval", "--report-every", "--graph", "--escapes", "--crlf"],
+        ),
+        Mode::Flood(_) => (
+            "a flood (--interval 0)",
+            &["--interval", "--report-every", "--window", "--escapes", "--crlf"],
+        ),
+        Mode::Repeat(_) => ("--repeat", &["--interval", "--checksum", "--escapes", "--crlf"]),
+        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
+        Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
+        Mode::Discover(_) => ("--broadcast", &TYPED),
+    };
+    match given.iter().find(|flag| !honoured.contains(flag)) {
+        Some(flag) => Err(common::Error::Usage(format!(
+            "{flag} does nothing with {what}: leave it out (it applies to {})",
+            where_it_applies(flag)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where a mode-specific flag does something, for the usage error.
+fn where_it_applies(flag: &str) -> &'static str {
+    match flag {
+        "--retries" => "a one-shot MESSAGE",
+        "--interval" => "--count, --repeat and --file",
+        "--window" => "a flood (--interval 0) and --file with replies",
+        "--chunk" => "--file",
+        "--report-every" => "--count",
+        "--graph" => "a paced ping (--count with an --interval above 0)",
+        _ => "a MESSAGE or typed lines",
+    }
 }
 
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
@@ -220,10 +286,10 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
         }
         (Some(path), ..) => Mode::File(udp_client::FileSend {
             path,
-            chunk: cli.chunk,
+            chunk: cli.chunk.unwrap_or(udp_client::DEFAULT_CHUNK),
             // A file goes back to back unless --interval paces it.
             interval: cli.interval.unwrap_or(Duration::ZERO),
-            window: usize::from(cli.window),
+            window: usize::from(cli.window.unwrap_or(udp_client::DEFAULT_WINDOW)),
         }),
         (None, Some(_), _, None) => {
             return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
@@ -242,7 +308,7 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
             if interval.is_zero() {
                 Mode::Flood(udp_client::Flood {
                     requests,
-                    window: usize::from(cli.window),
+                    window: usize::from(cli.window.unwrap_or(udp_client::DEFAULT_WINDOW)),
                 })
             } else {
                 Mode::Ping(udp_client::Ping {
@@ -255,7 +321,7 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
         (None, None, None, Some(message)) if cli.broadcast => Mode::Discover(udp_client::Discover { message }),
         (None, None, None, Some(message)) => Mode::OneShot(udp_client::OneShot {
             message,
-            retries: cli.retries,
+            retries: cli.retries.unwrap_or(0),
         }),
         (None, None, None, None) if cli.broadcast => Mode::Discover(udp_client::Discover { message: Vec::new() }),
         (None, None, None, None) => Mode::Interactive,

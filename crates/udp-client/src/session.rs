@@ -52,6 +52,8 @@ pub(crate) struct Session<'a> {
     read_timeout: Option<Duration>,
     pub(crate) on_refused: OnRefused,
     warned_refused: bool,
+    /// How often the target refused (ICMP "port unreachable").
+    refusals: u64,
     /// Whether the socket is connected to the target (every mode but discovery).
     connected: bool,
 }
@@ -75,6 +77,7 @@ impl<'a> Session<'a> {
             read_timeout: None,
             on_refused: OnRefused::Warn(""),
             warned_refused: false,
+            refusals: 0,
             connected,
         }
     }
@@ -159,8 +162,14 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// How often the target refused so far.
+    pub(crate) fn refusals(&self) -> u64 {
+        self.refusals
+    }
+
     /// Nobody listens at the target: fail, or say so once.
     fn refused(&mut self) -> Result<()> {
+        self.refusals += 1;
         match self.on_refused {
             OnRefused::Fail => Err(nobody_listening(self.target())),
             OnRefused::Warn(note) => {
@@ -184,10 +193,21 @@ impl<'a> Session<'a> {
 
     /// Prints a reply (with its round trip and check bytes) and saves it with `--save`.
     pub(crate) fn show_reply(&mut self, arrival: Arrival, rtt: Option<Duration>) -> Result<()> {
+        self.show_reply_noted(arrival, rtt, None)
+    }
+
+    /// [`Session::show_reply`] with a word about it (`[note]`).
+    pub(crate) fn show_reply_noted(
+        &mut self,
+        arrival: Arrival,
+        rtt: Option<Duration>,
+        note: Option<&str>,
+    ) -> Result<()> {
         let data = &self.buf[..arrival.len];
         let check = self.config.typing.checksum.map(|c| c.check(data));
         let reply = Datagram {
             rtt,
+            note,
             check: check.as_ref(),
             ..Datagram::new(arrival.peer, data)
         };

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use common::Result;
 use serde::Serialize;
 
-use crate::errors::no_reply;
+use crate::errors::{TRY_LONGER, no_reply, to_any_of};
 use crate::modes::{discover, interactive, one_shot, repeat};
 
 pub use crate::modes::file::FileSummary;
@@ -21,6 +21,8 @@ pub enum Summary {
         reply: bool,
         /// How many resends it took.
         retries: u32,
+        /// How many bytes an echo lacked (a peer's buffer cut it), if it was cut.
+        short_by: Option<u64>,
     },
     /// Lines sent, datagrams received.
     Interactive {
@@ -50,6 +52,8 @@ pub enum Summary {
         responders: u64,
         /// Whether the run was stopped by Ctrl-C or SIGTERM.
         stopped: bool,
+        /// Whether replies were awaited (not with `--no-reply`).
+        expect_replies: bool,
     },
 }
 
@@ -58,7 +62,11 @@ impl Summary {
     /// output is the reply itself) and JSON fields (every mode ends `--json` with them).
     pub fn report(&self) -> Option<(String, serde_json::Value)> {
         Some(match self {
-            Summary::OneShot { reply, retries } => one_shot::report(*reply, *retries),
+            Summary::OneShot {
+                reply,
+                retries,
+                short_by,
+            } => one_shot::report(*reply, *retries, *short_by),
             Summary::Interactive { sent, received } => interactive::report(*sent, *received),
             Summary::Ping(p) => (p.to_text(), p.to_json()),
             Summary::Repeat {
@@ -68,8 +76,11 @@ impl Summary {
             } => repeat::report(*sent, *received, *expect_replies),
             Summary::File(f) => (f.to_text(), f.to_json()),
             Summary::Discovery {
-                replies, responders, ..
-            } => discover::report(*replies, *responders),
+                replies,
+                responders,
+                expect_replies,
+                ..
+            } => discover::report(*replies, *responders, *expect_replies),
         })
     }
 
@@ -85,12 +96,13 @@ impl Summary {
                 sent,
                 received: 0,
                 expect_replies: true,
-            } if *sent > 0 => Err(no_reply(target, &format!(" to any of {sent} datagrams"))),
+            } if *sent > 0 => Err(no_reply(target, &to_any_of(*sent, "datagram"), TRY_LONGER)),
             Summary::Discovery {
                 replies: 0,
                 stopped: false,
+                expect_replies: true,
                 ..
-            } => Err(no_reply(target, ": no responder answered")),
+            } => Err(no_reply(target, ": no responder answered", TRY_LONGER)),
             _ => Ok(()),
         }
     }
@@ -152,6 +164,7 @@ mod tests {
                 Summary::OneShot {
                     reply: true,
                     retries: 0,
+                    short_by: None,
                 },
                 r#"{"reply":true,"retries":0,"sent":1}"#,
             ),
@@ -159,6 +172,7 @@ mod tests {
                 Summary::OneShot {
                     reply: false,
                     retries: 2,
+                    short_by: None,
                 },
                 r#"{"reply":false,"retries":2,"sent":3}"#,
             ),
@@ -210,6 +224,7 @@ mod tests {
                     replies: 3,
                     responders: 2,
                     stopped: false,
+                    expect_replies: true,
                 },
                 r#"{"replies":3,"responders":2}"#,
             ),

@@ -139,6 +139,7 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
             Summary::OneShot {
                 reply: true,
                 retries: r,
+                ..
             } => retries.push(r),
             other => panic!("message {i} did not get through: {other:?}"),
         }

@@ -40,7 +40,8 @@ fn one_shot_echo() {
         result.unwrap(),
         Summary::OneShot {
             reply: true,
-            retries: 0
+            retries: 0,
+            short_by: None
         }
     );
     assert!(

@@ -37,6 +37,18 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Discover) -> Result<Summary>
     let target = session.target();
     session.send(&mode.message)?;
     session.out.sent(target, mode.message.len()).map_err(Error::stdout)?;
+    if session.config.no_reply {
+        log::info!(
+            "sent {} B to {target}; not waiting for replies (--no-reply)",
+            mode.message.len()
+        );
+        return Ok(Summary::Discovery {
+            replies: 0,
+            responders: 0,
+            stopped: false,
+            expect_replies: false,
+        });
+    }
     log::info!("sent {} B to {target}; listing every reply", mode.message.len());
     let (mut replies, mut responders) = (0u64, HashSet::new());
     let deadline = Instant::now() + session.config.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -49,6 +61,7 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Discover) -> Result<Summary>
         replies,
         responders: responders.len() as u64,
         stopped: session.shutdown.is_triggered(),
+        expect_replies: true,
     })
 }
 
@@ -83,7 +96,14 @@ struct Json {
 }
 
 /// `udp-client: 3 replies from 2 responders`.
-pub(crate) fn report(replies: u64, responders: u64) -> (String, serde_json::Value) {
+pub(crate) fn report(replies: u64, responders: u64, expect_replies: bool) -> (String, serde_json::Value) {
+    let json = fields(&Json { replies, responders });
+    if !expect_replies {
+        return (
+            "udp-client: sent 1 probe, replies not awaited (--no-reply)".into(),
+            json,
+        );
+    }
     let said = if replies == 1 {
         "1 reply".to_string()
     } else {
@@ -91,7 +111,7 @@ pub(crate) fn report(replies: u64, responders: u64) -> (String, serde_json::Valu
     };
     (
         format!("udp-client: {said} from {}", plural(responders, "responder")),
-        fields(&Json { replies, responders }),
+        json,
     )
 }
 

@@ -17,7 +17,7 @@ use common::shutdown::POLL_INTERVAL;
 use common::{Error, Result};
 use serde::Serialize;
 
-use crate::errors::{check_size, send_error};
+use crate::errors::{check_size, nobody_listening, send_error};
 use crate::session::{OnRefused, Session};
 use crate::summary::{Summary, fields};
 use crate::{DEFAULT_TIMEOUT, Typing};
@@ -38,6 +38,10 @@ pub(crate) fn run(session: &mut Session<'_>, input: Box<dyn BufRead + Send>) -> 
     while !session.stopped() {
         if input_ended_at.is_none() && lines.ended() {
             input_ended_at = Some(Instant::now());
+        }
+        // Nobody listens, and nothing more will be sent: no reply can come.
+        if input_ended_at.is_some() && session.refusals() > 0 && received == 0 {
+            return Err(nobody_listening(session.target()));
         }
         // After the last line, wait for stragglers: until every line has come back (an
         // echo server is done), or until the timeout (any other peer).
@@ -172,6 +176,10 @@ impl Sender {
 
     /// Frames and sends one line; its length.
     fn send_line(&self, text: &[u8], unechoed: &Unechoed) -> Result<usize> {
+        if text.is_empty() {
+            // A 0-byte datagram is valid UDP; say so, since nothing visible was typed.
+            log::info!("empty line: sending a 0-byte datagram");
+        }
         // UTF-8 input goes out byte for byte, even if it is not valid UTF-8.
         let bytes = self.typing.frame(self.encoding, text)?;
         check_size(bytes.len(), self.target)?;

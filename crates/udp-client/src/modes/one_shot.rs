@@ -10,7 +10,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
-use crate::errors::no_reply;
+use crate::errors::{TRY_ONE_SHOT, no_reply};
 use crate::session::{OnRefused, Session};
 use crate::summary::{Summary, fields};
 
@@ -40,19 +40,22 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
         let sent_at = Instant::now();
         session.send(&mode.message)?;
         session.out.sent(target, mode.message.len()).map_err(Error::stdout)?;
-        let summary = |reply| Summary::OneShot {
+        let summary = |reply, short_by| Summary::OneShot {
             reply,
             retries: attempt,
+            short_by,
         };
         if session.config.no_reply {
-            return Ok(summary(false));
+            return Ok(summary(false, None));
         }
         if let Some(arrival) = session.recv(sent_at + timeout)? {
-            session.show_reply(arrival, Some(sent_at.elapsed()))?;
-            return Ok(summary(true));
+            let short_by = cut_echo(&mode.message, session.data(arrival));
+            let note = short_by.map(|n| format!("echo {n} B shorter than the request: the peer's buffer cut it"));
+            session.show_reply_noted(arrival, Some(sent_at.elapsed()), note.as_deref())?;
+            return Ok(summary(true, short_by));
         }
         if session.shutdown.is_triggered() {
-            return Ok(summary(false));
+            return Ok(summary(false, None));
         }
     }
     let tries = if mode.retries > 0 {
@@ -60,7 +63,13 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
     } else {
         format!(" within {}", display(timeout))
     };
-    Err(no_reply(target, &tries))
+    Err(no_reply(target, &tries, TRY_ONE_SHOT))
+}
+
+/// How many bytes an echo lacks, when it is the start of the request and shorter: what a
+/// peer reading with a small buffer (the chapter's `recvfrom(1024)`) sends back.
+fn cut_echo(request: &[u8], reply: &[u8]) -> Option<u64> {
+    (reply.len() < request.len() && request.starts_with(reply)).then(|| (request.len() - reply.len()) as u64)
 }
 
 /// The summary's JSON fields.
@@ -69,11 +78,13 @@ struct Json {
     sent: u32,
     retries: u32,
     reply: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    short_by: Option<u64>,
 }
 
 /// The summary: no text when it needed no resend (a one-shot's output is its reply), else
 /// how many resends it took.
-pub(crate) fn report(reply: bool, retries: u32) -> (String, serde_json::Value) {
+pub(crate) fn report(reply: bool, retries: u32, short_by: Option<u64>) -> (String, serde_json::Value) {
     let text = if retries == 0 {
         String::new()
     } else {
@@ -94,6 +105,7 @@ pub(crate) fn report(reply: bool, retries: u32) -> (String, serde_json::Value) {
             sent: retries + 1,
             retries,
             reply,
+            short_by,
         }),
     )
 }

@@ -62,22 +62,41 @@ fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
     Ok(received)
 }
 
-/// The summary's JSON fields.
+/// The summary's JSON fields; no `lost` when replies were not awaited.
 #[derive(Serialize)]
 struct Json {
     sent: u64,
     received: u64,
-    lost: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost: Option<u64>,
 }
 
-/// `udp-client: sent 3 datagrams, received 3, lost 0`.
-pub(crate) fn report(sent: u64, received: u64, _expect_replies: bool) -> (String, serde_json::Value) {
+/// `udp-client: sent 3 datagrams, received 3, lost 0`; with `--no-reply` nothing was
+/// awaited, so nothing can be called lost.
+pub(crate) fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
+    let sent_text = plural(sent, "datagram");
+    if !expect_replies {
+        let got = if received > 0 {
+            format!(", received {received}")
+        } else {
+            String::new()
+        };
+        return (
+            format!("udp-client: sent {sent_text}{got}, replies not awaited (--no-reply)"),
+            fields(&Json {
+                sent,
+                received,
+                lost: None,
+            }),
+        );
+    }
     let lost = sent.saturating_sub(received);
     (
-        format!(
-            "udp-client: sent {}, received {received}, lost {lost}",
-            plural(sent, "datagram")
-        ),
-        fields(&Json { sent, received, lost }),
+        format!("udp-client: sent {sent_text}, received {received}, lost {lost}"),
+        fields(&Json {
+            sent,
+            received,
+            lost: Some(lost),
+        }),
     )
 }

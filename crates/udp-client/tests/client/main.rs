@@ -3,6 +3,7 @@
 
 mod devices;
 mod modes;
+mod truth;
 mod usage;
 
 use std::net::{SocketAddr, UdpSocket};

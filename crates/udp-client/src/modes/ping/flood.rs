@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use common::Result;
+use common::output::plural;
 
 use super::summary::PingSummary;
 use super::tracker::{Match, State, Tracker};
@@ -23,13 +24,15 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Flood) -> Result<PingSummary
     let no_reply = session.config.no_reply;
     if no_reply {
         log::info!(
-            "sending {count} datagrams to {} as fast as the OS takes them; nothing is awaited (--no-reply)",
+            "sending {} to {} as fast as the OS takes them; nothing is awaited (--no-reply)",
+            plural(count, "datagram"),
             session.target()
         );
     } else {
         log::info!(
-            "flooding {} with {count} datagrams, {window} in flight at most; no line per reply",
-            session.target()
+            "flooding {} with {}, {window} in flight at most; no line per reply",
+            session.target(),
+            plural(count, "datagram")
         );
     }
     let mut flood = Flooding {
@@ -102,6 +105,7 @@ impl Flooding<'_, '_> {
     /// Waits (a short while) for one reply and frees its window slot.
     fn receive_one(&mut self) -> Result<()> {
         if let Some(arrival) = self.session.poll()? {
+            self.session.save(arrival)?;
             let now = Instant::now();
             if let (
                 _,

@@ -119,6 +119,7 @@ impl Pinger<'_, '_> {
                 return Ok(());
             };
             let (seq, matched) = self.tracker.reply(self.session.data(arrival), Instant::now());
+            self.session.save(arrival)?;
             let rtt = match matched {
                 Match::First { rtt, .. } => Some(rtt),
                 Match::Duplicate => {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use common::Result;
-use common::output::round3;
+use common::output::{plural, round3};
 use serde::Serialize;
 
 use crate::stats::{Bucket, RttSummary};
@@ -126,11 +126,11 @@ impl PingSummary {
             return text;
         }
         let mut text = format!(
-            "--- {target}udp ping statistics ---\n{} sent, {} received, {:.1}% loss, {} duplicates, {} reordered",
+            "--- {target}udp ping statistics ---\n{} sent, {} received, {:.1}% loss, {}, {} reordered",
             self.sent,
             self.received,
             self.loss_percent(),
-            self.duplicates,
+            plural(self.duplicates, "duplicate"),
             self.reordered
         );
         if self.unmatched > 0 {
@@ -159,7 +159,8 @@ impl PingSummary {
             let target = self.target.unwrap_or(crate::DEFAULT_TARGET);
             return Err(crate::errors::no_reply(
                 target,
-                &format!(" to any of {} requests", self.sent),
+                &crate::errors::to_any_of(self.sent, "request"),
+                crate::errors::TRY_LONGER,
             ));
         }
         Ok(())
