@@ -216,3 +216,59 @@ fn counts_of_one_are_singular() {
         ran.stderr
     );
 }
+
+/// `--report-every`: a request is lost in an interval only once its timeout has run out,
+/// and the intervals add up to the summary, the last pings included.
+#[test]
+fn report_intervals_add_up_to_the_summary_and_count_a_loss_only_after_its_timeout() {
+    // Lossless: no interval may say anything was lost.
+    let peer = Peer::echo();
+    let target = peer.addr.to_string();
+    let args = ["--json", "-n", "30", "-i", "20ms", "--report-every", "100ms", &target];
+    let ran = said(&args, b"");
+    let (intervals, summary) = intervals_and_summary(&ran);
+    assert!(intervals.iter().all(|e| e["lost"] == 0), "{intervals:?}");
+    assert_eq!(sum(&intervals, "sent"), 30, "{intervals:?}");
+    assert_eq!(sum(&intervals, "received"), summary["received"].as_u64().unwrap());
+    // Every third request unanswered, a short timeout: the losses show, and add up.
+    let lossy = Peer::new(|n, data| if n % 3 == 2 { Vec::new() } else { vec![data.to_vec()] });
+    let target = lossy.addr.to_string();
+    for interval in ["20ms", "0"] {
+        let args = [
+            "--json",
+            "-n",
+            "30",
+            "-i",
+            interval,
+            "--timeout",
+            "60ms",
+            "--report-every",
+            "100ms",
+            &target,
+        ];
+        let ran = said(&args, b"");
+        let (intervals, summary) = intervals_and_summary(&ran);
+        assert_eq!(
+            sum(&intervals, "sent"),
+            summary["sent"].as_u64().unwrap(),
+            "{intervals:?}"
+        );
+        assert_eq!(sum(&intervals, "received"), summary["received"].as_u64().unwrap());
+        assert_eq!(
+            sum(&intervals, "lost") - sum(&intervals, "late"),
+            summary["lost"].as_u64().unwrap(),
+            "{intervals:?} {summary}"
+        );
+        assert!(summary["lost"].as_u64().unwrap() >= 1, "{summary}");
+    }
+}
+
+fn intervals_and_summary(ran: &Said) -> (Vec<Value>, Value) {
+    let events: Vec<Value> = ran.stdout.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let intervals = events.iter().filter(|e| e["event"] == "interval").cloned().collect();
+    (intervals, ran.summary())
+}
+
+fn sum(events: &[Value], field: &str) -> u64 {
+    events.iter().map(|e| e[field].as_u64().unwrap_or(0)).sum()
+}

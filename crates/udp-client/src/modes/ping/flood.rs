@@ -2,14 +2,13 @@
 //! a request unanswered for the timeout is given up (and counted lost unless it turns up).
 //! No line per reply (like `ping -f`): printing would cost more than the datagrams.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use common::Result;
 use common::output::plural;
 
 use super::summary::PingSummary;
-use super::tracker::{Match, State, Tracker};
+use super::tracker::{Match, Tracker};
 use super::{Flood, request};
 use crate::DEFAULT_FLOOD_TIMEOUT;
 use crate::progress::Progress;
@@ -37,12 +36,10 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Flood) -> Result<PingSummary
     }
     let mut flood = Flooding {
         loss_timeout: session.config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT),
-        tracker: Tracker::with_reports(&mode.requests, session.target()),
+        tracker: Tracker::with_reports(&mode.requests, session.target(), !no_reply),
         session,
         mode,
         window,
-        in_flight: VecDeque::with_capacity(window),
-        outstanding: 0,
         next_seq: 1,
         start: Instant::now(),
         last_reply: Instant::now(),
@@ -51,15 +48,16 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Flood) -> Result<PingSummary
     while !flood.session.shutdown.is_triggered() {
         flood.fill_window()?;
         flood.tracker.report_due(flood.session.out)?;
-        if no_reply || (flood.next_seq > count && flood.outstanding == 0) {
+        if no_reply || (flood.next_seq > count && flood.tracker.in_flight() == 0) {
             break;
         }
         flood.receive_one()?;
-        flood.expire(Instant::now());
+        flood.tracker.expire(Instant::now(), flood.loss_timeout);
     }
     if !no_reply {
         flood.linger()?;
     }
+    flood.tracker.last_report(flood.session.out)?;
     let stopped = flood.session.shutdown.is_triggered();
     Ok(flood.finish(stopped))
 }
@@ -71,9 +69,6 @@ struct Flooding<'s, 'a> {
     loss_timeout: Duration,
     window: usize,
     tracker: Tracker,
-    in_flight: VecDeque<u64>,
-    /// Requests sent and neither answered nor given up.
-    outstanding: usize,
     next_seq: u64,
     start: Instant,
     last_reply: Instant,
@@ -83,18 +78,17 @@ struct Flooding<'s, 'a> {
 
 impl Flooding<'_, '_> {
     /// Sends until the window is full. With --no-reply nothing comes back to free the
-    /// window: everything is sent at once.
+    /// window: everything is sent at once, checking for Ctrl-C at every datagram.
     fn fill_window(&mut self) -> Result<()> {
         let no_reply = self.session.config.no_reply;
-        while (no_reply || self.outstanding < self.window) && self.next_seq <= self.mode.requests.count {
+        while (no_reply || self.tracker.in_flight() < self.window) && self.next_seq <= self.mode.requests.count {
+            if self.session.shutdown.is_triggered() {
+                break;
+            }
             let now = Instant::now();
             let payload = request(self.next_seq, self.mode.requests.message());
             if self.session.send(&payload)? {
                 self.tracker.sent(self.next_seq, now);
-                if !no_reply {
-                    self.in_flight.push_back(self.next_seq);
-                    self.outstanding += 1;
-                }
             }
             self.progress.add(1);
             self.next_seq += 1;
@@ -114,31 +108,10 @@ impl Flooding<'_, '_> {
                 },
             ) = self.tracker.reply(self.session.data(arrival), now)
             {
-                self.outstanding -= 1;
                 self.last_reply = now;
             }
         }
         Ok(())
-    }
-
-    /// Gives up on requests older than the loss timeout, oldest first; drops answered ones
-    /// from the window.
-    fn expire(&mut self, now: Instant) {
-        while let Some(&seq) = self.in_flight.front() {
-            match self.tracker.state(seq).copied() {
-                Some(State::InFlight(at)) if now.duration_since(at) >= self.loss_timeout => {
-                    if let Some(state) = self.tracker.state(seq) {
-                        *state = State::Expired(at);
-                    }
-                    self.outstanding -= 1;
-                    self.in_flight.pop_front();
-                }
-                Some(State::InFlight(_)) => break,
-                _ => {
-                    self.in_flight.pop_front();
-                }
-            }
-        }
     }
 
     /// A duplicate of a late reply may still be on its way: listen a little longer.
@@ -157,7 +130,7 @@ impl Flooding<'_, '_> {
         self.progress.finish();
         let no_reply = self.session.config.no_reply;
         let elapsed = self.last_reply.duration_since(self.start).as_secs_f64();
-        let mut summary = self.tracker.finish(no_reply, stopped);
+        let mut summary = self.tracker.finish(stopped);
         if elapsed > 0.0 && summary.received > 0 {
             summary.rate = Some(summary.received as f64 / elapsed);
         }

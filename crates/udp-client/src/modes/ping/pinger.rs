@@ -8,7 +8,7 @@ use common::{Error, Result};
 
 use super::graph::Graph;
 use super::summary::PingSummary;
-use super::tracker::{Match, State, Tracker};
+use super::tracker::{Match, Tracker};
 use super::{Ping, request};
 use crate::DEFAULT_TIMEOUT;
 use crate::session::Session;
@@ -17,9 +17,11 @@ use crate::session::Session;
 pub(crate) fn run(session: &mut Session<'_>, mode: &Ping) -> Result<PingSummary> {
     let requests = &mode.requests;
     let timeout = session.config.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let awaiting = !session.config.no_reply;
     let mut pinger = Pinger {
-        tracker: Tracker::with_reports(requests, session.target()),
+        tracker: Tracker::with_reports(requests, session.target(), awaiting),
         session,
+        all_sent: false,
         lingering: false,
         graph: Graph::start(mode.graph),
         timeout,
@@ -45,8 +47,8 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Ping) -> Result<PingSummary>
         next_send += mode.interval;
     }
     // After the last request, wait up to the timeout for the replies still missing.
-    let no_reply = pinger.session.config.no_reply;
-    if !no_reply {
+    pinger.all_sent = true;
+    if awaiting {
         let deadline = last_send + timeout;
         while !pinger.tracker.all_answered() && !pinger.session.stopped() && Instant::now() < deadline {
             pinger.receive(deadline)?;
@@ -56,14 +58,17 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Ping) -> Result<PingSummary>
         pinger.receive(Instant::now() + pinger.tracker.grace(timeout))?;
     }
     pinger.end_graph()?;
+    pinger.tracker.last_report(pinger.session.out)?;
     let stopped = pinger.session.shutdown.is_triggered();
-    Ok(pinger.tracker.finish(no_reply, stopped))
+    Ok(pinger.tracker.finish(stopped))
 }
 
 /// The state of a paced ping run.
 struct Pinger<'s, 'a> {
     session: &'s mut Session<'a>,
     tracker: Tracker,
+    /// Every request has been sent: receiving may end once all are answered.
+    all_sent: bool,
     /// After the last reply: keep receiving until the deadline (late duplicates).
     lingering: bool,
     /// `--graph` on a terminal: a bar per reply instead of a line.
@@ -73,19 +78,14 @@ struct Pinger<'s, 'a> {
 }
 
 impl Pinger<'_, '_> {
-    /// With `--graph`: a `✗` for each request unanswered for longer than the timeout (all
-    /// that are left, at the end), then the end of the line.
+    /// Gives up on each request unanswered for longer than the timeout (all that are
+    /// left, at the end); with `--graph`, a `✗` for each.
     fn mark_lost(&mut self, now: Instant, all: bool) -> Result<()> {
+        let lost = self
+            .tracker
+            .expire(now, if all { Duration::ZERO } else { self.timeout });
         let Some(graph) = &mut self.graph else { return Ok(()) };
-        let mut marks = String::new();
-        for state in &mut self.tracker.states {
-            if let State::InFlight(at) = *state {
-                if all || now.duration_since(at) >= self.timeout {
-                    *state = State::Expired(at);
-                    marks += &graph.lost();
-                }
-            }
-        }
+        let marks: String = (0..lost).map(|_| graph.lost()).collect();
         self.session.out.raw(&marks).map_err(Error::stdout)
     }
 
@@ -114,6 +114,7 @@ impl Pinger<'_, '_> {
     /// once all have been sent.
     fn receive(&mut self, until: Instant) -> Result<()> {
         loop {
+            self.mark_lost(Instant::now(), false)?;
             self.tracker.report_due(self.session.out)?;
             let Some(arrival) = self.session.recv(until)? else {
                 return Ok(());
@@ -140,10 +141,7 @@ impl Pinger<'_, '_> {
                     self.session.out.reply(&reply).map_err(Error::stdout)?;
                 }
             }
-            if !self.lingering
-                && self.tracker.all_answered()
-                && self.tracker.summary.sent == self.tracker.states.len() as u64
-            {
+            if !self.lingering && self.all_sent && self.tracker.all_answered() {
                 return Ok(());
             }
         }
