@@ -57,6 +57,33 @@ pub(crate) fn send_error(err: &io::Error, len: usize, target: SocketAddr) -> Err
     }
 }
 
+/// The addresses must make sense: a real destination port, never many hosts without
+/// `--broadcast` (`to_many`), and a local address a socket can send from.
+pub(crate) fn check_addresses(config: &crate::Config, to_many: bool) -> common::Result<()> {
+    let target = config.target;
+    if target.port() == 0 {
+        return Err(Error::Usage(format!(
+            "cannot send to {target}: port 0 is not a destination"
+        )));
+    }
+    if !to_many && crate::modes::discover::is_to_many(target) {
+        return Err(Error::Usage(format!(
+            "{target} reaches many hosts: add --broadcast to send to every one of them and list the replies (a broadcast needs SO_BROADCAST, which --broadcast sets; without it the OS refuses with EACCES, 'permission denied', so that nobody floods a network by mistake)"
+        )));
+    }
+    match config.bind {
+        // A group or a broadcast address names many hosts: no datagram can come from it.
+        Some(local) if local.ip().is_multicast() || local.ip() == std::net::Ipv4Addr::BROADCAST => {
+            Err(Error::Usage(format!(
+                "--bind {local}: a client sends from one of this machine's own addresses, not a multicast or broadcast address; bind 0.0.0.0:{} or 127.0.0.1:{} (to hear a group, use udp-broadcast listen --group)",
+                local.port(),
+                local.port()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A datagram must fit the protocol limit; refuse before the OS does, with the numbers.
 pub(crate) fn check_size(len: usize, target: SocketAddr) -> common::Result<()> {
     let max = common::max_payload(&target);

@@ -160,18 +160,8 @@ pub fn run(
 /// What must hold before any socket is made: a real destination (never many hosts without
 /// `--broadcast`), datagrams within the UDP limit, a `--save` file that can be written.
 fn prepare(config: &Config, mode: &Mode) -> Result<Option<Save>> {
-    let target = config.target;
-    if target.port() == 0 {
-        return Err(Error::Usage(format!(
-            "cannot send to {target}: port 0 is not a destination"
-        )));
-    }
-    if !matches!(mode, Mode::Discover(_)) && modes::discover::is_to_many(target) {
-        return Err(Error::Usage(format!(
-            "{target} reaches many hosts: add --broadcast to send to every one of them and list the replies (a broadcast needs SO_BROADCAST, which --broadcast sets; without it the OS refuses with EACCES, 'permission denied', so that nobody floods a network by mistake)"
-        )));
-    }
-    mode.check(target)?;
+    errors::check_addresses(config, matches!(mode, Mode::Discover(_)))?;
+    mode.check(config.target)?;
     config.save.as_deref().map(Save::open).transpose()
 }
 

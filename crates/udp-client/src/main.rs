@@ -117,6 +117,10 @@ struct Cli {
     #[arg(long, value_name = "BYTES")]
     chunk: Option<usize>,
 
+    /// With --file: read a FIFO, a device or a pipe as it comes (otherwise only a regular file is sent).
+    #[arg(long, requires = "file")]
+    stream: bool,
+
     /// Append every reply's bytes to PATH (NetAssist's "receive to file").
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
@@ -290,6 +294,7 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
             // A file goes back to back unless --interval paces it.
             interval: cli.interval.unwrap_or(Duration::ZERO),
             window: usize::from(cli.window.unwrap_or(udp_client::DEFAULT_WINDOW)),
+            stream: cli.stream,
         }),
         (None, Some(_), _, None) => {
             return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));

@@ -91,6 +91,22 @@ impl<'a> Session<'a> {
         self.shutdown.is_triggered() || self.out.is_closed()
     }
 
+    /// Waits `pause` (pacing a sender), waking early on a stop request; whether one came.
+    /// However long the pause, no deadline overflows.
+    pub(crate) fn pause(&self, pause: Duration) -> bool {
+        let end = later(Instant::now(), pause);
+        loop {
+            if self.shutdown.is_triggered() {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(POLL_INTERVAL));
+        }
+    }
+
     /// The bytes of the datagram that arrived last.
     pub(crate) fn data(&self, arrival: Arrival) -> &[u8] {
         &self.buf[..arrival.len]
@@ -243,6 +259,13 @@ impl<'a> Session<'a> {
         }
         Ok(())
     }
+}
+
+/// `at + wait`, or a century from `at` when `wait` is too large for the clock (a
+/// `--timeout` of `9223372036854775807` seconds means "wait", not a crash).
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(wait).or_else(|| at.checked_add(CENTURY)).unwrap_or(at)
 }
 
 /// What one receive call gave.

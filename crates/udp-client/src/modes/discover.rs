@@ -17,7 +17,7 @@ use serde::Serialize;
 use socket2::Socket;
 
 use crate::DEFAULT_TIMEOUT;
-use crate::session::{OnRefused, Session};
+use crate::session::{OnRefused, Session, later};
 use crate::summary::{Summary, fields};
 
 /// The discovery's settings.
@@ -51,7 +51,7 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Discover) -> Result<Summary>
     }
     log::info!("sent {} B to {target}; listing every reply", mode.message.len());
     let (mut replies, mut responders) = (0u64, HashSet::new());
-    let deadline = Instant::now() + session.config.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
     while let Some(arrival) = session.recv(deadline)? {
         replies += 1;
         responders.insert(arrival.peer);

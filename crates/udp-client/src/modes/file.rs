@@ -9,8 +9,12 @@
 //! machine keeps up (`--interval` sets another pace).
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::output::plural;
@@ -20,6 +24,8 @@ use serde::Serialize;
 use crate::DEFAULT_FLOOD_TIMEOUT;
 use crate::errors::check_size;
 use crate::progress::Progress;
+use common::shutdown::POLL_INTERVAL;
+
 use crate::session::{OnRefused, Session};
 
 /// The file send's settings.
@@ -33,6 +39,9 @@ pub struct FileSend {
     pub interval: Duration,
     /// With replies: chunks in flight at once.
     pub window: usize,
+    /// Read a FIFO, a device or a pipe as it comes (`--stream`); otherwise only a regular
+    /// file is sent, so that `/dev/zero` is not sent forever by mistake.
+    pub stream: bool,
 }
 
 /// What a file send did.
@@ -94,69 +103,155 @@ impl FileSummary {
 const BURST: usize = 16;
 
 impl FileSend {
-    /// Checks the chunk size and that the file can be read, before any socket is made.
+    /// Checks the chunk size, and that the file is there and can be read, before any
+    /// socket is made and before a byte of it is read.
     ///
     /// # Errors
-    /// [`Error::Usage`] for a file that cannot be read or a chunk over the UDP limit.
+    /// [`Error::Usage`] for a file that cannot be read, one that is not a regular file
+    /// (without `--stream`), or a chunk over the UDP limit.
     pub(crate) fn check(&self, target: SocketAddr) -> Result<()> {
-        read(&self.path, self.chunk, target).map(drop)
+        if self.chunk == 0 {
+            return Err(Error::Usage("--chunk 0: a chunk must hold at least one byte".into()));
+        }
+        let meta = std::fs::metadata(&self.path).map_err(|e| cannot_read(&self.path, &e))?;
+        if meta.is_file() {
+            // Opening a regular file never blocks; a FIFO's open would, so it waits for `run`.
+            File::open(&self.path).map_err(|e| cannot_read(&self.path, &e))?;
+            let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            return check_size(self.chunk.min(len), target);
+        }
+        if !self.stream {
+            return Err(Error::Usage(format!(
+                "--file {} is not a regular file (a FIFO, a device or a directory): add --stream to send what it gives as it comes, or send a file",
+                self.path.display()
+            )));
+        }
+        check_size(self.chunk, target)
     }
 }
 
-/// Reads the `--file` and checks its chunk size.
-///
-/// # Errors
-/// [`Error::Usage`] for a file that cannot be read or a chunk over the UDP limit.
-fn read(path: &Path, chunk: usize, target: SocketAddr) -> Result<Vec<u8>> {
-    if chunk == 0 {
-        return Err(Error::Usage("--chunk 0: a chunk must hold at least one byte".into()));
-    }
-    let data = std::fs::read(path).map_err(|e| {
-        let why = common::error::describe(&e);
-        Error::Usage(format!("cannot read --file {}: {why}", path.display()))
-    })?;
-    check_size(chunk.min(data.len()), target)?;
-    Ok(data)
+fn cannot_read(path: &Path, e: &std::io::Error) -> Error {
+    Error::Usage(format!(
+        "cannot read --file {}: {}",
+        path.display(),
+        common::error::describe(e)
+    ))
 }
 
-/// Sends the file's bytes.
+/// Sends the file's bytes, a chunk at a time: the file is never held whole.
 ///
 /// # Errors
-/// [`Error::Runtime`] when sending fails.
+/// [`Error::Runtime`] when reading or sending fails.
 pub(crate) fn run(session: &mut Session<'_>, mode: &FileSend) -> Result<FileSummary> {
     session.on_refused = OnRefused::Warn("");
     let target = session.target();
-    let data = read(&mode.path, mode.chunk, target)?;
-    let chunks: Vec<&[u8]> = data.chunks(mode.chunk).collect();
-    log::info!(
-        "sending {} B to {target} in {}",
-        data.len(),
-        plural(chunks.len() as u64, "chunk")
-    );
+    let len = std::fs::metadata(&mode.path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    match len {
+        Some(len) => log::info!(
+            "sending {len} B to {target} in {}",
+            plural(len.div_ceil(mode.chunk as u64), "chunk")
+        ),
+        None => log::info!(
+            "sending {} to {target} as it comes, in chunks of at most {} B; stop with Ctrl-C",
+            mode.path.display(),
+            mode.chunk
+        ),
+    }
     let mut summary = FileSummary {
         target,
         chunks: 0,
         bytes: 0,
         replies: None,
     };
-    let mut progress = Progress::new(data.len() as u64, true);
+    let mut progress = Progress::new(len.unwrap_or(0), true);
     let mut sending = Sending {
+        reader: Reader::start(&mode.path, mode.chunk),
         session,
         mode,
         summary: &mut summary,
         progress: &mut progress,
     };
     if sending.session.config.no_reply {
-        sending.back_to_back(&chunks)?;
+        sending.back_to_back()?;
     } else {
-        sending.windowed(&chunks)?;
+        sending.windowed()?;
     }
     progress.finish();
     Ok(summary)
 }
 
+/// The file read on a thread of its own, a chunk at a time: a FIFO with no writer blocks
+/// in `open`, a slow device in `read`, and neither may keep Ctrl-C from stopping the send.
+struct Reader {
+    chunks: Receiver<std::io::Result<Vec<u8>>>,
+    path: PathBuf,
+}
+
+/// Chunks read ahead of the sender: enough to keep it busy, few enough to bound memory.
+const READ_AHEAD: usize = 64;
+
+impl Reader {
+    fn start(path: &Path, chunk: usize) -> Self {
+        let (tx, chunks) = mpsc::sync_channel(READ_AHEAD);
+        let owned = path.to_path_buf();
+        // Not joined: on Ctrl-C it may be blocked in open or read, and exiting ends it.
+        thread::spawn(move || read_chunks(&owned, chunk, &tx));
+        Reader {
+            chunks,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The next chunk; `None` at the end of the file or on a stop request.
+    fn next(&self, session: &Session<'_>) -> Result<Option<Vec<u8>>> {
+        loop {
+            if session.shutdown.is_triggered() {
+                return Ok(None);
+            }
+            match self.chunks.recv_timeout(POLL_INTERVAL) {
+                Ok(Ok(chunk)) => return Ok(Some(chunk)),
+                Ok(Err(e)) => {
+                    return Err(Error::io(format!("cannot read --file {}", self.path.display()), &e));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The reading thread: chunks of `chunk` bytes (the last may be shorter) until the end.
+fn read_chunks(path: &Path, chunk: usize, tx: &SyncSender<std::io::Result<Vec<u8>>>) {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut buf = Vec::with_capacity(chunk);
+        match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
 /// A file send under way.
 struct Sending<'s, 'a> {
+    reader: Reader,
     session: &'s mut Session<'a>,
     mode: &'s FileSend,
     summary: &'s mut FileSummary,
@@ -176,8 +271,9 @@ impl Sending<'_, '_> {
     }
 
     /// `--no-reply`: every chunk, in bursts a millisecond apart (or one every `--interval`).
-    fn back_to_back(&mut self, chunks: &[&[u8]]) -> Result<()> {
-        for (i, chunk) in chunks.iter().enumerate() {
+    fn back_to_back(&mut self) -> Result<()> {
+        let mut i = 0usize;
+        while let Some(chunk) = self.reader.next(self.session)? {
             let pause = if !self.mode.interval.is_zero() {
                 self.mode.interval
             } else if i > 0 && i % BURST == 0 {
@@ -185,31 +281,33 @@ impl Sending<'_, '_> {
             } else {
                 Duration::ZERO
             };
-            if !pause.is_zero() && i > 0 && self.session.shutdown.sleep(pause) {
+            if !pause.is_zero() && i > 0 && self.session.pause(pause) {
                 break;
             }
-            self.send(chunk)?;
+            self.send(&chunk)?;
+            i += 1;
         }
         Ok(())
     }
 
     /// With replies: `--window` chunks in flight; each echo is matched with a chunk sent,
     /// and a chunk unanswered for the loss timeout is given up.
-    fn windowed(&mut self, chunks: &[&[u8]]) -> Result<()> {
+    fn windowed(&mut self) -> Result<()> {
         let loss_timeout = self.session.config.timeout.unwrap_or(DEFAULT_FLOOD_TIMEOUT);
-        let mut in_flight: VecDeque<(usize, Instant)> = VecDeque::new();
-        let (mut next, mut received, mut identical) = (0, 0u64, 0u64);
-        while !self.session.shutdown.is_triggered() && (next < chunks.len() || !in_flight.is_empty()) {
-            while in_flight.len() < self.mode.window.max(1) && next < chunks.len() {
-                if self.send(chunks[next])? {
-                    in_flight.push_back((next, Instant::now()));
+        let mut in_flight: VecDeque<(Vec<u8>, Instant)> = VecDeque::new();
+        let (mut ended, mut received, mut identical) = (false, 0u64, 0u64);
+        while !self.session.shutdown.is_triggered() && (!ended || !in_flight.is_empty()) {
+            while in_flight.len() < self.mode.window.max(1) && !ended {
+                match self.reader.next(self.session)? {
+                    Some(chunk) if self.send(&chunk)? => in_flight.push_back((chunk, Instant::now())),
+                    Some(_) => {}
+                    None => ended = true,
                 }
-                next += 1;
             }
             if let Some(arrival) = self.session.poll()? {
                 received += 1;
                 let echo = self.session.data(arrival);
-                if let Some(pos) = in_flight.iter().position(|(i, _)| chunks[*i] == echo) {
+                if let Some(pos) = in_flight.iter().position(|(sent, _)| sent[..] == *echo) {
                     in_flight.remove(pos);
                     identical += 1;
                 }
@@ -218,7 +316,7 @@ impl Sending<'_, '_> {
             let now = Instant::now();
             while in_flight
                 .front()
-                .is_some_and(|(_, at)| now.duration_since(*at) >= loss_timeout)
+                .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= loss_timeout)
             {
                 in_flight.pop_front();
             }
@@ -234,11 +332,18 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
-        /// Any --file path (existing or not, odd characters and all) is read or refused in
-        /// one usage error.
+        /// Any --file path (existing or not, odd characters and all) is accepted or refused
+        /// in one usage error, without reading it.
         #[test]
         fn random_file_paths_never_panic(path in "[a-z0-9/._ 时-]{0,30}") {
-            if let Err(e) = read(Path::new(&path), crate::DEFAULT_CHUNK, crate::DEFAULT_TARGET) {
+            let mode = FileSend {
+                path: PathBuf::from(&path),
+                chunk: crate::DEFAULT_CHUNK,
+                interval: Duration::ZERO,
+                window: 1,
+                stream: false,
+            };
+            if let Err(e) = mode.check(crate::DEFAULT_TARGET) {
                 proptest::prop_assert_eq!(e.exit_code(), 2);
             }
         }

@@ -18,7 +18,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::errors::{check_size, nobody_listening, send_error};
-use crate::session::{OnRefused, Session};
+use crate::session::{OnRefused, Session, later};
 use crate::summary::{Summary, fields};
 use crate::{DEFAULT_TIMEOUT, Typing};
 
@@ -48,7 +48,7 @@ pub(crate) fn run(session: &mut Session<'_>, input: Box<dyn BufRead + Send>) -> 
         if input_ended_at.is_some_and(|ended| lines.all_echoed() || ended.elapsed() >= timeout) {
             break;
         }
-        if let Some(arrival) = session.recv(Instant::now() + POLL_INTERVAL)? {
+        if let Some(arrival) = session.recv(later(Instant::now(), POLL_INTERVAL))? {
             received += 1;
             lines.echoed(session.data(arrival));
             session.show_arrival(arrival)?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
 use crate::errors::{TRY_ONE_SHOT, no_reply};
-use crate::session::{OnRefused, Session};
+use crate::session::{OnRefused, Session, later};
 use crate::summary::{Summary, fields};
 
 /// The one-shot's settings.
@@ -48,7 +48,7 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
         if session.config.no_reply {
             return Ok(summary(false, None));
         }
-        if let Some(arrival) = session.recv(sent_at + timeout)? {
+        if let Some(arrival) = session.recv(later(sent_at, timeout))? {
             let short_by = cut_echo(&mode.message, session.data(arrival));
             let note = short_by.map(|n| format!("echo {n} B shorter than the request: the peer's buffer cut it"));
             session.show_reply_noted(arrival, Some(sent_at.elapsed()), note.as_deref())?;

@@ -9,7 +9,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
-use crate::session::Session;
+use crate::session::{Session, later};
 use crate::summary::{Summary, fields};
 
 /// The repeat's settings.
@@ -37,12 +37,12 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Repeat) -> Result<Summary> {
             session.out.sent(target, mode.message.len()).map_err(Error::stdout)?;
             sent += 1;
         }
-        next += mode.interval;
+        next = later(next, mode.interval);
     }
     if !session.config.no_reply {
-        let deadline = Instant::now() + session.config.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
         while received < sent && !session.shutdown.is_triggered() && Instant::now() < deadline {
-            received += replies_until(session, deadline.min(Instant::now() + Duration::from_millis(100)))?;
+            received += replies_until(session, deadline.min(later(Instant::now(), Duration::from_millis(100))))?;
         }
     }
     Ok(Summary::Repeat {

@@ -2,6 +2,7 @@
 //! what the peer saw and what the client printed.
 
 mod devices;
+mod hostile;
 mod modes;
 mod truth;
 mod usage;

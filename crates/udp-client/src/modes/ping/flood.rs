@@ -12,7 +12,7 @@ use super::tracker::{Match, Tracker};
 use super::{Flood, request};
 use crate::DEFAULT_FLOOD_TIMEOUT;
 use crate::progress::Progress;
-use crate::session::Session;
+use crate::session::{Session, later};
 
 /// On loopback a flood loses next to nothing; past this share something is limiting it.
 const FLOOD_LOSS_WORTH_A_WORD: f64 = 10.0;
@@ -116,7 +116,7 @@ impl Flooding<'_, '_> {
 
     /// A duplicate of a late reply may still be on its way: listen a little longer.
     fn linger(&mut self) -> Result<()> {
-        let grace_end = Instant::now() + self.tracker.grace(self.loss_timeout);
+        let grace_end = later(Instant::now(), self.tracker.grace(self.loss_timeout));
         while !self.session.shutdown.is_triggered() && Instant::now() < grace_end {
             if let Some(arrival) = self.session.poll()? {
                 self.tracker.reply(self.session.data(arrival), Instant::now());

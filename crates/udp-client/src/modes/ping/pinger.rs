@@ -11,7 +11,7 @@ use super::summary::PingSummary;
 use super::tracker::{Match, Tracker};
 use super::{Ping, request};
 use crate::DEFAULT_TIMEOUT;
-use crate::session::Session;
+use crate::session::{Session, later};
 
 /// Sends `count` requests, one every `interval`, printing each reply as it comes.
 pub(crate) fn run(session: &mut Session<'_>, mode: &Ping) -> Result<PingSummary> {
@@ -44,18 +44,18 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Ping) -> Result<PingSummary>
         }
         last_send = Instant::now();
         pinger.send(seq, requests.message(), last_send)?;
-        next_send += mode.interval;
+        next_send = later(next_send, mode.interval);
     }
     // After the last request, wait up to the timeout for the replies still missing.
     pinger.all_sent = true;
     if awaiting {
-        let deadline = last_send + timeout;
+        let deadline = later(last_send, timeout);
         while !pinger.tracker.all_answered() && !pinger.session.stopped() && Instant::now() < deadline {
             pinger.receive(deadline)?;
         }
         // A duplicate of the last reply may still be on its way: listen a little longer.
         pinger.lingering = true;
-        pinger.receive(Instant::now() + pinger.tracker.grace(timeout))?;
+        pinger.receive(later(Instant::now(), pinger.tracker.grace(timeout)))?;
     }
     pinger.end_graph()?;
     pinger.tracker.last_report(pinger.session.out)?;
