@@ -41,7 +41,7 @@ use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use modes::{Discover, FileSend, Flood, Mode, OneShot, Ping, Repeat, Requests};
-pub use summary::{FileSummary, PingSummary, Summary};
+pub use summary::{DiscoverySummary, FileSummary, PingSummary, Summary};
 pub use typing::Typing;
 
 /// Where the client sends when no TARGET is given: the default `udp-server`.

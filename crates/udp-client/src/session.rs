@@ -162,20 +162,20 @@ impl<'a> Session<'a> {
     }
 
     /// Sends one datagram to the target: `send` on the connected socket (`sendto` to the
-    /// connected peer), `send_to` on an unconnected one. `Ok(false)`: not sent, because an
-    /// earlier datagram's ICMP "port unreachable" surfaced here (and [`OnRefused`] did not
-    /// make that an error).
+    /// connected peer), `send_to` on an unconnected one. An ICMP "port unreachable" that
+    /// an earlier datagram caused can surface here instead of on a receive; the OS then
+    /// has not sent this one, so it is handled as [`OnRefused`] says and tried once more.
+    /// `Ok(false)`: not sent, the target refused again.
     pub(crate) fn send(&mut self, payload: &[u8]) -> Result<bool> {
-        let sent = if self.connected {
-            self.socket.send(payload)
-        } else {
-            self.socket.send_to(payload, self.config.target)
-        };
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if common::error::is_port_unreachable(&e) => self.refused().map(|()| false),
-            Err(e) => Err(send_error(&e, payload.len(), self.target())),
+        let to = if self.connected { None } else { Some(self.config.target) };
+        for _ in 0..2 {
+            match send_once(&self.socket, to, payload) {
+                Ok(_) => return Ok(true),
+                Err(e) if common::error::is_port_unreachable(&e) => self.refused()?,
+                Err(e) => return Err(send_error(&e, payload.len(), self.target())),
+            }
         }
+        Ok(false)
     }
 
     /// How often the target refused so far.
@@ -258,6 +258,14 @@ impl<'a> Session<'a> {
             log::info!("{}", save.finish()?);
         }
         Ok(())
+    }
+}
+
+/// One `send` (on a connected socket: `to` is `None`) or `send_to`.
+pub(crate) fn send_once(socket: &UdpSocket, to: Option<SocketAddr>, payload: &[u8]) -> io::Result<usize> {
+    match to {
+        Some(to) => socket.send_to(payload, to),
+        None => socket.send(payload),
     }
 }
 

@@ -7,8 +7,9 @@ use common::Result;
 use serde::Serialize;
 
 use crate::errors::{TRY_LONGER, no_reply, to_any_of};
-use crate::modes::{discover, interactive, one_shot, repeat};
+use crate::modes::{interactive, one_shot, repeat};
 
+pub use crate::modes::discover::DiscoverySummary;
 pub use crate::modes::file::FileSummary;
 pub use crate::modes::ping::summary::PingSummary;
 
@@ -45,16 +46,7 @@ pub enum Summary {
     /// A file sent in chunks.
     File(FileSummary),
     /// One datagram to many (`--broadcast`), and who answered.
-    Discovery {
-        /// Replies received.
-        replies: u64,
-        /// Distinct addresses they came from.
-        responders: u64,
-        /// Whether the run was stopped by Ctrl-C or SIGTERM.
-        stopped: bool,
-        /// Whether replies were awaited (not with `--no-reply`).
-        expect_replies: bool,
-    },
+    Discovery(DiscoverySummary),
 }
 
 impl Summary {
@@ -75,12 +67,7 @@ impl Summary {
                 expect_replies,
             } => repeat::report(*sent, *received, *expect_replies),
             Summary::File(f) => (f.to_text(), f.to_json()),
-            Summary::Discovery {
-                replies,
-                responders,
-                expect_replies,
-                ..
-            } => discover::report(*replies, *responders, *expect_replies),
+            Summary::Discovery(d) => d.report(),
         })
     }
 
@@ -97,12 +84,9 @@ impl Summary {
                 received: 0,
                 expect_replies: true,
             } if *sent > 0 => Err(no_reply(target, &to_any_of(*sent, "datagram"), TRY_LONGER)),
-            Summary::Discovery {
-                replies: 0,
-                stopped: false,
-                expect_replies: true,
-                ..
-            } => Err(no_reply(target, ": no responder answered", TRY_LONGER)),
+            Summary::Discovery(d) if d.replies == 0 && d.expect_replies && !d.stopped => {
+                Err(no_reply(target, ": no responder answered", TRY_LONGER))
+            }
             _ => Ok(()),
         }
     }
@@ -220,12 +204,12 @@ mod tests {
                 r#"{"bytes":3000,"chunks":3}"#,
             ),
             (
-                Summary::Discovery {
+                Summary::Discovery(DiscoverySummary {
                     replies: 3,
                     responders: 2,
                     stopped: false,
                     expect_replies: true,
-                },
+                }),
                 r#"{"replies":3,"responders":2}"#,
             ),
         ];

@@ -42,12 +42,12 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Discover) -> Result<Summary>
             "sent {} B to {target}; not waiting for replies (--no-reply)",
             mode.message.len()
         );
-        return Ok(Summary::Discovery {
+        return Ok(Summary::Discovery(DiscoverySummary {
             replies: 0,
             responders: 0,
             stopped: false,
             expect_replies: false,
-        });
+        }));
     }
     log::info!("sent {} B to {target}; listing every reply", mode.message.len());
     let (mut replies, mut responders) = (0u64, HashSet::new());
@@ -57,12 +57,12 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Discover) -> Result<Summary>
         responders.insert(arrival.peer);
         session.show_reply(arrival, None)?;
     }
-    Ok(Summary::Discovery {
+    Ok(Summary::Discovery(DiscoverySummary {
         replies,
         responders: responders.len() as u64,
         stopped: session.shutdown.is_triggered(),
         expect_replies: true,
-    })
+    }))
 }
 
 /// The socket made ready for many: SO_BROADCAST for a broadcast address (without it the OS
@@ -88,31 +88,41 @@ pub(crate) fn to_many(socket: Socket, target: SocketAddr) -> Result<(UdpSocket, 
     Ok((socket, local))
 }
 
-/// The summary's JSON fields.
-#[derive(Serialize)]
-struct Json {
-    replies: u64,
-    responders: u64,
+/// What a discovery found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoverySummary {
+    /// Replies received.
+    pub replies: u64,
+    /// Distinct addresses they came from.
+    pub responders: u64,
+    /// Whether the run was stopped by Ctrl-C or SIGTERM.
+    #[serde(skip)]
+    pub stopped: bool,
+    /// Whether replies were awaited (not with `--no-reply`).
+    #[serde(skip)]
+    pub expect_replies: bool,
 }
 
-/// `udp-client: 3 replies from 2 responders`.
-pub(crate) fn report(replies: u64, responders: u64, expect_replies: bool) -> (String, serde_json::Value) {
-    let json = fields(&Json { replies, responders });
-    if !expect_replies {
-        return (
-            "udp-client: sent 1 probe, replies not awaited (--no-reply)".into(),
+impl DiscoverySummary {
+    /// `udp-client: 3 replies from 2 responders`, and the JSON fields.
+    pub(crate) fn report(&self) -> (String, serde_json::Value) {
+        let json = fields(self);
+        if !self.expect_replies {
+            return (
+                "udp-client: sent 1 probe, replies not awaited (--no-reply)".into(),
+                json,
+            );
+        }
+        let said = if self.replies == 1 {
+            "1 reply".to_string()
+        } else {
+            format!("{} replies", self.replies)
+        };
+        (
+            format!("udp-client: {said} from {}", plural(self.responders, "responder")),
             json,
-        );
+        )
     }
-    let said = if replies == 1 {
-        "1 reply".to_string()
-    } else {
-        format!("{replies} replies")
-    };
-    (
-        format!("udp-client: {said} from {}", plural(responders, "responder")),
-        json,
-    )
 }
 
 /// Whether `target` reaches many hosts: the limited broadcast, a multicast group, or an

@@ -18,7 +18,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::errors::{check_size, nobody_listening, send_error};
-use crate::session::{OnRefused, Session, later};
+use crate::session::{OnRefused, Session, later, send_once};
 use crate::summary::{Summary, fields};
 use crate::{DEFAULT_TIMEOUT, Typing};
 
@@ -40,7 +40,8 @@ pub(crate) fn run(session: &mut Session<'_>, input: Box<dyn BufRead + Send>) -> 
             input_ended_at = Some(Instant::now());
         }
         // Nobody listens, and nothing more will be sent: no reply can come.
-        if input_ended_at.is_some() && session.refusals() > 0 && received == 0 {
+        let refusals = session.refusals() + lines.refused.load(Ordering::SeqCst);
+        if input_ended_at.is_some() && refusals > 0 && received == 0 {
             return Err(nobody_listening(session.target()));
         }
         // After the last line, wait for stragglers: until every line has come back (an
@@ -75,6 +76,9 @@ pub(crate) fn report(sent: u64, received: u64) -> (String, serde_json::Value) {
     )
 }
 
+/// Lines sent, and sends the target refused (shared with the input thread).
+type Counts = (Arc<AtomicU64>, Arc<AtomicU64>);
+
 /// Lines sent whose echo has not come back yet, newest last; only the latest few are kept.
 type Unechoed = Mutex<VecDeque<Vec<u8>>>;
 const UNECHOED_KEPT: usize = 1024;
@@ -86,6 +90,8 @@ fn lock(unechoed: &Unechoed) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
 /// The input side of the interactive mode, shared with its thread.
 struct Lines {
     sent: Arc<AtomicU64>,
+    /// Sends on which the OS reported an earlier line's ICMP "port unreachable".
+    refused: Arc<AtomicU64>,
     unechoed: Arc<Unechoed>,
     done: mpsc::Receiver<()>,
 }
@@ -115,13 +121,15 @@ impl Lines {
         let (done_tx, done) = mpsc::channel::<()>();
         let lines = Lines {
             sent: Arc::new(AtomicU64::new(0)),
+            refused: Arc::new(AtomicU64::new(0)),
             unechoed: Arc::new(Mutex::new(VecDeque::new())),
             done,
         };
-        let (sent, unechoed) = (Arc::clone(&lines.sent), Arc::clone(&lines.unechoed));
+        let counts = (Arc::clone(&lines.sent), Arc::clone(&lines.refused));
+        let unechoed = Arc::clone(&lines.unechoed);
         // Not joined: on Ctrl-C it may be blocked reading a terminal, and exiting ends it.
         thread::spawn(move || {
-            sender.send_lines(input, &sent, &unechoed);
+            sender.send_lines(input, &counts, &unechoed);
             let _ = done_tx.send(());
         });
         Ok(lines)
@@ -148,7 +156,7 @@ impl Lines {
 
 impl Sender {
     /// The input thread: one datagram per line, without its newline.
-    fn send_lines(&self, mut input: Box<dyn BufRead + Send>, sent: &AtomicU64, unechoed: &Unechoed) {
+    fn send_lines(&self, mut input: Box<dyn BufRead + Send>, (sent, refused): &Counts, unechoed: &Unechoed) {
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -162,7 +170,7 @@ impl Sender {
             }
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
-            match self.send_line(text, unechoed) {
+            match self.send_line(text, unechoed, refused) {
                 Ok(len) => {
                     sent.fetch_add(1, Ordering::SeqCst);
                     if self.out.sent(self.target, len).is_err() || self.out.is_closed() {
@@ -175,7 +183,7 @@ impl Sender {
     }
 
     /// Frames and sends one line; its length.
-    fn send_line(&self, text: &[u8], unechoed: &Unechoed) -> Result<usize> {
+    fn send_line(&self, text: &[u8], unechoed: &Unechoed, refused: &AtomicU64) -> Result<usize> {
         if text.is_empty() {
             // A 0-byte datagram is valid UDP; say so, since nothing visible was typed.
             log::info!("empty line: sending a 0-byte datagram");
@@ -191,9 +199,25 @@ impl Sender {
             }
             waiting.push_back(bytes.clone());
         }
-        self.socket
-            .send(&bytes)
-            .map_err(|e| send_error(&e, bytes.len(), self.target))?;
+        // An earlier line's ICMP "port unreachable" can surface on this send, which then
+        // did not go out: count it, and try once more (as `Session::send` does).
+        let unreachable = |e: &std::io::Error| {
+            let is = common::error::is_port_unreachable(e);
+            refused.fetch_add(u64::from(is), Ordering::SeqCst);
+            is
+        };
+        send_once(&self.socket, None, &bytes)
+            .or_else(|e| {
+                if unreachable(&e) {
+                    send_once(&self.socket, None, &bytes)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| {
+                unreachable(&e);
+                send_error(&e, bytes.len(), self.target)
+            })?;
         Ok(bytes.len())
     }
 }

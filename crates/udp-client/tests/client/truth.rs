@@ -24,9 +24,20 @@ impl Said {
         self.stderr.iter().any(|l| l.contains(part))
     }
 
+    fn assert_said(&self, part: &str) {
+        assert!(self.stderr_has(part), "no {part:?} in {:?}", self.stderr);
+    }
+
     fn summary(&self) -> Value {
         serde_json::from_str(self.stdout.last().expect("a summary line")).unwrap()
     }
+}
+
+/// A peer that never answers, and its address as an argument.
+fn silent() -> (Peer, String) {
+    let peer = Peer::silent();
+    let target = peer.addr.to_string();
+    (peer, target)
 }
 
 /// Runs the client with `args` and `stdin`, killing it if it outlives `WAIT`.
@@ -50,8 +61,7 @@ fn said(args: &[&str], stdin: &[u8]) -> Said {
 
 #[test]
 fn a_repeat_without_replies_says_they_were_not_awaited_and_counts_none_lost() {
-    let peer = Peer::silent();
-    let target = peer.addr.to_string();
+    let (peer, target) = silent();
     let ran = said(
         &["--repeat", "3", "--interval", "10ms", "--no-reply", &target, "hi"],
         b"",
@@ -119,8 +129,7 @@ fn a_flag_the_mode_would_ignore_is_a_usage_error() {
 
 #[test]
 fn a_ping_that_gets_no_reply_suggests_only_flags_that_change_that() {
-    let peer = Peer::silent();
-    let target = peer.addr.to_string();
+    let (_peer, target) = silent();
     let ran = said(&["-n", "2", "-i", "10ms", "--timeout", "50ms", &target], b"");
     assert_eq!(ran.code, Some(1));
     let last = ran.stderr.last().unwrap();
@@ -164,11 +173,7 @@ fn interactive_from_a_pipe_with_nobody_listening_exits_1() {
     let target = closed_port().to_string();
     let ran = said(&[&target], b"hello\nagain\n");
     assert_eq!(ran.code, Some(1), "{:?}", ran.stderr);
-    assert!(
-        ran.stderr_has(&format!("no one is listening at {target}")),
-        "{:?}",
-        ran.stderr
-    );
+    ran.assert_said(&format!("no one is listening at {target}"));
 }
 
 #[test]
@@ -178,43 +183,22 @@ fn an_empty_input_line_says_it_sends_0_bytes() {
     assert_eq!(ran.code, Some(0), "{:?}", ran.stderr);
     assert_eq!(peer.next().0, b"");
     assert_eq!(peer.next().0, b"hi");
-    assert!(
-        ran.stderr_has("empty line: sending a 0-byte datagram"),
-        "{:?}",
-        ran.stderr
-    );
+    ran.assert_said("empty line: sending a 0-byte datagram");
 }
 
 #[test]
 fn counts_of_one_are_singular() {
-    let peer = Peer::silent();
-    let target = peer.addr.to_string();
+    let (_peer, target) = silent();
     let ran = said(&["-n", "1", "-i", "0", "--timeout", "50ms", &target], b"");
     assert_eq!(ran.code, Some(1));
-    assert!(
-        ran.stderr_has(&format!("flooding {target} with 1 datagram,")),
-        "{:?}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr_has(&format!("no reply from {target} to its 1 request")),
-        "{:?}",
-        ran.stderr
-    );
+    ran.assert_said(&format!("flooding {target} with 1 datagram,"));
+    ran.assert_said(&format!("no reply from {target} to its 1 request"));
     let ran = said(&["--repeat", "1", "--timeout", "50ms", &target, "hi"], b"");
-    assert!(
-        ran.stderr_has(&format!("no reply from {target} to its 1 datagram")),
-        "{:?}",
-        ran.stderr
-    );
+    ran.assert_said(&format!("no reply from {target} to its 1 datagram"));
     // A ping summary with one duplicate: "1 duplicate", not "1 duplicates".
     let dup = Peer::new(|_, data| vec![data.to_vec(), data.to_vec()]);
     let ran = said(&["-n", "1", "-i", "10ms", &dup.addr.to_string()], b"");
-    assert!(
-        ran.stderr_has("0.0% loss, 1 duplicate, 0 reordered"),
-        "{:?}",
-        ran.stderr
-    );
+    ran.assert_said("0.0% loss, 1 duplicate, 0 reordered");
 }
 
 /// `--report-every`: a request is lost in an interval only once its timeout has run out,

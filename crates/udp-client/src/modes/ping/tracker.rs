@@ -240,11 +240,13 @@ impl Tracker {
 mod tests {
     use super::*;
 
+    fn fresh() -> (Tracker, Instant) {
+        (Tracker::new("127.0.0.1:9".parse().unwrap(), true), Instant::now())
+    }
+
     #[test]
     fn the_tracker_counts_loss_duplicates_and_reordering_exactly() {
-        let target = "127.0.0.1:9".parse().unwrap();
-        let mut t = Tracker::new(target, true);
-        let t0 = Instant::now();
+        let (mut t, t0) = fresh();
         for seq in 1..=5 {
             t.sent(seq, t0);
         }
@@ -269,19 +271,12 @@ mod tests {
         assert_eq!(s.rtt.unwrap().max, 1.0);
         assert!(s.check().is_ok());
     }
-}
-
-#[cfg(test)]
-mod window {
-    use super::*;
 
     /// A million requests, a window of 65 536: the memory is the window's, the counts are
     /// still exact, and a reply to a number that left the window is unmatched, not a crash.
     #[test]
     fn memory_stays_within_the_window_however_many_requests() {
-        let target = "127.0.0.1:9".parse().unwrap();
-        let mut t = Tracker::new(target, true);
-        let t0 = Instant::now();
+        let (mut t, t0) = fresh();
         for seq in 1..=1_000_000u64 {
             t.sent(seq, t0);
             if seq % 2 == 0 {
@@ -309,9 +304,7 @@ mod window {
     /// Expiry looks at each request once: giving up on the oldest never rescans the rest.
     #[test]
     fn a_request_is_lost_only_once_its_timeout_has_run_out() {
-        let target = "127.0.0.1:9".parse().unwrap();
-        let mut t = Tracker::new(target, true);
-        let t0 = Instant::now();
+        let (mut t, t0) = fresh();
         let ms = Duration::from_millis;
         for seq in 1..=3 {
             t.sent(seq, t0 + ms(seq * 100));
