@@ -3,7 +3,7 @@
 //! a multicast local address.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
+
 use std::time::{Duration, Instant};
 
 use common::output::OutputOptions;
@@ -170,8 +170,10 @@ fn a_multicast_local_address_is_refused() {
 }
 
 /// A directory of this test's own under the system's temp dir, removed at the end.
-struct TempDir(PathBuf);
+#[cfg(unix)]
+struct TempDir(std::path::PathBuf);
 
+#[cfg(unix)]
 impl TempDir {
     fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("udp-client-{name}-{}", std::process::id()));
@@ -181,6 +183,7 @@ impl TempDir {
     }
 }
 
+#[cfg(unix)]
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
