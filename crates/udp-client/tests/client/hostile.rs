@@ -68,9 +68,30 @@ fn huge_timeouts_and_intervals_wait_instead_of_panicking() {
 #[test]
 fn a_huge_timeout_on_the_command_line_never_panics() {
     let peer = Peer::echo();
-    let ran = testkit::run_to_end(BIN, &["--timeout", "9223372036854775807", &peer.addr.to_string(), "hi"]);
+    let ran = run(&["--timeout", "9223372036854775807", &peer.addr.to_string(), "hi"]);
     assert!(matches!(ran.code, Some(0 | 2)), "{ran:?}");
     assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+}
+
+/// What a run said: its exit code and its stderr.
+#[derive(Debug)]
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs the client to its end, killing it if it outlives `WAIT` (a test never hangs).
+fn run(args: &[&str]) -> Ran {
+    let mut p = Process::spawn(BIN, args).unwrap();
+    let Some(status) = p.wait(WAIT) else {
+        let _ = p.signal("KILL");
+        panic!("udp-client {args:?} did not end within {WAIT:?}");
+    };
+    let stderr = p.stderr.rest(Duration::from_millis(100)).join("\n");
+    Ran {
+        code: status.code(),
+        stderr,
+    }
 }
 
 /// Starts the client, waits for `ready` on its stderr, sends SIGTERM and returns how long
@@ -139,7 +160,7 @@ fn a_file_that_never_ends_streams_in_chunks_and_stops_within_250_ms() {
 #[test]
 fn files_that_are_not_regular_and_chunks_too_large_are_refused_before_any_reading() {
     let target = closed_port().to_string();
-    let ran = testkit::run_to_end(BIN, &["--file", "/dev/zero", "--no-reply", &target]);
+    let ran = run(&["--file", "/dev/zero", "--no-reply", &target]);
     assert_eq!(ran.code, Some(2), "{ran:?}");
     assert!(
         ran.stderr.contains("not a regular file") && ran.stderr.contains("--stream"),
@@ -152,7 +173,7 @@ fn files_that_are_not_regular_and_chunks_too_large_are_refused_before_any_readin
     std::fs::File::create(&big).unwrap().set_len(2 << 30).unwrap();
     let started = Instant::now();
     let big = big.to_string_lossy().into_owned();
-    let ran = testkit::run_to_end(BIN, &["--file", &big, "--chunk", "70000", "--no-reply", &target]);
+    let ran = run(&["--file", &big, "--chunk", "70000", "--no-reply", &target]);
     assert_eq!(ran.code, Some(2), "{ran:?}");
     assert!(ran.stderr.contains("at most 65507"), "{}", ran.stderr);
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
@@ -162,7 +183,7 @@ fn files_that_are_not_regular_and_chunks_too_large_are_refused_before_any_readin
 fn a_multicast_local_address_is_refused() {
     let target = closed_port().to_string();
     for bind in ["224.0.0.1:0", "255.255.255.255:0"] {
-        let ran = testkit::run_to_end(BIN, &["--bind", bind, &target, "hi"]);
+        let ran = run(&["--bind", bind, &target, "hi"]);
         assert_eq!(ran.code, Some(2), "{bind}: {ran:?}");
         assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
         assert!(ran.stderr.contains(&format!("--bind {bind}")), "{}", ran.stderr);
