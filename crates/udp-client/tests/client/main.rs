@@ -2,7 +2,9 @@
 //! what the peer saw and what the client printed.
 
 mod devices;
+mod hostile;
 mod modes;
+mod truth;
 mod usage;
 
 use std::net::{SocketAddr, UdpSocket};
