@@ -1,7 +1,7 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use common::output::OutputOptions;
-use common::testkit::{self, Lines};
+use common::testkit::{self, Command, Lines, output};
 use serde_json::Value;
 use udp_broadcast::feed::Counts;
 use udp_broadcast::listen::Board;
@@ -253,10 +253,7 @@ fn a_listener_on_one_address_says_it_hears_no_broadcasts_and_a_taken_port_gets_a
 
     let taken = UdpSocket::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = std::process::Command::new(crate::BIN)
-        .args(["listen", "--bind", &format!("0.0.0.0:{port}")])
-        .output()
-        .unwrap();
+    let out = output(Command::new(crate::BIN).args(["listen", "--bind", &format!("0.0.0.0:{port}")]));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

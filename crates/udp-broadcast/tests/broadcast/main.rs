@@ -6,7 +6,7 @@ mod sender;
 
 use std::net::SocketAddr;
 
-use common::testkit::Process;
+use common::testkit::{Command, Process, output};
 
 use common::testkit::WAIT;
 
@@ -23,6 +23,6 @@ fn listener(args: &[&str]) -> (Process, SocketAddr) {
 
 /// Runs `udp-broadcast send ARGS…` to the end; its exit code and stderr.
 fn send(args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(BIN).arg("send").args(args).output().unwrap();
+    let out = output(Command::new(BIN).arg("send").args(args));
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }

@@ -1,5 +1,6 @@
 use std::net::{Ipv4Addr, UdpSocket};
 
+use common::testkit::{Command, output};
 use serde_json::Value;
 
 use crate::{WAIT, listener, send};
@@ -101,7 +102,7 @@ fn usage_mistakes_are_one_line_and_exit_2() {
             "no such network interface",
         ),
     ] {
-        let out = std::process::Command::new(crate::BIN).args(args).output().unwrap();
+        let out = output(Command::new(crate::BIN).args(args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         let errors: Vec<&str> = stderr.lines().collect();
@@ -115,7 +116,7 @@ fn usage_mistakes_are_one_line_and_exit_2() {
 
 #[test]
 fn no_subcommand_says_send_or_listen_in_one_line() {
-    let out = std::process::Command::new(crate::BIN).output().unwrap();
+    let out = output(&mut Command::new(crate::BIN));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
