@@ -333,6 +333,30 @@ pub fn free_port() -> SocketAddr {
         .expect("its address")
 }
 
+/// What a test needs that only root may do (a port below 1024, a raw socket): the result
+/// of `attempt`, or `None` with a skip printed on stderr when the OS refuses permission.
+/// In CI (`CI=true`), which runs as root, a refusal fails the test instead, so there the
+/// test always runs. Any other error (a port in use, say) fails it everywhere.
+///
+/// # Panics
+/// On any error but `PermissionDenied`, and on that one too in CI.
+pub fn needs_root<T>(what: &str, attempt: io::Result<T>) -> Option<T> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    needs_root_in(what, attempt, ci)
+}
+
+fn needs_root_in<T>(what: &str, attempt: io::Result<T>, ci: bool) -> Option<T> {
+    match attempt {
+        Ok(done) => Some(done),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !ci => {
+            eprintln!("skipped {what}: {e}; run as root to test it (with CI=true this fails)");
+            None
+        }
+        Err(e) if ci => panic!("{what}: {e} (CI runs as root: this must work there)"),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
 /// A program's `run` on a thread of this test, with its output captured: started, then
 /// ready once its `listening` line names the address.
 pub struct InProcess<S> {
@@ -547,22 +571,37 @@ pub fn assert_examples_line_up(help: &str) {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn a_program_that_outlives_its_deadline_is_killed_and_fails_the_test() {
         let started = Instant::now();
-        let hung = std::panic::catch_unwind(|| {
-            output_within(Command::new("sleep").arg("30"), Duration::from_millis(300))
-        });
+        let hung =
+            std::panic::catch_unwind(|| output_within(Command::new("sleep").arg("30"), Duration::from_millis(300)));
         let message = hung.expect_err("a hung program fails the test");
         let message = message.downcast_ref::<String>().expect("a message");
         assert!(message.contains("did not end within 300ms: killed"), "{message}");
         assert!(started.elapsed() < WAIT, "killed at the deadline, not waited out");
     }
 
+    #[test]
+    fn a_refused_permission_skips_outside_ci_and_fails_in_ci() {
+        let refused = || Err::<(), _>(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(needs_root_in("port 19", refused(), false), None);
+        assert!(std::panic::catch_unwind(|| needs_root_in("port 19", refused(), true)).is_err());
+        assert_eq!(needs_root_in("port 19", Ok(19), true), Some(19));
+    }
+
+    #[test]
+    fn any_other_error_fails_even_outside_ci() {
+        let taken = || Err::<(), _>(io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(std::panic::catch_unwind(|| needs_root_in("port 19", taken(), false)).is_err());
+    }
+
+    #[cfg(unix)]
     #[test]
     fn a_program_that_ends_in_time_gives_its_exit_code_and_output() {
         let out = output_within(Command::new("sh").args(["-c", "echo hi; exit 3"]), WAIT);
