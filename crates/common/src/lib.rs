@@ -26,7 +26,7 @@
 // No unsafe code but one Windows call (receive::no_reports_of_earlier_sends): nix and jiff
 // make the system calls std lacks.
 #![deny(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod addr;

@@ -8,6 +8,7 @@ mod faults;
 mod files;
 mod in_process;
 mod processes;
+mod repository;
 mod rules;
 mod scripts;
 
