@@ -17,8 +17,8 @@ pub(crate) fn ipv4(text: &str) -> Result<Ipv4Addr> {
     })
 }
 
-/// The index that names an interface for IPv6 multicast: a number, or a name looked up
-/// in `/sys/class/net/NAME/ifindex` (Linux).
+/// The index that names an interface for IPv6 multicast: a number, or a name the OS looks
+/// up (`if_nametoindex`, as Python's `socket.if_nametoindex`; Unix).
 pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
     if let Ok(index) = text.parse::<u32>() {
         return Ok(index);
@@ -28,13 +28,14 @@ pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
             "bad --interface '{text}': no such network interface (see `ip link`)"
         ))
     };
-    if text.is_empty() || text.contains(['/', '.']) {
-        return Err(unknown());
+    #[cfg(unix)]
+    {
+        nix::net::if_::if_nametoindex(text).map_err(|_| unknown())
     }
-    std::fs::read_to_string(format!("/sys/class/net/{text}/ifindex"))
-        .ok()
-        .and_then(|index| index.trim().parse().ok())
-        .ok_or_else(unknown)
+    #[cfg(not(unix))]
+    {
+        Err(unknown())
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ mod tests {
                 .contains("give the interface's IPv4 address")
         );
         assert_eq!(ipv6_index("7").unwrap(), 7);
+        #[cfg(target_os = "linux")]
         assert_eq!(ipv6_index("lo").unwrap(), 1);
         assert!(ipv6_index("../etc").is_err());
         assert!(
