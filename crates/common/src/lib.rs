@@ -11,7 +11,8 @@
 //! - `save`: what arrives, appended to a file (`--save`);
 //! - `output`: one line (or one JSON object) per datagram on stdout;
 //! - `logging`, `cli`, `error`: diagnostics on stderr, one-line errors, exit codes;
-//! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check.
+//! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check;
+//! - `rng`: one seeded random number generator (faults, demo feeds, session ids).
 //!
 //! Behind the `receive` feature (the server and the listener turn it on; a client does not):
 //! - `receive`: the receive path step by step (socket, bind, recvfrom in a loop, close);
@@ -37,6 +38,7 @@ pub mod duration;
 pub mod error;
 pub mod logging;
 pub mod output;
+pub mod rng;
 pub mod save;
 pub mod shutdown;
 mod time;
