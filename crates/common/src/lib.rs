@@ -67,9 +67,14 @@ pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 /// IPv6 header is not counted in the payload length.
 pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 
-/// A receive buffer larger than any UDP payload, so nothing is ever cut. The chapter's
-/// `recvfrom(1024)` is the same call with a smaller buffer.
+/// A receive buffer larger than any UDP payload, so nothing is ever cut; the one default
+/// every program uses (65 535 also fits the `u16` of `udp-server --buffer-size`). The
+/// chapter's `recvfrom(1024)` is the same call with a smaller buffer.
 pub const DEFAULT_BUFFER_SIZE: usize = 65_535;
+const _: () = assert!(
+    DEFAULT_BUFFER_SIZE <= u16::MAX as usize,
+    "udp-server --buffer-size is a u16"
+);
 
 /// The largest payload a datagram to `addr` can carry.
 pub fn max_payload(addr: &std::net::SocketAddr) -> usize {

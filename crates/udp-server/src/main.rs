@@ -59,7 +59,7 @@ struct Cli {
     reply: String,
 
     /// Receive buffer in bytes (1-65535); a longer datagram is cut and reported as truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = udp_server::DEFAULT_BUFFER_SIZE, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "BYTES", default_value_t = common::DEFAULT_BUFFER_SIZE as u16, value_parser = clap::value_parser!(u16).range(1..))]
     buffer_size: u16,
 
     /// Stop after N datagrams.

@@ -54,6 +54,48 @@ fn every_file_a_source_comment_points_at_is_in_the_repository() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `pub const NAME` in the files under `dir`.
+fn constants(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    sources(dir, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let line = line.trim_start();
+            let rest = line.strip_prefix("pub const ").or_else(|| line.strip_prefix("const "));
+            if let Some(name) = rest.and_then(|r| r.split(':').next()) {
+                found.push((name.trim().to_string(), file.clone()));
+            }
+        }
+    }
+    found
+}
+
+/// A value every program shares (the default receive buffer, the payload limits) is named
+/// once, in `common`: a program that defines it again can drift from the others.
+#[test]
+fn no_program_defines_again_a_constant_common_has() {
+    let shared: Vec<String> = constants(&root().join("crates/common/src"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name != "_")
+        .collect();
+    assert!(shared.iter().any(|n| n == "DEFAULT_BUFFER_SIZE"), "{shared:?}");
+    let mut again = Vec::new();
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.ends_with("common") || dir.ends_with("testkit") || !dir.join("src").is_dir() {
+            continue;
+        }
+        for (name, file) in constants(&dir.join("src")) {
+            if shared.contains(&name) {
+                again.push(format!("{} defines {name} again", file.display()));
+            }
+        }
+    }
+    assert!(again.is_empty(), "{}", again.join("\n"));
+}
+
 #[test]
 fn the_conventions_a_contributor_needs_are_in_contributing_md() {
     let text = std::fs::read_to_string(root().join("CONTRIBUTING.md")).unwrap();
