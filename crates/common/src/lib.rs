@@ -10,6 +10,8 @@
 //! - `checksum`: check bytes (sum8, xor8, CRC-16/MODBUS, CRC-16/CCITT, CRC-32);
 //! - `save`: what arrives, appended to a file (`--save`);
 //! - `output`: one line (or one JSON object) per datagram on stdout;
+//! - `header`: the 8-byte UDP header and its RFC 768 checksum (`--show-header`), plain
+//!   arithmetic, so that `output::Datagram` has the same fields in every build;
 //! - `logging`, `cli`, `error`: diagnostics on stderr, one-line errors, exit codes;
 //! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check;
 //! - `rng`: one seeded random number generator (faults, demo feeds, session ids).
@@ -17,7 +19,6 @@
 //! Behind the `receive` feature (the server and the listener turn it on; a client does not):
 //! - `receive`: the receive path step by step (socket, bind, recvfrom in a loop, close);
 //! - `dest`: which address a datagram was sent to (IP_PKTINFO), for safety and headers;
-//! - `header`: the 8-byte UDP header and its RFC 768 checksum (`--show-header`);
 //! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
 //! - `kernel`: datagrams the kernel dropped (Linux).
 //!
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod codec;
 pub mod duration;
 pub mod error;
+pub mod header;
 pub mod logging;
 pub mod output;
 pub mod rng;
@@ -47,8 +49,6 @@ mod time;
 pub mod dest;
 #[cfg(feature = "receive")]
 pub mod faults;
-#[cfg(feature = "receive")]
-pub mod header;
 #[cfg(feature = "receive")]
 pub mod kernel;
 #[cfg(feature = "receive")]
