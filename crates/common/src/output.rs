@@ -51,7 +51,8 @@ pub struct Datagram<'a> {
     /// The rule that answered it (`udp-server --rule`): `[rule …]` in text, `"rule"` in JSON.
     pub rule: Option<&'a str>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
-    #[cfg(feature = "receive")]
+    /// The same field with or without the `receive` feature, so code that builds a
+    /// `Datagram` compiles either way.
     pub header: Option<crate::header::UdpHeader>,
 }
 
@@ -67,7 +68,6 @@ impl<'a> Datagram<'a> {
             note: None,
             check: None,
             rule: None,
-            #[cfg(feature = "receive")]
             header: None,
         }
     }
@@ -354,10 +354,7 @@ impl Output {
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
         let rule = d.rule.map_or(String::new(), |r| format!("  [rule {r}]"));
-        #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
-        #[cfg(not(feature = "receive"))]
-        let header = "";
         self.line(&format!(
             "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
             d.peer,
@@ -397,7 +394,6 @@ impl Output {
         if let Some(rule) = d.rule {
             obj["rule"] = rule.into();
         }
-        #[cfg(feature = "receive")]
         if let Some(header) = d.header {
             obj["udp_header"] = header.to_json();
         }

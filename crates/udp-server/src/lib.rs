@@ -18,7 +18,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 #[cfg(target_os = "linux")]
@@ -42,10 +42,6 @@ pub use state::{MAX_PEERS, refusal, reply_for};
 
 /// Where the server listens when no `--bind` is given: this machine only.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8888));
-
-/// The default receive buffer: larger than any UDP payload, so nothing is ever cut.
-/// The chapter's `recvfrom(1024)` is `--buffer-size 1024`.
-pub const DEFAULT_BUFFER_SIZE: u16 = 65_535;
 
 /// The largest `--batch`: beyond this the kernel gains nothing and memory grows.
 pub const MAX_BATCH: u16 = 1024;
@@ -104,7 +100,7 @@ impl Default for Config {
         Config {
             bind: DEFAULT_BIND,
             reply: Reply::Echo,
-            buffer_size: usize::from(DEFAULT_BUFFER_SIZE),
+            buffer_size: common::DEFAULT_BUFFER_SIZE,
             count: None,
             output: OutputOptions::default(),
             faults: FaultConfig::default(),
