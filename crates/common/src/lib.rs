@@ -25,9 +25,6 @@
 //! Behind the `loopguard` feature (the server turns it on):
 //! - `loopguard`: echo loops (CVE-2024-2169) found and broken: our own addresses in every
 //!   form, and peers that keep sending back what they sent.
-//!
-//! Behind the `testkit` feature, which only dev-dependencies turn on:
-//! - `testkit`: the runners and deadlines the workspace's tests share.
 
 // No unsafe code but one Windows call (receive::no_reports_of_earlier_sends): nix and jiff
 // make the system calls std lacks.
@@ -60,9 +57,6 @@ pub mod receive;
 
 #[cfg(feature = "loopguard")]
 pub mod loopguard;
-
-#[cfg(feature = "testkit")]
-pub mod testkit;
 
 pub use error::{Error, Result};
 

@@ -100,7 +100,7 @@ impl Default for Config {
 ///
 /// # Examples
 /// ```
-/// use common::{output::OutputOptions, shutdown::Shutdown, testkit};
+/// use common::{output::OutputOptions, shutdown::Shutdown};
 ///
 /// // A peer that echoes one datagram, as the chapter's server does.
 /// let peer = testkit::local_socket(testkit::WAIT).unwrap();

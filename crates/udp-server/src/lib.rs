@@ -248,7 +248,7 @@ impl Summary {
 ///
 /// # Examples
 /// ```
-/// use common::{output::OutputOptions, testkit};
+/// use common::output::OutputOptions;
 ///
 /// let config = udp_server::Config { bind: "127.0.0.1:0".parse().unwrap(), count: Some(1), ..Default::default() };
 /// let server = testkit::InProcess::start(OutputOptions::default(), move |stop, out| udp_server::run(&config, stop, out));

@@ -6,7 +6,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::header::{IP_PROTOCOL_UDP, UDP_HEADER_LEN, UdpHeader};
-use common::testkit;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::WAIT;
@@ -67,7 +66,7 @@ fn message_oriented_three_sendtos_arrive_as_three_datagrams() {
     assert!(rx.recv_from(&mut buf).is_err(), "exactly three datagrams");
 }
 
-use common::testkit::closed_port;
+use testkit::closed_port;
 
 #[test]
 fn connectionless_a_datagram_to_nobody_is_gone_without_a_word() {

@@ -1,7 +1,7 @@
 //! The first rung: each chapter example, run as a process against a real peer that no
 //! example wrote (the chapter's Python, or the workspace's tools).
 
-use common::testkit::{Command, Process, WAIT, bin, example, output};
+use testkit::{Command, Process, WAIT, bin, example, output};
 
 /// The repository's root, where `scripts/peers/` is.
 fn root() -> std::path::PathBuf {
@@ -36,9 +36,9 @@ fn chapter_server_answers_the_chapters_python_client_and_udp_client() {
 fn chapter_server_cuts_a_long_datagram_to_1024_bytes_like_recvfrom_1024() {
     let mut server = Process::spawn(&example("chapter_server"), &["0", "1"]).unwrap();
     let addr = server.listening(WAIT).unwrap();
-    let peer = common::testkit::local_socket(WAIT).unwrap();
+    let peer = testkit::local_socket(WAIT).unwrap();
     peer.send_to(&[b'x'; 3000], addr).unwrap();
-    assert_eq!(common::testkit::recv(&peer).unwrap().0.len(), 1024);
+    assert_eq!(testkit::recv(&peer).unwrap().0.len(), 1024);
     assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
 }
 
@@ -55,7 +55,7 @@ fn chapter_client_gets_its_echo_from_udp_server() {
 
 #[test]
 fn chapter_client_fails_instead_of_hanging_when_no_reply_comes() {
-    let nobody = common::testkit::closed_port();
+    let nobody = testkit::closed_port();
     let client =
         output(Command::new(example("chapter_client")).args(["127.0.0.1", &nobody.port().to_string(), "anyone?"]));
     assert_eq!(client.status.code(), Some(1), "{client:?}");

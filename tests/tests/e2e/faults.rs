@@ -5,7 +5,6 @@ use std::time::Duration;
 use common::faults::FaultConfig;
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit;
 use udp_client::{Mode, OneShot, PingSummary, Summary};
 
 use crate::in_process::{Server, server};

@@ -2,7 +2,7 @@
 //! `--drop`, short by exactly the chunks the server dropped (the chapter's unreliability, in
 //! a file).
 
-use common::testkit::{Process, WAIT, bin, run_to_end};
+use testkit::{Process, WAIT, bin, run_to_end};
 
 /// 1 MiB of bytes that look random (seeded, the same every run).
 fn random_file(name: &str) -> (std::path::PathBuf, Vec<u8>) {

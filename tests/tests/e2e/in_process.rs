@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self, Lines};
+use testkit::Lines;
 use udp_client::{Mode, Summary};
 
 use crate::WAIT;

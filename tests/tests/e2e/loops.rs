@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::testkit::{Process, bin};
 use socket2::{Domain, Protocol, Socket, Type};
+use testkit::{Process, bin};
 
 use crate::WAIT;
 

@@ -14,4 +14,4 @@ mod repository;
 mod rules;
 mod scripts;
 
-use common::testkit::WAIT;
+use testkit::WAIT;

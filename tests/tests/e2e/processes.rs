@@ -1,8 +1,8 @@
-use common::testkit::{Command, Process, output};
+use testkit::{Command, Process, output};
 
 use crate::WAIT;
 
-use common::testkit::{bin, run_to_end};
+use testkit::{bin, run_to_end};
 
 #[test]
 fn the_readme_pair_server_and_client_hello() {

@@ -2,7 +2,7 @@
 //! loaded with the rules files the repository ships (both live outside the server's crate,
 //! so these tests live here).
 
-use common::testkit::{self, Command, Process, WAIT, bin, output};
+use testkit::{Command, Process, WAIT, bin, output};
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
     Process::server(&bin("udp-server"), args)

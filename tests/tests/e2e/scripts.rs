@@ -1,6 +1,6 @@
 //! The scripts look for the programs where cargo put them, and say so when one is missing.
 
-use common::testkit::{Command, output};
+use testkit::{Command, output};
 
 /// With `CARGO_TARGET_DIR` set, `scripts/lib.sh` looks in that folder (cargo metadata says
 /// where), and a program missing there is one line naming it, not a misleading timeout.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self, Process, WAIT, closed_port};
+use testkit::{Process, WAIT, closed_port};
 use udp_client::{Config, Mode, Summary};
 
 use crate::{BIN, Peer};

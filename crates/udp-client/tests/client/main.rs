@@ -12,9 +12,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::testkit;
-
-use common::testkit::WAIT;
+use testkit::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udp-client");
 
@@ -77,4 +75,4 @@ impl Peer {
     }
 }
 
-use common::testkit::closed_port;
+use testkit::closed_port;

@@ -2,8 +2,8 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::testkit::{Command, Process, output};
 use serde_json::Value;
+use testkit::{Command, Process, output};
 
 use crate::{BIN, Peer, WAIT, closed_port};
 

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::testkit::{Process, WAIT, closed_port};
 use serde_json::Value;
+use testkit::{Process, WAIT, closed_port};
 
 use crate::{BIN, Peer};
 

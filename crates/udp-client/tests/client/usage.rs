@@ -1,4 +1,4 @@
-use common::testkit::{Command, output, run_to_end};
+use testkit::{Command, output, run_to_end};
 
 use crate::{BIN, Peer};
 
@@ -38,7 +38,7 @@ fn bad_usage_is_one_line_and_exit_2() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    common::testkit::assert_help_and_version(
+    testkit::assert_help_and_version(
         BIN,
         "udp-client",
         env!("CARGO_PKG_VERSION"),

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use common::Error;
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self};
 use udp_server::{Config, Reply, Summary};
 
 use crate::WAIT;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::codec::Encoding;
 use common::loopguard::LOOP_REPEATS;
 use common::output::OutputOptions;
-use common::testkit;
+
 use socket2::{Domain, Protocol, Socket, Type};
 use udp_server::{Config, Reply, Summary, rules::Rules};
 

@@ -6,4 +6,4 @@ mod loops;
 mod process;
 mod rules;
 
-use common::testkit::WAIT;
+use testkit::WAIT;

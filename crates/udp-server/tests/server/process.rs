@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::testkit::{self, Command, Process, output};
+use testkit::{Command, Process, output};
 
 use crate::WAIT;
 
@@ -173,7 +173,7 @@ fn a_closed_stdout_ends_the_server_quietly() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    common::testkit::assert_help_and_version(
+    testkit::assert_help_and_version(
         BIN,
         "udp-server",
         env!("CARGO_PKG_VERSION"),

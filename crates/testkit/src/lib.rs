@@ -1,6 +1,6 @@
 //! The one test harness the workspace's tests share: every wait has a deadline
-//! ([`WAIT`]), and readiness is the `listening` line, never a sleep. Behind the `testkit`
-//! feature, which only dev-dependencies turn on, so no program carries it.
+//! ([`WAIT`]), and readiness is the `listening` line, never a sleep. A crate of its own that
+//! only dev-dependencies name (`publish = false`), so no program carries test code.
 //!
 //! - [`InProcess`]: a program's `run` on a thread, its stdout captured line by line;
 //! - [`Process`]: a program's binary as a real process ([`bin`] finds it);
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 /// The command [`output`] runs: std's `Command` with a deadline (`timeout`).
 pub use assert_cmd::Command;
 
-use crate::output::{Output, OutputOptions};
-use crate::shutdown::Shutdown;
+use common::output::{Output, OutputOptions};
+use common::shutdown::Shutdown;
 
 /// The deadline for anything that should happen at once; generous for a loaded machine.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -365,7 +365,7 @@ pub struct InProcess<S> {
     /// Its stdout after the `listening` line.
     pub lines: Lines,
     shutdown: Shutdown,
-    done: Receiver<crate::Result<S>>,
+    done: Receiver<common::Result<S>>,
 }
 
 impl<S: Send + 'static> InProcess<S> {
@@ -375,7 +375,7 @@ impl<S: Send + 'static> InProcess<S> {
     /// When no `listening` line comes: the program failed to start.
     pub fn start(
         options: OutputOptions,
-        run: impl FnOnce(&Shutdown, &Output) -> crate::Result<S> + Send + 'static,
+        run: impl FnOnce(&Shutdown, &Output) -> common::Result<S> + Send + 'static,
     ) -> Self {
         let (out, lines) = capture(options);
         let shutdown = Shutdown::new();
@@ -414,7 +414,7 @@ impl<S: Send + 'static> InProcess<S> {
     ///
     /// # Panics
     /// When it does not end in time.
-    pub fn finish(&self) -> crate::Result<S> {
+    pub fn finish(&self) -> common::Result<S> {
         self.done.recv_timeout(WAIT).expect("the program ends within WAIT")
     }
 
