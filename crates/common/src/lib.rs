@@ -20,6 +20,11 @@
 //! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
 //! - `kernel`: datagrams the kernel dropped (Linux).
 //!
+//! Behind the `pcap` feature (turned on by a program that has `--pcap` or `--replay`):
+//! - `pcap`: every datagram sent and received, written as a pcap file Wireshark reads, and
+//!   the UDP datagrams of a capture read back;
+//! - `header` (also with `receive`).
+//!
 //! Behind the `testkit` feature, which only dev-dependencies turn on:
 //! - `testkit`: the runners and deadlines the workspace's tests share.
 
@@ -45,10 +50,13 @@ mod time;
 pub mod dest;
 #[cfg(feature = "receive")]
 pub mod faults;
-#[cfg(feature = "receive")]
+// The pcap writer rebuilds the same header, so a client copy with `pcap` compiles it too.
+#[cfg(any(feature = "receive", feature = "pcap"))]
 pub mod header;
 #[cfg(feature = "receive")]
 pub mod kernel;
+#[cfg(feature = "pcap")]
+pub mod pcap;
 #[cfg(feature = "receive")]
 pub mod receive;
 
