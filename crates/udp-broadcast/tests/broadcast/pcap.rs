@@ -1,0 +1,144 @@
+//! `listen --pcap FILE`: what arrived, read back by tshark (Wireshark's own dissectors, with
+//! checksums checked) and by `common::pcap::read_udp`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+
+use common::pcap::{Captured, read_udp, tshark};
+
+use crate::{WAIT, listener};
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("udp-broadcast-{}-{name}.pcap", std::process::id()))
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A socket that may send to 127.255.255.255, and its address.
+fn broadcaster() -> (UdpSocket, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_broadcast(true).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// Three broadcasts (one empty, one binary) to a listener bound to 0.0.0.0: the file holds
+/// three records with the sender's address and port, the broadcast address the OS said they
+/// were sent to, and the payloads sent; tshark shows the same, every UDP checksum good, and
+/// has nothing to warn about.
+#[test]
+fn broadcasts_heard_are_in_the_pcap_file_as_sent() {
+    let path = temp("heard");
+    let file = path.to_string_lossy();
+    let (mut listen, addr) = listener(&["--bind", "0.0.0.0:0", "--count", "3", "--pcap", &file]);
+    let to = SocketAddr::from(([127, 255, 255, 255], addr.port()));
+    let (socket, from) = broadcaster();
+    let sent: [&[u8]; 3] = [b"seq=1 hello", b"", &[0xaa, 0x55, 0x00, 0xff, 0x17]];
+    for datagram in sent {
+        socket.send_to(datagram, to).unwrap();
+    }
+    let status = listen.wait(WAIT).expect("listen stops after --count 3");
+    assert_eq!(status.code(), Some(0), "{:?}", listen.stderr.rest(WAIT));
+    let back = read_udp(&path).unwrap();
+    let expected: Vec<Captured> = sent
+        .iter()
+        .zip(&back)
+        .map(|(data, got)| Captured {
+            time: got.time,
+            src: from,
+            dst: to,
+            data: data.to_vec(),
+            len: data.len(),
+        })
+        .collect();
+    assert_eq!(back, expected);
+    if tshark::available() {
+        let port = addr.port();
+        let lines: Vec<String> = sent
+            .iter()
+            .map(|d| {
+                let (udp, ip) = (d.len() + 8, d.len() + 28);
+                format!("127.0.0.1\t\t{}\t{port}\t{udp}\t1\t{ip}\t{ip}\t{}", from.port(), hex(d))
+            })
+            .collect();
+        assert_eq!(tshark::fields(&path), lines);
+        assert_eq!(tshark::expert(&path), Vec::<String>::new());
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// `--buffer-size 8`: a 100-byte datagram is shown cut, and recorded cut: 8 bytes kept,
+/// and a length longer than what was kept (captured length < length in tshark).
+#[test]
+fn a_datagram_cut_by_the_buffer_is_recorded_cut() {
+    let path = temp("cut");
+    let file = path.to_string_lossy();
+    let (mut listen, addr) = listener(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--count",
+        "1",
+        "--buffer-size",
+        "8",
+        "--pcap",
+        &file,
+    ]);
+    let long: Vec<u8> = (0..100).collect();
+    UdpSocket::bind("127.0.0.1:0").unwrap().send_to(&long, addr).unwrap();
+    assert_eq!(listen.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let back = read_udp(&path).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].data, long[..8]);
+    assert!(back[0].len > 8, "recorded length {}", back[0].len);
+    if tshark::available() {
+        let fields = tshark::fields(&path);
+        let columns: Vec<&str> = fields[0].split('\t').collect();
+        let (caplen, len): (u32, u32) = (columns[6].parse().unwrap(), columns[7].parse().unwrap());
+        assert!(caplen < len, "{fields:?}");
+        assert_eq!(columns[8], hex(&long[..8]));
+        assert_eq!(tshark::expert(&path), Vec::<String>::new());
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// A listener killed (SIGKILL: no clean stop, no summary) leaves a file readable up to its
+/// last datagram, because every record is flushed as it is written.
+#[cfg(unix)]
+#[test]
+fn a_killed_listener_leaves_a_readable_file() {
+    let path = temp("killed");
+    let file = path.to_string_lossy();
+    let (mut listen, addr) = listener(&["--bind", "127.0.0.1:0", "--pcap", &file]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for datagram in [&b"one"[..], b"two"] {
+        socket.send_to(datagram, addr).unwrap();
+        // Its line on stdout comes after its record was written and flushed.
+        assert!(listen.stdout.next(WAIT).is_some(), "a line for {datagram:?}");
+    }
+    listen.signal("KILL").unwrap();
+    assert!(listen.wait(WAIT).is_some(), "the listener dies");
+    let back = read_udp(&path).unwrap();
+    assert_eq!(
+        back.iter().map(|c| c.data.clone()).collect::<Vec<_>>(),
+        [b"one".to_vec(), b"two".to_vec()]
+    );
+    if tshark::available() {
+        assert_eq!(tshark::fields(&path).len(), 2);
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// A file that cannot be created stops the listener before it binds: exit 1, one line
+/// naming the file.
+#[test]
+fn a_pcap_file_that_cannot_be_written_is_an_error_at_start() {
+    let nowhere = std::env::temp_dir().join("no-such-dir-udp-broadcast").join("x.pcap");
+    let (code, stderr) = crate::run(&["listen", "--bind", "127.0.0.1:0", "--pcap", &nowhere.to_string_lossy()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the pcap file") && stderr.contains("x.pcap"),
+        "{stderr}"
+    );
+}
