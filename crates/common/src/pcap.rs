@@ -333,24 +333,69 @@ fn read_pcap(mut reader: PcapReader<impl Read>) -> Found {
 
 fn read_pcapng(mut reader: PcapNgReader<impl Read>) -> Found {
     let mut found = Vec::new();
-    // Each packet names its capturing interface by index; each interface has a link type.
-    let mut links = Vec::new();
+    // Each packet names its capturing interface by index; each interface has a link type
+    // and a clock.
+    let mut interfaces: Vec<(DataLink, Clock)> = Vec::new();
     while let Some(block) = reader.next_block() {
         match block? {
-            Block::SectionHeader(_) => links.clear(),
-            Block::InterfaceDescription(i) => links.push(i.linktype),
+            Block::SectionHeader(_) => interfaces.clear(),
+            Block::InterfaceDescription(i) => interfaces.push((i.linktype, Clock::of(&i.options))),
             Block::EnhancedPacket(p) => {
-                let link = usize::try_from(p.interface_id).ok().and_then(|i| links.get(i));
-                found.extend(link.and_then(|&link| udp(link, p.timestamp, &p.data)));
+                let on = usize::try_from(p.interface_id).ok().and_then(|i| interfaces.get(i));
+                found.extend(on.and_then(|(link, clock)| udp(*link, clock.time(p.timestamp), &p.data)));
             }
             // A simple packet block has no timestamp and belongs to the first interface.
             Block::SimplePacket(p) => {
-                found.extend(links.first().and_then(|&link| udp(link, Duration::ZERO, &p.data)));
+                found.extend(
+                    interfaces
+                        .first()
+                        .and_then(|(link, _)| udp(*link, Duration::ZERO, &p.data)),
+                );
             }
             _ => {}
         }
     }
     Ok(found)
+}
+
+/// How a pcapng interface counts time: ticks of 10^-n (or 2^-n) seconds, 10^-6 unless its
+/// `if_tsresol` option says otherwise (dumpcap writes 10^-9), from `if_tsoffset` seconds.
+struct Clock {
+    resolution: u8,
+    offset: u64,
+}
+
+impl Clock {
+    fn of(options: &[pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption<'_>]) -> Self {
+        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption as Opt;
+        let mut clock = Clock {
+            resolution: 6,
+            offset: 0,
+        };
+        for option in options {
+            match option {
+                Opt::IfTsResol(r) => clock.resolution = *r,
+                Opt::IfTsOffset(s) => clock.offset = *s,
+                _ => {}
+            }
+        }
+        clock
+    }
+
+    /// pcap-file hands over the raw tick count as if it were nanoseconds, whatever the
+    /// interface's resolution.
+    fn time(&self, raw: Duration) -> Duration {
+        let ticks = raw.as_nanos();
+        let exponent = u32::from(self.resolution & 0x7f);
+        let nanos = if self.resolution & 0x80 == 0 {
+            let per_second = 10u128.checked_pow(exponent).unwrap_or(u128::MAX);
+            ticks.saturating_mul(1_000_000_000) / per_second
+        } else {
+            ticks.saturating_mul(1_000_000_000) >> exponent.min(127)
+        };
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        Duration::from_nanos(nanos) + Duration::from_secs(self.offset)
+    }
 }
 
 /// The UDP datagram in one captured frame, if there is one.
@@ -652,5 +697,129 @@ mod tests {
         let err = read_udp(&path).unwrap_err().to_string();
         assert!(err.contains("pcap or pcapng"), "{err}");
         std::fs::remove_file(&path).ok();
+    }
+
+    const FROM: [u8; 4] = [192, 168, 1, 10];
+    const TO: [u8; 4] = [192, 168, 1, 255];
+
+    /// A frame as a capture on `link` holds it: 192.168.1.10:5000 → 192.168.1.255:7788,
+    /// its payload named after the link type.
+    fn frame(link: DataLink) -> (Vec<u8>, &'static [u8]) {
+        use etherparse::{LinuxSllPacketType, PacketBuilder};
+        let mut v = Vec::new();
+        let payload: &[u8] = match link {
+            DataLink::ETHERNET => b"eth",
+            DataLink::LINUX_SLL => b"sll",
+            _ => b"null",
+        };
+        match link {
+            DataLink::ETHERNET => PacketBuilder::ethernet2([2; 6], [0xff; 6])
+                .ipv4(FROM, TO, 64)
+                .udp(5000, 7788)
+                .write(&mut v, payload),
+            DataLink::LINUX_SLL => PacketBuilder::linux_sll(LinuxSllPacketType::BROADCAST, 6, [2; 8])
+                .ipv4(FROM, TO, 64)
+                .udp(5000, 7788)
+                .write(&mut v, payload),
+            _ => {
+                v.extend_from_slice(&[2, 0, 0, 0]); // AF_INET, as macOS writes it
+                PacketBuilder::ipv4(FROM, TO, 64).udp(5000, 7788).write(&mut v, payload)
+            }
+        }
+        .unwrap();
+        (v, payload)
+    }
+
+    /// Captures made by tcpdump or Wireshark on a real interface read too: Ethernet, Linux
+    /// cooked (`-i any`) and BSD loopback (macOS `lo0`); a TCP packet among them is skipped.
+    #[test]
+    fn captures_of_other_link_types_read_too() {
+        use pcap_file::pcap::PcapWriter;
+        let (src, dst) = (addr("192.168.1.10:5000"), addr("192.168.1.255:7788"));
+        let mut tcp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(FROM, TO, 64)
+            .tcp(1, 2, 3, 4)
+            .write(&mut tcp, b"tcp")
+            .unwrap();
+        for link in [DataLink::ETHERNET, DataLink::LINUX_SLL, DataLink::NULL] {
+            let path = temp("link");
+            let header = PcapHeader {
+                datalink: link,
+                ..PcapHeader::default()
+            };
+            let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+            let time = Duration::from_micros(1_700_000_000_123_456);
+            w.write_packet(&PcapPacket::new(time, tcp.len() as u32, &tcp)).unwrap();
+            let (f, payload) = frame(link);
+            w.write_packet(&PcapPacket::new(time, f.len() as u32, &f)).unwrap();
+            drop(w);
+            let back = read_udp(&path).unwrap();
+            let seen: Vec<_> = back.iter().map(|c| (c.src, c.dst, c.time, c.data.as_slice())).collect();
+            assert_eq!(seen, [(src, dst, time, payload)], "{link:?}");
+            std::fs::remove_file(&path).ok();
+        }
+    }
+
+    /// pcapng: an interface description (Ethernet, nanosecond ticks as dumpcap writes
+    /// them), then an enhanced packet block; its time is read in the interface's unit.
+    #[test]
+    fn pcapng_reads_too() {
+        use pcap_file::pcapng::PcapNgWriter;
+        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+        let path = temp("ng");
+        let time = Duration::from_micros(1_700_000_000_000_001);
+        {
+            let mut w = PcapNgWriter::new(File::create(&path).unwrap()).unwrap();
+            let mut idb = InterfaceDescriptionBlock::new(DataLink::ETHERNET, 65_535);
+            idb.options.push(InterfaceDescriptionOption::IfTsResol(9));
+            w.write_pcapng_block(idb).unwrap();
+            let (f, _) = frame(DataLink::ETHERNET);
+            let epb = EnhancedPacketBlock {
+                interface_id: 0,
+                // pcap-file writes the tick count as nanoseconds.
+                timestamp: time,
+                original_len: f.len() as u32,
+                data: f.into(),
+                options: vec![],
+            };
+            w.write_pcapng_block(epb).unwrap();
+        }
+        let back = read_udp(&path).unwrap();
+        let seen: Vec<_> = back.iter().map(|c| (c.src, c.dst, c.data.clone(), c.time)).collect();
+        let (src, dst) = (addr("192.168.1.10:5000"), addr("192.168.1.255:7788"));
+        assert_eq!(seen, [(src, dst, b"eth".to_vec(), time)]);
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// Our own file, turned into pcapng by Wireshark's editcap (when installed), reads back
+    /// the same: addresses, payloads and timestamps.
+    #[test]
+    fn our_file_converted_to_pcapng_by_editcap_reads_back_the_same() {
+        let path = write(
+            "to-ng",
+            &[
+                Packet::new(addr("127.0.0.1:1"), addr("127.0.0.1:2"), b"one"),
+                Packet::new(addr("[::1]:3"), addr("[::1]:4"), b"two"),
+            ],
+        );
+        let ng = temp("converted-ng");
+        let converted = std::process::Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(&path)
+            .arg(&ng)
+            .status();
+        if !tshark::available() {
+            std::fs::remove_file(&path).ok();
+            return;
+        }
+        assert!(converted.unwrap().success(), "editcap comes with tshark");
+        let mut magic = [0u8; 4];
+        File::open(&ng).unwrap().read_exact(&mut magic).unwrap();
+        assert_eq!(magic, [0x0a, 0x0d, 0x0d, 0x0a], "a pcapng file");
+        assert_eq!(read_udp(&ng).unwrap(), read_udp(&path).unwrap());
+        std::fs::remove_file(&path).ok();
+        std::fs::remove_file(&ng).ok();
     }
 }
