@@ -108,6 +108,8 @@ pub struct Writer {
     /// `None` once a write failed: the failure is logged once, the program goes on.
     file: Option<BufWriter<File>>,
     records: u64,
+    /// The file's length after the last whole record, where a failed write is cut back to.
+    whole: u64,
 }
 
 impl Writer {
@@ -126,12 +128,13 @@ impl Writer {
             ..PcapHeader::default()
         };
         let mut file = BufWriter::new(file);
-        header.write_to(&mut file).map_err(|e| cannot(&to_io(e)))?;
+        let whole = header.write_to(&mut file).map_err(|e| cannot(&to_io(e)))?;
         file.flush().map_err(|e| cannot(&e))?;
         Ok(Writer {
             path: path.to_path_buf(),
             file: Some(file),
             records: 0,
+            whole: whole as u64,
         })
     }
 
@@ -144,17 +147,27 @@ impl Writer {
         let result = written
             .write_to::<_, byteorder_slice::NativeEndian>(file, TsResolution::MicroSecond, SNAPLEN)
             .map_err(to_io)
-            .and_then(|_| file.flush());
+            .and_then(|n| file.flush().map(|()| n));
         match result {
-            Ok(()) => self.records += 1,
+            Ok(n) => {
+                self.records += 1;
+                self.whole += n as u64;
+            }
             Err(e) => {
                 log::warn!(
-                    "writing the pcap file {} failed after {} records: {}; pcap writing stops, the program goes on",
+                    "writing the pcap file {} failed after {}: {}; pcap writing stops, the program goes on",
                     self.path.display(),
-                    self.records,
+                    crate::output::plural(self.records, "record"),
                     crate::error::describe(&e)
                 );
-                self.file = None;
+                // Part of the record may have reached the file: cut it off, so the file
+                // ends with its last whole record and every reader takes it as it is.
+                if let Some(file) = self.file.take() {
+                    let (file, _) = file.into_parts();
+                    if let Err(e) = file.set_len(self.whole) {
+                        log::debug!("cannot cut {} back to its last whole record: {e}", self.path.display());
+                    }
+                }
             }
         }
     }
@@ -325,10 +338,24 @@ fn read_pcap(mut reader: PcapReader<impl Read>) -> Found {
     let link = reader.header().datalink;
     let mut found = Vec::new();
     while let Some(packet) = reader.next_packet() {
-        let packet = packet?;
-        found.extend(udp(link, packet.timestamp, &packet.data));
+        match packet {
+            Ok(packet) => found.extend(udp(link, packet.timestamp, &packet.data)),
+            Err(e) if cut_short(&e) => break,
+            Err(e) => return Err(e),
+        }
     }
     Ok(found)
+}
+
+/// A capture cut in the middle of its last record (its writer was killed, its disk filled
+/// up) is read up to that record, as Wireshark does, with a warning.
+fn cut_short(e: &pcap_file::PcapError) -> bool {
+    let cut = matches!(e, pcap_file::PcapError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof)
+        || matches!(e, pcap_file::PcapError::IncompleteBuffer);
+    if cut {
+        log::warn!("the capture ends in the middle of a record (cut short); read up to the last whole one");
+    }
+    cut
 }
 
 fn read_pcapng(mut reader: PcapNgReader<impl Read>) -> Found {
@@ -337,7 +364,12 @@ fn read_pcapng(mut reader: PcapNgReader<impl Read>) -> Found {
     // and a clock.
     let mut interfaces: Vec<(DataLink, Clock)> = Vec::new();
     while let Some(block) = reader.next_block() {
-        match block? {
+        let block = match block {
+            Ok(block) => block,
+            Err(e) if cut_short(&e) => break,
+            Err(e) => return Err(e),
+        };
+        match block {
             Block::SectionHeader(_) => interfaces.clear(),
             Block::InterfaceDescription(i) => interfaces.push((i.linktype, Clock::of(&i.options))),
             Block::EnhancedPacket(p) => {
@@ -683,11 +715,14 @@ mod tests {
         assert_eq!(back.len(), 1);
         pcap.record(&Packet::new(addr("127.0.0.1:1"), addr("127.0.0.1:2"), b"two"));
         assert_eq!(read_udp(&path).unwrap().len(), 2);
+        // Cut in the middle of the second record: the first is still there.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let back = read_udp(&path).unwrap();
+        assert_eq!(back.iter().map(|c| c.data.as_slice()).collect::<Vec<_>>(), [b"one"]);
+        std::fs::write(&path, b"not a capture at all").unwrap();
         let err = read_udp(&path).unwrap_err().to_string();
         assert!(err.contains(&*path.to_string_lossy()), "{err}");
-        std::fs::write(&path, b"not a capture at all").unwrap();
         let nowhere = std::env::temp_dir().join("no-such-dir-for-pcap").join("x.pcap");
         let err = Writer::create(&nowhere).unwrap_err().to_string();
         assert!(

@@ -142,3 +142,41 @@ fn a_pcap_file_that_cannot_be_written_is_an_error_at_start() {
         "{stderr}"
     );
 }
+
+/// The pcap file stops growing (here a file-size limit of 1 KiB, as a full disk would):
+/// one warning, the listener goes on to show all 40 datagrams and exits 0, and the file
+/// ends with its last whole record.
+#[cfg(unix)]
+#[test]
+fn a_failed_pcap_write_is_said_once_and_the_listener_goes_on() {
+    let path = temp("full");
+    // `trap '' XFSZ`: a write past the limit then fails with EFBIG instead of killing.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 1; exec {} listen --bind 127.0.0.1:0 --count 40 --pcap {}",
+        crate::BIN,
+        path.display()
+    );
+    let mut listen = common::testkit::Process::spawn("sh", &["-c", &script]).unwrap();
+    let addr = listen.listening(WAIT).expect("a listening line");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..40u8 {
+        socket.send_to(&[i; 100], addr).unwrap();
+        assert!(listen.stdout.next(WAIT).is_some(), "a line for datagram {i}");
+    }
+    assert_eq!(listen.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let stderr = listen.stderr.rest(WAIT);
+    let warnings: Vec<_> = stderr.iter().filter(|l| l.contains("pcap writing stops")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr:?}");
+    let back = read_udp(&path).unwrap();
+    assert!((1..40).contains(&back.len()), "{} records", back.len());
+    for (i, c) in back.iter().enumerate() {
+        assert_eq!(c.data, [i as u8; 100]);
+    }
+    // The part of a record that reached the file was cut off: it ends with a whole record
+    // (1 KiB holds 6 of 144 bytes after the 24-byte header), and tshark reads it all.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 24 + 144 * back.len() as u64);
+    if tshark::available() {
+        assert_eq!(tshark::fields(&path).len(), back.len());
+    }
+    std::fs::remove_file(&path).ok();
+}
