@@ -172,6 +172,29 @@ impl Writer {
         }
     }
 
+    /// Records a datagram a socket bound to `local` received, as it came off the socket
+    /// (call it from `Handler::arrived`, before the simulated network): sent to the address
+    /// the OS reports (packet info: a broadcast or group address), else to `local`.
+    #[cfg(feature = "receive")]
+    pub fn received(&mut self, d: &crate::receive::Incoming<'_>, local: SocketAddr) {
+        let to = SocketAddr::new(d.to.map_or(local.ip(), |to| to.addr), local.port());
+        let packet = Packet::new(d.peer, to, d.data);
+        // The receive path knows a datagram was longer than the buffer, not by how much
+        // (recvfrom drops the rest): at least one byte more is what the record can say.
+        self.record(&if d.truncated {
+            packet.cut(d.data.len() + 1)
+        } else {
+            packet
+        });
+    }
+
+    /// Records the reply sent to `d`'s sender, from the address `d` was sent to.
+    #[cfg(feature = "receive")]
+    pub fn replied(&mut self, d: &crate::receive::Incoming<'_>, local: SocketAddr, reply: &[u8]) {
+        let from = SocketAddr::new(d.to.map_or(local.ip(), |to| to.addr), local.port());
+        self.record(&Packet::new(from, d.peer, reply));
+    }
+
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records
@@ -856,5 +879,46 @@ mod tests {
         assert_eq!(read_udp(&ng).unwrap(), read_udp(&path).unwrap());
         std::fs::remove_file(&path).ok();
         std::fs::remove_file(&ng).ok();
+    }
+
+    /// A receiver's record of a datagram and of its reply: to and from the address the OS
+    /// said the datagram was sent to (a broadcast address here), not the bound `0.0.0.0`;
+    /// a datagram cut by the buffer is recorded cut.
+    #[test]
+    fn a_receiver_records_what_it_got_and_what_it_replied() {
+        use crate::dest::Destination;
+        use crate::receive::Incoming;
+        let (peer, local) = (addr("127.0.0.1:40000"), addr("0.0.0.0:7788"));
+        let to = Some(Destination {
+            addr: "127.255.255.255".parse().unwrap(),
+            local: None,
+        });
+        let got = |data, truncated| Incoming {
+            data,
+            peer,
+            to,
+            truncated,
+            note: None,
+        };
+        let path = temp("receiver");
+        let mut pcap = Writer::create(&path).unwrap();
+        pcap.received(&got(b"ping", false), local);
+        pcap.replied(&got(b"ping", false), local, b"pong");
+        pcap.received(&got(b"12345678", true), local);
+        let seen: Vec<_> = read_udp(&path)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.src, c.dst, c.data, c.len))
+            .collect();
+        let bcast = addr("127.255.255.255:7788");
+        assert_eq!(
+            seen,
+            [
+                (peer, bcast, b"ping".to_vec(), 4),
+                (bcast, peer, b"pong".to_vec(), 4),
+                (peer, bcast, b"12345678".to_vec(), 9),
+            ]
+        );
+        std::fs::remove_file(&path).ok();
     }
 }

@@ -277,18 +277,10 @@ impl Handler for Heard<'_> {
     /// What crossed the wire goes to the pcap file as it arrived: an injected loss or
     /// delay happens after the wire, inside this program.
     fn arrived(&mut self, d: &Incoming<'_>) {
-        let Some(pcap) = &mut self.files.pcap else { return };
-        // Sent to the broadcast or group address when the OS says so (packet info), else
-        // to the bound address.
-        let to = SocketAddr::new(d.to.map_or(self.local.ip(), |to| to.addr), self.local.port());
-        let packet = pcap::Packet::new(d.peer, to, d.data);
-        // The receive path knows a datagram was longer than the buffer, not by how much
-        // (recvfrom drops the rest): at least one byte more is what the record can say.
-        pcap.record(&if d.truncated {
-            packet.cut(d.data.len() + 1)
-        } else {
-            packet
-        });
+        if let Some(pcap) = &mut self.files.pcap {
+            // To the broadcast or group address when the OS says so (packet info).
+            pcap.received(d, self.local);
+        }
     }
 
     /// Parses, tracks and shows one datagram; `d.note` names a fault that touched it.
