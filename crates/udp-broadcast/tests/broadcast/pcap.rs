@@ -69,6 +69,28 @@ fn broadcasts_heard_are_in_the_pcap_file_as_sent() {
     std::fs::remove_file(&path).ok();
 }
 
+/// Over IPv6 (unicast to [::1]; loopback carries no IPv6 multicast): an IPv6 record with
+/// the real addresses, its checksum good in tshark.
+#[test]
+fn an_ipv6_datagram_is_recorded_as_ipv6() {
+    let socket = UdpSocket::bind("[::1]:0").unwrap();
+    let path = temp("v6");
+    let file = path.to_string_lossy();
+    let (mut listen, addr) = listener(&["--bind", "[::1]:0", "--count", "1", "--pcap", &file]);
+    socket.send_to(b"over six", addr).unwrap();
+    assert_eq!(listen.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let back = read_udp(&path).unwrap();
+    let seen: Vec<_> = back.iter().map(|c| (c.src, c.dst, c.data.as_slice())).collect();
+    assert_eq!(seen, [(socket.local_addr().unwrap(), addr, &b"over six"[..])]);
+    if tshark::available() {
+        let from = socket.local_addr().unwrap().port();
+        let line = format!("\t::1\t{from}\t{}\t16\t1\t56\t56\t{}", addr.port(), hex(b"over six"));
+        assert_eq!(tshark::fields(&path), [line]);
+        assert_eq!(tshark::expert(&path), Vec::<String>::new());
+    }
+    std::fs::remove_file(&path).ok();
+}
+
 /// `--buffer-size 8`: a 100-byte datagram is shown cut, and recorded cut: 8 bytes kept,
 /// and a length longer than what was kept (captured length < length in tshark).
 #[test]
