@@ -25,6 +25,10 @@
 //! Behind the `loopguard` feature (the server turns it on):
 //! - `loopguard`: echo loops (CVE-2024-2169) found and broken: our own addresses in every
 //!   form, and peers that keep sending back what they sent.
+//!
+//! Behind the `pcap` feature (turned on by a program that has `--pcap` or `--replay`):
+//! - `pcap`: every datagram sent and received, written as a pcap file Wireshark reads, and
+//!   the UDP datagrams of a capture read back.
 
 // No unsafe code but one Windows call (receive::no_reports_of_earlier_sends): nix and jiff
 // make the system calls std lacks.
@@ -52,6 +56,8 @@ pub mod dest;
 pub mod faults;
 #[cfg(feature = "receive")]
 pub mod kernel;
+#[cfg(feature = "pcap")]
+pub mod pcap;
 #[cfg(feature = "receive")]
 pub mod receive;
 

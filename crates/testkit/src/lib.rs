@@ -10,6 +10,8 @@
 // Test helpers fail the test that calls them, the way assertions do.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod tshark;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, ChildStdin, ExitStatus, Stdio};

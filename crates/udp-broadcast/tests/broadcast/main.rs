@@ -2,6 +2,7 @@
 //! (127.255.255.255 broadcasts; multicast out `lo` with TTL 0).
 
 mod listener;
+mod pcap;
 mod sender;
 
 use std::net::SocketAddr;
