@@ -172,11 +172,33 @@ fn usage(line: &str) -> Ended {
     }
 }
 
-/// A port on 127.0.0.1 held by a socket of this test, so binding it again fails.
-fn taken_port() -> (UdpSocket, u16) {
-    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// A port on `ip` held by a socket of this test (no SO_REUSEADDR), so binding it again fails.
+/// It is only bound: nothing is sent to or from it.
+fn taken_port(ip: &str) -> (UdpSocket, u16) {
+    let holder = UdpSocket::bind((ip, 0)).unwrap();
     let port = holder.local_addr().unwrap().port();
     (holder, port)
+}
+
+/// Exit code 1, nothing on stdout, and one line naming the address with the OS's words:
+/// `address already in use` on Linux and macOS; Windows words it its own way.
+fn assert_cannot_bind(ended: &Ended, ip: &str, port: u16) {
+    assert_eq!(
+        (ended.code, ended.stdout.len(), ended.stderr.len()),
+        (Some(1), 0, 1),
+        "{ended:?}"
+    );
+    let line = &ended.stderr[0];
+    if cfg!(windows) {
+        assert!(
+            line.starts_with(&format!(
+                "cannot bind {ip}:{port}: only one usage of each socket address"
+            )),
+            "{line}"
+        );
+    } else {
+        assert_eq!(*line, format!("cannot bind {ip}:{port}: address already in use"));
+    }
 }
 
 #[test]
@@ -206,29 +228,15 @@ fn chapter_broadcast_without_a_known_subcommand_prints_its_usage_instead_of_list
 
 #[test]
 fn the_examples_on_a_taken_port_say_so_in_one_line_and_exit_1() {
-    let (_holder, port) = taken_port();
-    let port = port.to_string();
-    let ended = run(&example("chapter_server"), &[&port]);
-    let line = format!("cannot bind 127.0.0.1:{port}: address already in use");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
+    let (_holder, port) = taken_port("127.0.0.1");
+    assert_cannot_bind(
+        &run(&example("chapter_server"), &[&port.to_string()]),
+        "127.0.0.1",
+        port,
     );
-    // Linux refuses 0.0.0.0:PORT while a socket without SO_REUSEADDR holds 127.0.0.1:PORT.
-    let ended = run(&example("chapter_broadcast"), &["listen", &port, "1"]);
-    let line = format!("cannot bind 0.0.0.0:{port}: address already in use");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
-    );
+    let (_holder, port) = taken_port("0.0.0.0");
+    let ended = run(&example("chapter_broadcast"), &["listen", &port.to_string(), "1"]);
+    assert_cannot_bind(&ended, "0.0.0.0", port);
 }
 
 #[test]
@@ -301,27 +309,15 @@ fn the_python_peers_print_their_usage_in_one_line_and_exit_2() {
 
 #[test]
 fn the_python_peers_say_in_one_line_what_failed_and_exit_1() {
-    let (_holder, port) = taken_port();
-    let ended = run_python("chapter_server.py", &[&port.to_string()]);
-    let line = format!("cannot bind 127.0.0.1:{port}: address already in use");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
+    let (_holder, port) = taken_port("127.0.0.1");
+    assert_cannot_bind(
+        &run_python("chapter_server.py", &[&port.to_string()]),
+        "127.0.0.1",
+        port,
     );
+    let (_holder, port) = taken_port("0.0.0.0");
     let ended = run_python("chapter_broadcast_listener.py", &[&port.to_string()]);
-    let line = format!("cannot bind 0.0.0.0:{port}: address already in use");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
-    );
+    assert_cannot_bind(&ended, "0.0.0.0", port);
     let nobody = common::testkit::closed_port();
     let ended = run_python(
         "chapter_client.py",
