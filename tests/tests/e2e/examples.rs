@@ -64,7 +64,7 @@ fn chapter_client_gets_its_echo_from_udp_server() {
 }
 
 #[test]
-fn chapter_client_fails_in_one_line_instead_of_hanging_when_no_reply_comes() {
+fn chapter_client_fails_instead_of_hanging_when_no_reply_comes() {
     let nobody = common::testkit::closed_port();
     let ended = run(
         &example("chapter_client"),
