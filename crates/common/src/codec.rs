@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use encoding_rs::{DecoderResult, EncoderResult, GBK};
 
@@ -276,6 +277,79 @@ fn encode_gbk(text: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// What to say when a datagram shown as UTF-8 [`looks_like_gbk`]: NetAssist on a Chinese
+/// Windows sends GBK by default, and as UTF-8 `你好` shows as `\xc4\xe3\xba\xc3`.
+pub const GBK_HINT: &str = "looks like GBK (Chinese Windows): try --encoding gbk";
+
+/// Whether `bytes` are not UTF-8 but read cleanly as GBK text: printable ASCII (tab, CR and
+/// LF allowed) around at least one two-byte character of the GB2312 area (symbols A1A1–A9FE,
+/// hanzi B0A1–F7FE), each a character GBK defines. Everyday Chinese text is in that area;
+/// Latin-1 or Windows-1252 text is not (an accented letter is followed by an ASCII letter,
+/// or by nothing), nor are random bytes (control bytes, lone high bytes).
+///
+/// # Examples
+/// ```
+/// use common::codec::looks_like_gbk;
+/// assert!(looks_like_gbk(&[0xc4, 0xe3, 0xba, 0xc3])); // 你好 in GBK
+/// assert!(!looks_like_gbk("你好".as_bytes())); // UTF-8 already
+/// assert!(!looks_like_gbk(b"caf\xe9 cr\xe8me")); // Latin-1
+/// ```
+pub fn looks_like_gbk(bytes: &[u8]) -> bool {
+    if std::str::from_utf8(bytes).is_ok() {
+        return false;
+    }
+    let mut chinese = 0;
+    let mut rest = bytes;
+    while let Some((&b, after)) = rest.split_first() {
+        rest = match (b, after.first()) {
+            (b'\t' | b'\r' | b'\n' | 0x20..=0x7e, _) => after,
+            (0xa1..=0xa9 | 0xb0..=0xf7, Some(0xa1..=0xfe)) => {
+                chinese += 1;
+                &after[1..]
+            }
+            _ => return false,
+        };
+    }
+    // The GB2312 area has gaps GBK fills with private-use characters: those are not text.
+    chinese > 0
+        && GBK
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .is_some_and(|text| !text.chars().any(|c| ('\u{e000}'..='\u{f8ff}').contains(&c)))
+}
+
+/// Says [`GBK_HINT`] once: the first datagram shown as UTF-8 that [`looks_like_gbk`].
+#[derive(Debug, Default)]
+pub struct GbkHint {
+    said: AtomicBool,
+}
+
+impl GbkHint {
+    /// A hint not said yet.
+    pub const fn new() -> Self {
+        GbkHint {
+            said: AtomicBool::new(false),
+        }
+    }
+
+    /// True exactly once: for the first `bytes` shown as UTF-8 that look like GBK. Once said,
+    /// it costs one atomic load per datagram.
+    pub fn is_due(&self, encoding: Encoding, bytes: &[u8]) -> bool {
+        encoding == Encoding::Utf8
+            && !self.said.load(Ordering::Relaxed)
+            && looks_like_gbk(bytes)
+            && !self.said.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// Logs [`GBK_HINT`] as a warning, once per program, for the first datagram shown as UTF-8
+/// that looks like GBK. One call where a program shows a datagram.
+pub fn hint_gbk_once(encoding: Encoding, bytes: &[u8]) {
+    static HINT: GbkHint = GbkHint::new();
+    if HINT.is_due(encoding, bytes) {
+        log::warn!("{GBK_HINT}");
+    }
+}
+
 fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -402,6 +476,73 @@ mod tests {
         );
         assert_eq!(parse_hex("48:65").unwrap(), b"He");
         assert_eq!(parse_hex("48-65").unwrap(), b"He");
+    }
+
+    /// Real Chinese text as a Chinese Windows sends it (NetAssist's default), with ASCII,
+    /// punctuation and line ends around it.
+    #[test]
+    fn gbk_chinese_text_is_recognised() {
+        for text in [
+            "你好",
+            "温度=23.5℃，湿度=60%",
+            "设备001 状态：正常\r\n",
+            "AT+CWJAP=\"我的网络\",\"密码\"",
+            "《计算机网络》第五章：用户数据报协议（UDP）",
+        ] {
+            let bytes = encode_gbk(text).unwrap();
+            assert!(looks_like_gbk(&bytes), "{text}: {bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn utf8_latin1_and_binary_are_not_taken_for_gbk() {
+        // Valid UTF-8, Chinese included, needs no hint.
+        for text in ["hello", "你好，世界", "", "温度=23.5℃"] {
+            assert!(!looks_like_gbk(text.as_bytes()), "{text}");
+        }
+        // Latin-1 and Windows-1252 text: each accented letter is one byte, followed by an
+        // ASCII letter, a space or nothing.
+        for latin1 in [
+            &b"caf\xe9"[..],
+            b"cr\xe8me br\xfbl\xe9e",
+            b"na\xefve r\xe9sum\xe9",
+            b"Gr\xfc\xdfe aus M\xfcnchen",
+            b"\x93quoted\x94 \x80 5",
+            b"se\xf1or a\xf1o",
+        ] {
+            assert!(!looks_like_gbk(latin1), "{latin1:02x?}");
+        }
+        // Binary: a Modbus frame, a counter, and bounded pseudo-random noise.
+        assert!(!looks_like_gbk(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0a, 0xc5, 0xcd]));
+        assert!(!looks_like_gbk(&[0xff, 0xfe, 0x00, 0x00]));
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..2000 {
+            let noise: Vec<u8> = (0..32)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed.to_le_bytes()[0]
+                })
+                .collect();
+            assert!(!looks_like_gbk(&noise), "{noise:02x?}");
+        }
+        // GBK outside the everyday area (a lead byte below A1) and a lone lead byte.
+        assert!(!looks_like_gbk(&[0x81, 0x40]));
+        assert!(!looks_like_gbk(&[b'a', 0xc4]));
+    }
+
+    #[test]
+    fn the_gbk_hint_is_due_once_and_only_for_utf8() {
+        let gbk = encode_gbk("你好").unwrap();
+        let hint = GbkHint::new();
+        assert!(!hint.is_due(Encoding::Utf8, b"plain ascii"));
+        assert!(!hint.is_due(Encoding::Gbk, &gbk), "already shown as GBK");
+        assert!(!hint.is_due(Encoding::Hex, &gbk), "hex shows bytes, whatever they are");
+        assert!(hint.is_due(Encoding::Utf8, &gbk));
+        assert!(!hint.is_due(Encoding::Utf8, &gbk), "said once");
+        assert!(!hint.is_due(Encoding::Utf8, &encode_gbk("再见").unwrap()));
+        assert_eq!(GBK_HINT, "looks like GBK (Chinese Windows): try --encoding gbk");
     }
 
     proptest::proptest! {
