@@ -96,6 +96,44 @@ pub fn bind_error(addr: std::net::SocketAddr, err: &std::io::Error) -> Error {
     Error::Runtime(format!("cannot bind {addr}: {}{hint}", describe(err)))
 }
 
+/// The most characters of user input an error or a log line repeats.
+pub const ECHO_MAX: usize = 80;
+
+/// User input (a rule, a file name, a value) as an error or a log line may repeat it: control
+/// characters escaped (`\u{1b}`, `\0`), so a rule file cannot move the cursor, retitle the
+/// terminal or hide text, and cut after [`ECHO_MAX`] characters, so a bad 2 MB rule is not a
+/// 2 MB error line.
+///
+/// # Examples
+/// ```
+/// assert_eq!(common::error::echo("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
+/// assert!(common::error::echo(&"x".repeat(1000)).ends_with("… (1000 bytes in all)"));
+/// ```
+pub fn echo(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == ECHO_MAX {
+            out += &format!("… ({} bytes in all)", text.len());
+            break;
+        }
+        // Format characters (bidirectional overrides, zero-width spaces) hide or reorder
+        // text on a terminal as control characters do.
+        let invisible =
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A path as an error or a log line may repeat it (see [`echo`]).
+pub fn echo_path(path: &std::path::Path) -> String {
+    echo(&path.display().to_string())
+}
+
 /// An OS error as a short lower-case phrase: "address already in use", not
 /// "Address already in use (os error 98)".
 pub fn describe(err: &std::io::Error) -> String {
@@ -144,6 +182,16 @@ mod tests {
         assert!(!is_message_too_long(&std::io::Error::from_raw_os_error(
             nix::libc::EACCES
         )));
+    }
+
+    #[test]
+    fn echoed_input_is_escaped_and_cut() {
+        assert_eq!(echo("PING\0=>\u{1b}[2J"), "PING\\u{0}=>\\u{1b}[2J");
+        assert_eq!(echo("\u{202e}txt"), "\\u{202e}txt");
+        assert_eq!(echo("温度=>OK"), "温度=>OK");
+        let long = echo(&"/(.*)/=>".repeat(250_000));
+        assert!(long.chars().count() < ECHO_MAX + 40, "{long}");
+        assert!(long.ends_with("… (2000000 bytes in all)"), "{long}");
     }
 
     #[test]

@@ -353,7 +353,9 @@ impl Output {
         let payload = self.options.encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
-        let rule = d.rule.map_or(String::new(), |r| format!("  [rule {r}]"));
+        let rule = d
+            .rule
+            .map_or(String::new(), |r| format!("  [rule {}]", crate::error::echo(r)));
         #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         #[cfg(not(feature = "receive"))]

@@ -224,7 +224,11 @@ impl Summary {
             text += &format!(", saved {saved} B");
         }
         if !self.rules.is_empty() {
-            let answered: Vec<String> = self.rules.iter().map(|(r, n)| format!("'{r}' {n}")).collect();
+            let answered: Vec<String> = self
+                .rules
+                .iter()
+                .map(|(r, n)| format!("'{}' {n}", common::error::echo(r)))
+                .collect();
             text += &format!("; rules answered: {}", answered.join(", "));
         }
         if let Some(f) = self.faults {
@@ -256,6 +260,11 @@ impl Summary {
 /// ```
 pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary> {
     check_batch(config)?;
+    // A rule's reply is built only up to the length it would be cut to.
+    let config = &Config {
+        rules: config.rules.clone().limit_replies(config.max_reply_ratio),
+        ..config.clone()
+    };
     let options = config.receive_options();
     // A --save file that cannot be written fails now, before anything is received.
     let save = config.save.as_deref().map(common::save::Save::open).transpose()?;
@@ -342,15 +351,15 @@ fn announce_rules(config: &Config, local: SocketAddr) {
         if let Some(len) = rule.exact_len().filter(|&len| reply > state::allowed(len, ratio)) {
             log::warn!(
                 "rule '{}' replies {reply} bytes to a {len}-byte request: cut to {} (raise --max-reply-ratio to send it whole)",
-                rule.text,
+                common::error::echo(&rule.text),
                 state::allowed(len, ratio)
             );
         }
     }
     if !config.rules.is_empty() {
         log::info!(
-            "answering by {} rules (first match wins; otherwise --reply)",
-            config.rules.iter().count()
+            "answering by {} (first match wins; otherwise --reply)",
+            plural(config.rules.len() as u64, "rule")
         );
     }
     if ratio > 1.0 && !local.ip().is_loopback() {
