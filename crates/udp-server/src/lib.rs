@@ -168,6 +168,9 @@ pub struct Summary {
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
     pub kernel_drops: Option<u64>,
+    /// Why the `--save` file stopped being written, if it did (a full disk, a FIFO whose
+    /// reader stopped): the summary is printed, then the program exits 1.
+    pub save_error: Option<String>,
 }
 
 impl Summary {
@@ -223,6 +226,9 @@ impl Summary {
         if let Some(saved) = self.saved {
             text += &format!(", saved {saved} B");
         }
+        if let Some(why) = &self.save_error {
+            text += &format!(" (then --save failed: {why})");
+        }
         if !self.rules.is_empty() {
             let answered: Vec<String> = self
                 .rules
@@ -266,8 +272,11 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         ..config.clone()
     };
     let options = config.receive_options();
-    // A --save file that cannot be written fails now, before anything is received.
+    // A --save file that cannot be written fails now, before anything is received; a FIFO
+    // whose reader stops reading holds the server only until a stop is asked for.
     let save = config.save.as_deref().map(common::save::Save::open).transpose()?;
+    let save = save.map(|s| s.stop_on(shutdown));
+    let save_status = save.as_ref().map(common::save::Save::status);
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = receive::socket(&options)?;
@@ -292,7 +301,21 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
 
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     let closed = receiver.close();
-    server.finish(closed)
+    let summary = server.finish(closed)?;
+    // When writing failed, what was really written (the count above includes what was
+    // still buffered at the time).
+    let status = save_status.and_then(|s| s.lock().ok().map(|s| s.clone()));
+    Ok(match status {
+        Some(common::save::SaveStatus {
+            failure: Some(why),
+            saved,
+        }) => Summary {
+            saved: Some(saved),
+            save_error: Some(why),
+            ..summary
+        },
+        _ => summary,
+    })
 }
 
 /// `--batch`: the same loop, N datagrams per system call (see the `batch` module).
@@ -374,12 +397,21 @@ fn announce_rules(config: &Config, local: SocketAddr) {
     }
 }
 
+/// `0.0.0.0` for an IPv4 address, `::` for an IPv6 one: every interface, same family.
+fn unspecified_like(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
 /// Start-up logs: who can reach the server, and what the reply does.
 fn announce(config: &Config, local: SocketAddr) {
     if local.ip().is_loopback() {
+        // The hint stays in the family bound: an IPv6 server is pointed at `[::]`.
+        let every = SocketAddr::new(unspecified_like(local.ip()), local.port());
         log::info!(
-            "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind 0.0.0.0:{}",
-            local.port()
+            "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind {every}"
         );
         if let Some(l) = config.rate_limit {
             log::info!(

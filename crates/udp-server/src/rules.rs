@@ -264,12 +264,14 @@ fn read_file(path: &Path, encoding: Encoding, escapes: bool) -> Result<Vec<Rule>
 /// The file's text, reading at most [`MAX_FILE`] bytes: `--rules /dev/zero` is refused
 /// after 4 MiB, not after filling the memory.
 fn read_capped(path: &Path) -> Result<String> {
-    let cannot = |why: String| Error::Usage(format!("cannot read --rules {}: {why}", echo_path(path)));
-    let file = std::fs::File::open(path).map_err(|e| cannot(common::error::describe(&e)))?;
+    let what = format!("cannot read --rules {}", echo_path(path));
+    let cannot = |why: String| Error::Usage(format!("{what}: {why}"));
+    // Too many open files or an I/O error is the machine's fault (exit 1), not the name's.
+    let file = std::fs::File::open(path).map_err(|e| Error::path(&what, &e))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| cannot(common::error::describe(&e)))?;
+        .map_err(|e| Error::path(&what, &e))?;
     if bytes.len() as u64 > MAX_FILE {
         return Err(cannot(format!(
             "larger than {} MiB (a rules file holds text rules, one a line)",
