@@ -70,11 +70,9 @@ impl Save {
 
     /// Gives up waiting for a FIFO's reader once `shutdown` is triggered, so a reader that
     /// stopped reading cannot keep the program from stopping.
-    pub fn stop_on(self, shutdown: &Shutdown) -> Self {
-        Save {
-            stop: Some(shutdown.clone()),
-            ..self
-        }
+    pub fn stop_on(mut self, shutdown: &Shutdown) -> Self {
+        self.stop = Some(shutdown.clone());
+        self
     }
 
     /// What happened to the file, for after the run: read it once [`Save::finish`] has
@@ -108,10 +106,9 @@ impl Save {
     /// # Errors
     /// None today (see [`Save::write`]).
     pub fn finish(mut self) -> Result<String> {
-        self.write_buffer();
+        self.settle();
         let path = echo_path(&self.path);
-        let mut status = lock(&self.status);
-        status.saved = self.bytes - self.lost;
+        let status = lock(&self.status);
         let mut text = format!("saved {} B to {path}", status.saved);
         if let Some(why) = status.failure.as_deref() {
             text += &format!("; {} B could not be written: {why}", self.lost);
@@ -122,6 +119,12 @@ impl Save {
     /// Bytes saved so far (handed over and not known to be lost).
     pub fn bytes(&self) -> u64 {
         self.bytes - self.lost
+    }
+
+    /// Writes what is buffered and records what was saved.
+    fn settle(&mut self) {
+        self.write_buffer();
+        lock(&self.status).saved = self.bytes - self.lost;
     }
 
     fn has_failed(&self) -> bool {
@@ -180,6 +183,14 @@ pub struct SaveStatus {
     pub saved: u64,
 }
 
+impl Drop for Save {
+    /// What is buffered is written even when [`Save::finish`] is never called (a caller
+    /// that logs its result at a level turned off, an early return).
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
 fn lock(status: &Mutex<SaveStatus>) -> std::sync::MutexGuard<'_, SaveStatus> {
     status.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -230,6 +241,21 @@ fn wait_writable(_: &File) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `log::info!("{}", save.finish()?)` with info logs off (`-q`) never calls finish():
+    /// the last 64 KiB were lost until dropping the Save wrote them.
+    #[test]
+    fn what_is_buffered_is_written_when_dropped() {
+        let path = std::env::temp_dir().join(format!("udp-save-drop-{}.bin", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut save = Save::open(&path).unwrap();
+        let status = save.status();
+        save.write(&[1; 1000]).unwrap();
+        drop(save);
+        assert_eq!(std::fs::read(&path).unwrap().len(), 1000);
+        assert_eq!(status.lock().unwrap().saved, 1000);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn payloads_are_appended_as_they_are_and_a_bad_path_fails_at_once() {

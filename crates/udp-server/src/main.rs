@@ -143,6 +143,8 @@ fn serve(cli: &Cli) -> common::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let out = Output::stdout(config.output);
+    // A stdout reader that stops reading (kill -STOP) cannot keep a stop from stopping.
+    out.stop_on(&shutdown);
     let summary = udp_server::run(&config, &shutdown, &out)?;
     out.summary(&summary.to_text(), summary.to_json())?;
     match summary.save_error {

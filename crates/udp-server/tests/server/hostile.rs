@@ -173,3 +173,56 @@ fn echoes_within(addr: SocketAddr, payload: &[u8], within: Duration) -> bool {
     peer.send_to(payload, addr).unwrap();
     testkit::recv(&peer).is_ok()
 }
+
+/// A server whose stdout reader stops reading (as `kill -STOP` on it would) kept running
+/// after SIGINT until the reader resumed: it was inside a write to the full pipe.
+#[test]
+#[cfg(unix)]
+fn a_stdout_reader_that_stops_reading_does_not_keep_the_server_from_stopping() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = testkit::Lines::from_reader(child.stderr.take().unwrap());
+    // Read the listening line, then never read again: the pipe stays open and fills.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = testkit::listening_addr(first.trim_end()).unwrap();
+    let (tx, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    // Each echo is printed first: once the pipe (64 KiB) and the server's queue (64 KiB)
+    // are full, the echoes stop.
+    let stalled = (0..2000).find(|_| !echoes_within(addr, &[b'o'; 1000], Duration::from_millis(300)));
+    assert!(stalled.is_some(), "stdout never filled");
+    let asked = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = exited.recv_timeout(WAIT).expect("exits").unwrap();
+    let took = asked.elapsed();
+    drop(stdout);
+    assert!(took < Duration::from_millis(250), "stopped in {took:?}");
+    assert_eq!(status.code(), Some(0));
+    let lines = stderr.rest(WAIT);
+    assert!(
+        lines.iter().any(|l| l.starts_with("udp-server: received ")),
+        "{lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.ends_with(" B of output could not be written to stdout: its reader was not reading when the stop came"),
+        "{lines:?}"
+    );
+}
