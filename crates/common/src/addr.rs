@@ -84,6 +84,27 @@ pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// An address as people should read it: an IPv4 peer of a dual-stack (`[::]`) socket
+/// arrives as `[::ffff:127.0.0.1]:5000`, and is shown as the `127.0.0.1:5000` it is.
+/// (Replies still go to the address as received: the socket is IPv6.)
+///
+/// # Examples
+/// ```
+/// let mapped = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+/// assert_eq!(common::addr::unmapped(mapped).to_string(), "127.0.0.1:5000");
+/// let v6 = "[::1]:5000".parse().unwrap();
+/// assert_eq!(common::addr::unmapped(v6), v6);
+/// ```
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
 /// An IPv6 scope (`%2` in `[fe80::1%2]:8888`) names the interface of a link-local address;
 /// on any other address the OS ignores it, so it is refused rather than dropped silently.
 fn check_scope(text: &str, addr: SocketAddr) -> Result<SocketAddr> {

@@ -362,6 +362,7 @@ impl Output {
     /// Any stdout error other than a closed pipe.
     pub fn sent(&self, peer: SocketAddr, len: usize) -> io::Result<()> {
         if self.options.json && !self.options.quiet {
+            let peer = crate::addr::unmapped(peer);
             self.json_line(json!({"event": "sent", "peer": peer.to_string(), "len": len}))
         } else {
             Ok(())
@@ -475,7 +476,7 @@ impl Output {
         let header = "";
         self.line(&format!(
             "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
-            d.peer,
+            crate::addr::unmapped(d.peer),
             d.bytes.len()
         ))
     }
@@ -489,7 +490,7 @@ impl Output {
         };
         let mut obj = json!({
             "event": event,
-            "peer": d.peer.to_string(),
+            "peer": crate::addr::unmapped(d.peer).to_string(),
             "len": d.bytes.len(),
             "text": text,
             "hex": to_hex(d.bytes).replace(' ', ""),
@@ -795,6 +796,25 @@ mod tests {
             (Some("reply"), Some(1), Some(0.25))
         );
         assert_eq!(next(), json!({"event": "summary", "received": 1}));
+    }
+
+    /// An IPv4 peer of a server on `[::]` was shown as `[::ffff:127.0.0.1]:…`.
+    #[test]
+    fn ipv4_peers_of_a_dual_stack_socket_are_shown_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:54321".parse().unwrap();
+        let (out, lines) = capture(OutputOptions::default());
+        out.received(&Datagram::new(mapped, b"x")).unwrap();
+        assert_eq!(lines.next(Duration::from_secs(1)).unwrap(), "127.0.0.1:54321  1 B  x");
+        let (out, lines) = capture(OutputOptions {
+            json: true,
+            ..Default::default()
+        });
+        out.received(&Datagram::new(mapped, b"x")).unwrap();
+        out.sent(mapped, 1).unwrap();
+        for _ in 0..2 {
+            let line: Value = serde_json::from_str(&lines.next(Duration::from_secs(1)).unwrap()).unwrap();
+            assert_eq!(line["peer"], "127.0.0.1:54321");
+        }
     }
 
     #[test]

@@ -238,3 +238,36 @@ mod unix {
         );
     }
 }
+
+/// A server on `[::]` showed its IPv4 peers as `[::ffff:127.0.0.1]:…`; the echo still goes
+/// back to them.
+#[test]
+fn ipv4_peers_of_a_server_on_every_ipv6_address_are_shown_as_ipv4() {
+    let server = Process::spawn(BIN, &["--bind", "[::]:0"]).expect("the server starts");
+    let addr = server.listening(WAIT).expect("a listening line first");
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()));
+    let peer = common::testkit::local_socket(WAIT).unwrap();
+    peer.send_to(b"mapped?", v4).unwrap();
+    assert_eq!(common::testkit::recv(&peer).unwrap().0, b"mapped?");
+    let line = server.stdout.next(WAIT).unwrap();
+    let from = peer.local_addr().unwrap();
+    assert_eq!(line, format!("{from}  7 B  mapped?"));
+}
+
+/// A server on `[::1]` suggested `--bind 0.0.0.0:PORT`, an IPv4 address.
+#[test]
+fn an_ipv6_server_gets_its_hint_in_ipv6() {
+    let server = Process::spawn(BIN, &["--bind", "[::1]:0"]).expect("the server starts");
+    let addr = server.listening(WAIT).expect("a listening line first");
+    let hint = server
+        .stderr
+        .find(WAIT, |l| l.contains("only programs on this machine"))
+        .unwrap();
+    assert!(
+        hint.ends_with(&format!(
+            "to accept datagrams from other machines use --bind [::]:{}",
+            addr.port()
+        )),
+        "{hint}"
+    );
+}
