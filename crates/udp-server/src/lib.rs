@@ -451,3 +451,43 @@ fn announce(config: &Config, local: SocketAddr) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary's JSON, byte for byte: every field there can be, and the fewest.
+    #[test]
+    fn the_summary_json_is_pinned() {
+        let full = Summary {
+            local: Some(DEFAULT_BIND),
+            received: 9,
+            bytes: 900,
+            replied: 7,
+            peers: 2,
+            truncated: 1,
+            refused: 1,
+            rate_limited: 1,
+            checksum_bad: Some(3),
+            saved: Some(900),
+            rules: vec![("PING=>PONG".into(), 4), ("/^x\u{1b}/=>y".into(), 0)],
+            faults: Some(FaultCounts {
+                dropped: 1,
+                duplicated: 2,
+                delayed: 3,
+                reordered: 4,
+                ..FaultCounts::default()
+            }),
+            kernel_drops: Some(5),
+            ..Summary::default()
+        };
+        assert_eq!(
+            full.to_json().to_string(),
+            r#"{"bytes":900,"checksum_bad":3,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
+        );
+        assert_eq!(
+            Summary::default().to_json().to_string(),
+            r#"{"bytes":0,"peers":0,"rate_limited":0,"received":0,"refused":0,"replied":0,"truncated":0}"#
+        );
+    }
+}
