@@ -72,8 +72,8 @@ impl FaultConfig {
 }
 
 /// How many datagrams each fault touched: the summary's `dropped`, `duplicated`,
-/// `delayed` and `reordered`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `delayed` and `reordered` (and `queue_full`, `pending_at_stop` when they happened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FaultCounts {
     /// Datagrams thrown away.
     pub dropped: u64,
@@ -84,25 +84,23 @@ pub struct FaultCounts {
     /// Datagrams delivered after the one that arrived next.
     pub reordered: u64,
     /// Datagrams dropped because the delay queue held [`MAX_QUEUED_BYTES`] already.
+    #[serde(skip_serializing_if = "is_zero")]
     pub queue_full: u64,
     /// Datagrams still waiting in the delay queue when the program stopped: received,
     /// never delivered (not printed, not answered).
+    #[serde(rename = "pending_at_stop", skip_serializing_if = "is_zero")]
     pub pending: u64,
 }
 
 impl FaultCounts {
-    /// Adds `dropped`, `duplicated`, `delayed` and `reordered` to a summary object.
+    /// Adds `dropped`, `duplicated`, `delayed` and `reordered` to a summary object (and
+    /// `queue_full`, `pending_at_stop` only when they happened, so a summary without them
+    /// reads as it always did).
     pub fn add_to(&self, summary: &mut serde_json::Value) {
-        summary["dropped"] = self.dropped.into();
-        summary["duplicated"] = self.duplicated.into();
-        summary["delayed"] = self.delayed.into();
-        summary["reordered"] = self.reordered.into();
-        // Only when they happened, so a summary without them reads as it always did.
-        if self.queue_full > 0 {
-            summary["queue_full"] = self.queue_full.into();
-        }
-        if self.pending > 0 {
-            summary["pending_at_stop"] = self.pending.into();
+        if let (Ok(serde_json::Value::Object(fields)), Some(into)) =
+            (serde_json::to_value(self), summary.as_object_mut())
+        {
+            into.extend(fields);
         }
     }
 
@@ -387,6 +385,11 @@ impl Faults {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         (splitmix(self.rng) >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// For `skip_serializing_if`: a count that did not happen is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn splitmix(x: u64) -> u64 {

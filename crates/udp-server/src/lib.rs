@@ -35,7 +35,6 @@ use common::receive::{self, ReceiveOptions};
 use common::shutdown::Shutdown;
 use common::{Error, Result};
 use ratelimit::RateLimit;
-use serde_json::json;
 
 use state::ServerState;
 pub use state::{MAX_PEERS, refusal, reply_for};
@@ -139,10 +138,12 @@ impl Config {
     }
 }
 
-/// What happened during a run: the summary printed on stop.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What happened during a run: the summary printed on stop. Its JSON is derived: the
+/// counters by name, the optional ones only when they apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// The address the server was bound to (with the real port).
+    #[serde(skip)]
     pub local: Option<SocketAddr>,
     /// Datagrams received.
     pub received: u64,
@@ -159,44 +160,36 @@ pub struct Summary {
     /// Datagrams not answered because their source was over `--rate-limit`.
     pub rate_limited: u64,
     /// Datagrams whose check bytes were wrong (`--checksum`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_bad: Option<u64>,
     /// Bytes appended to the `--save` file.
+    #[serde(rename = "saved_bytes", skip_serializing_if = "Option::is_none")]
     pub saved: Option<u64>,
-    /// Each `--rule` and how many requests it answered.
+    /// Each `--rule` and how many requests it answered: `{"RULE": N, …}` in JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "rules_as_map")]
     pub rules: Vec<(String, u64)>,
     /// What the injected faults did, when any were asked for.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_drops: Option<u64>,
     /// Why the `--save` file stopped being written, if it did (a full disk, a FIFO whose
     /// reader stopped): the summary is printed, then the program exits 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub save_error: Option<String>,
 }
 
+/// The rules as a JSON object, rule text to count.
+fn rules_as_map<S: serde::Serializer>(rules: &[(String, u64)], serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(rules.iter().map(|(rule, n)| (rule, n)))
+}
+
 impl Summary {
-    /// The `{"event":"summary",…}` fields: every counter of the run.
+    /// The `{"event":"summary",…}` fields: every counter of the run (as a JSON object, so
+    /// the keys come out sorted, as they always have).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut obj = json!({
-            "received": self.received, "bytes": self.bytes, "replied": self.replied,
-            "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
-            "rate_limited": self.rate_limited,
-        });
-        if let Some(bad) = self.checksum_bad {
-            obj["checksum_bad"] = bad.into();
-        }
-        if let Some(saved) = self.saved {
-            obj["saved_bytes"] = saved.into();
-        }
-        if !self.rules.is_empty() {
-            let per_rule: serde_json::Map<String, serde_json::Value> =
-                self.rules.iter().map(|(r, n)| (r.clone(), (*n).into())).collect();
-            obj["rules"] = per_rule.into();
-        }
-        if let Some(f) = self.faults {
-            f.add_to(&mut obj);
-        }
-        common::kernel::add_to(self.kernel_drops, &mut obj);
-        obj
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// One line for stderr.
