@@ -174,10 +174,19 @@ pub struct Summary {
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_drops: Option<u64>,
+    /// Datagrams still in the receive queue at stop, never read (at most
+    /// [`MAX_UNREAD_COUNTED`] are counted).
+    #[serde(rename = "unread_at_stop", skip_serializing_if = "is_zero")]
+    pub unread: u64,
     /// Why the `--save` file stopped being written, if it did (a full disk, a FIFO whose
     /// reader stopped): the summary is printed, then the program exits 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub save_error: Option<String>,
+}
+
+/// For `skip_serializing_if`: a count that did not happen is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The rules as a JSON object, rule text to count.
@@ -234,6 +243,9 @@ impl Summary {
             text += &f.to_text();
         }
         text += &common::kernel::to_text(self.kernel_drops);
+        if self.unread > 0 {
+            text += &format!("; {} left unread in the receive queue at stop", self.unread);
+        }
         text
     }
 }
@@ -292,11 +304,15 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         Some(n) => batched(&receiver, n, shutdown, out, &mut server)?,
     }
 
+    // What arrived but was never read (the stop came first) is counted, not silently lost.
+    let unread = count_unread(receiver.socket());
+
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     let closed = receiver.close();
     let summary = server.finish(closed)?;
     // When writing failed, what was really written (the count above includes what was
     // still buffered at the time).
+    let summary = Summary { unread, ..summary };
     let status = save_status.and_then(|s| s.lock().ok().map(|s| s.clone()));
     Ok(match status {
         Some(common::save::SaveStatus {
@@ -309,6 +325,30 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         },
         _ => summary,
     })
+}
+
+/// The most datagrams [`count_unread`] takes from the queue: a bound on the time a stop
+/// takes, whatever the receive buffer holds.
+pub const MAX_UNREAD_COUNTED: u64 = 65_536;
+
+/// Datagrams still in the socket's receive queue at stop: received by the kernel, never read
+/// by the program, so neither `received` nor `kernel_drops` counts them. They are taken
+/// out (and thrown away) without waiting, up to [`MAX_UNREAD_COUNTED`].
+fn count_unread(socket: &std::net::UdpSocket) -> u64 {
+    if socket.set_nonblocking(true).is_err() {
+        return 0;
+    }
+    let mut scrap = [0u8; 1];
+    let mut unread = 0;
+    while unread < MAX_UNREAD_COUNTED {
+        match socket.recv_from(&mut scrap) {
+            Ok(_) => unread += 1,
+            // An earlier reply's ICMP error (Windows) says nothing about the queue.
+            Err(e) if common::shutdown::is_earlier_send_error(&e) => {}
+            Err(_) => break,
+        }
+    }
+    unread
 }
 
 /// `--batch`: the same loop, N datagrams per system call (see the `batch` module).

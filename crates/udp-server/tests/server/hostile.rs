@@ -271,3 +271,27 @@ fn an_ipv6_server_gets_its_hint_in_ipv6() {
         "{hint}"
     );
 }
+
+/// Datagrams still in the receive queue at stop were in neither `received` nor
+/// `kernel_drops`. Here the server stops after one (`--count 1`), whose delay keeps it
+/// running while two more arrive and are never read.
+#[test]
+fn datagrams_left_in_the_queue_at_stop_are_counted() {
+    let (mut server, addr) = Process::server(BIN, &["--count", "1", "--delay", "1s", "--seed", "1", "--json"]);
+    let peer = common::testkit::local_socket(WAIT).unwrap();
+    for payload in [&b"read"[..], b"unread 1", b"unread 2"] {
+        peer.send_to(payload, addr).unwrap();
+    }
+    assert_eq!(common::testkit::recv(&peer).unwrap().0, b"read");
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let summary = server.stderr.find(WAIT, |l| l.contains("received 1 datagram")).unwrap();
+    assert!(
+        summary.ends_with("; 2 left unread in the receive queue at stop"),
+        "{summary}"
+    );
+    let last: serde_json::Value = serde_json::from_str(&server.stdout.rest(WAIT).pop().unwrap()).unwrap();
+    assert_eq!(
+        (last["received"].as_u64(), last["unread_at_stop"].as_u64()),
+        (Some(1), Some(2))
+    );
+}
