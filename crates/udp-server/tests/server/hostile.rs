@@ -117,6 +117,31 @@ mod unix {
         );
     }
 
+    /// `udp-server > /dev/full` said "no space left on device" with no hint.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn stdout_on_a_full_disk_is_one_line_with_a_hint_and_exit_1() {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let child = std::process::Command::new(BIN)
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = done.recv_timeout(WAIT).expect("exits").unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.lines().last().unwrap(),
+            "udp-server: cannot write to stdout: no space left on device (the disk is full: free space or write elsewhere)"
+        );
+    }
+
     fn mkfifo(name: &str) -> PathBuf {
         let path = temp_path(name);
         let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
