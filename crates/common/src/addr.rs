@@ -47,7 +47,13 @@ pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
         return Err(bad(text, "a port is a number from 0 to 65535"));
     }
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(vec![addr]);
+        return Ok(vec![check_scope(text, addr)?]);
+    }
+    if let Some(why) = scope_mistake(text) {
+        return Err(bad(text, &why));
+    }
+    if text.starts_with('[') && text.ends_with(']') {
+        return Err(bad(text, &format!("no port: write {text}:8888")));
     }
     let Some((host, port)) = text.rsplit_once(':') else {
         return Err(bad(text, "expected IP:PORT, [IPv6]:PORT, HOST:PORT or PORT"));
@@ -76,6 +82,62 @@ pub fn resolve(text: &str) -> Result<Vec<SocketAddr>> {
         return Err(bad(text, "the name resolves to no address"));
     }
     Ok(addrs)
+}
+
+/// An address as people should read it: an IPv4 peer of a dual-stack (`[::]`) socket
+/// arrives as `[::ffff:127.0.0.1]:5000`, and is shown as the `127.0.0.1:5000` it is.
+/// (Replies still go to the address as received: the socket is IPv6.)
+///
+/// # Examples
+/// ```
+/// let mapped = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+/// assert_eq!(common::addr::unmapped(mapped).to_string(), "127.0.0.1:5000");
+/// let v6 = "[::1]:5000".parse().unwrap();
+/// assert_eq!(common::addr::unmapped(v6), v6);
+/// ```
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// An IPv6 scope (`%2` in `[fe80::1%2]:8888`) names the interface of a link-local address;
+/// on any other address the OS ignores it, so it is refused rather than dropped silently.
+fn check_scope(text: &str, addr: SocketAddr) -> Result<SocketAddr> {
+    if let SocketAddr::V6(v6) = addr {
+        let link_local = (v6.ip().segments()[0] & 0xffc0) == 0xfe80;
+        if v6.scope_id() != 0 && !link_local {
+            return Err(bad(
+                text,
+                &format!(
+                    "a scope (%{}) only applies to link-local addresses (fe80::…); write [{}]:{}",
+                    v6.scope_id(),
+                    v6.ip(),
+                    v6.port()
+                ),
+            ));
+        }
+    }
+    Ok(addr)
+}
+
+/// `[fe80::1%eth0]:8888`: std reads only a numeric scope; say so instead of "bad address".
+fn scope_mistake(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('[')?;
+    let (ip, rest) = inner.split_once('%')?;
+    ip.parse::<std::net::Ipv6Addr>().ok()?;
+    let (scope, _) = rest.split_once(']').unwrap_or((rest, ""));
+    if scope.is_empty() || scope.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        "'%{}' is an interface name: write the interface's number instead (`ip link` or `ipconfig` shows it, e.g. [{ip}%2]:8888)",
+        crate::error::echo(scope)
+    ))
 }
 
 /// Puts IPv4 addresses before IPv6 ones; a stable sort keeps the resolver's order within
@@ -172,7 +234,8 @@ fn ipv6_with_port(text: &str) -> Option<String> {
 
 fn bad(text: &str, why: &str) -> Error {
     Error::Usage(format!(
-        "bad address '{text}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)"
+        "bad address '{}': {why} (e.g. 127.0.0.1:8888, [::1]:8888, localhost:8888 or 8888)",
+        crate::error::echo(text)
     ))
 }
 
@@ -225,6 +288,27 @@ mod tests {
             assert!(matches!(err, Error::Usage(_)), "{text}: {err:?}");
             assert!(err.to_string().contains(&format!("'{}'", text.trim())), "{err}");
         }
+    }
+
+    /// `[::1%999]:0` was bound as `[::1]:0`, the scope dropped silently; `%lo` was a
+    /// generic "bad address".
+    #[test]
+    fn ipv6_scopes_are_kept_for_link_local_and_refused_elsewhere() {
+        let err = parse("[::1%999]:0").unwrap_err().to_string();
+        assert!(
+            err.contains("a scope (%999) only applies to link-local addresses (fe80::…); write [::1]:0"),
+            "{err}"
+        );
+        assert_eq!(parse("[fe80::1%2]:8888").unwrap(), "[fe80::1%2]:8888".parse().unwrap());
+        let err = parse("[::1%lo]:0").unwrap_err().to_string();
+        assert!(
+            err.contains("'%lo' is an interface name: write the interface's number instead"),
+            "{err}"
+        );
+        let err = parse("[fe80::1%eth0]").unwrap_err().to_string();
+        assert!(err.contains("'%eth0' is an interface name"), "{err}");
+        let err = parse("[::1]").unwrap_err().to_string();
+        assert!(err.contains("no port: write [::1]:8888"), "{err}");
     }
 
     #[test]
@@ -296,7 +380,11 @@ mod tests {
             let _ = looks_like(&text);
             let _ = crate::duration::parse(&text);
             if let Ok(std_addr) = text.parse::<SocketAddr>() {
-                proptest::prop_assert_eq!(parse(&text).unwrap(), std_addr, "{:?}", text);
+                // A scope on an address that is not link-local is refused (check_scope).
+                match check_scope(&text, std_addr) {
+                    Ok(_) => proptest::prop_assert_eq!(parse(&text).unwrap(), std_addr, "{:?}", text),
+                    Err(_) => proptest::prop_assert_eq!(parse(&text).unwrap_err().exit_code(), 2),
+                }
             } else if text.parse::<u16>().is_ok() || !text.contains(':') {
                 let _ = parse(&text);
             }

@@ -1,13 +1,28 @@
 //! Durations as people type them: `500ms`, `2s`, `1m`; a bare number is seconds.
+//!
+//! Every duration has one upper bound, [`MAX`] (a year): a timeout, delay or interval longer
+//! than that is a typing slip, and refusing it here means `Instant::now() + d` can never
+//! overflow anywhere else (it used to panic on `--delay 9223372036854775807s`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
+
+/// The longest duration any flag accepts: 365 days. Long enough for any interval a person
+/// means, short enough that adding it to "now" cannot overflow on any OS.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + d`, or `None` if that is past what an `Instant` can hold. Durations from [`parse`]
+/// never overflow; this is for sums of them (a delay's range, a deadline after a deadline).
+pub fn after(now: Instant, d: Duration) -> Option<Instant> {
+    now.checked_add(d)
+}
 
 /// Parses `250us`, `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a bare number of seconds.
 ///
 /// # Errors
-/// [`Error::Usage`] naming the value when it is not a non-negative number with a known unit.
+/// [`Error::Usage`] naming the value when it is not a non-negative number with a known
+/// unit, or when it is longer than [`MAX`] (a year).
 ///
 /// # Examples
 /// ```
@@ -32,7 +47,14 @@ pub fn parse(text: &str) -> Result<Duration> {
         _ => return Err(bad(text)),
     };
     let value: f64 = number.parse().map_err(|_| bad(text))?;
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad(text))
+    let d = Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| bad(text))?;
+    if d > MAX {
+        return Err(Error::Usage(format!(
+            "duration '{}' is too long: the most is 365 days (8760h); use a shorter one",
+            crate::error::echo(text)
+        )));
+    }
+    Ok(d)
 }
 
 /// `--timeout 500` means 500 seconds, since a bare number is seconds; a value past
@@ -78,7 +100,8 @@ fn trim_float(x: f64) -> String {
 
 fn bad(text: &str) -> Error {
     Error::Usage(format!(
-        "bad duration '{text}': use a number with ms, s or m (e.g. 500ms, 2s, 1m; a bare number is seconds)"
+        "bad duration '{}': use a number with ms, s or m (e.g. 500ms, 2s, 1m; a bare number is seconds)",
+        crate::error::echo(text)
     ))
 }
 
@@ -103,6 +126,30 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().starts_with(&format!("bad duration '{text}'")), "{err}");
         }
+    }
+
+    /// `Instant::now() + d` panicked ("overflow when adding duration to instant") for
+    /// `--delay 9223372036854775807s`: such a value is now a usage error at parse time.
+    #[test]
+    fn durations_past_a_year_are_usage_errors() {
+        assert_eq!(parse("365d").unwrap_err().exit_code(), 2, "no unit d");
+        assert_eq!(parse("8760h").unwrap(), MAX);
+        for text in ["8761h", "9223372036854775807s", "9223372036854775807", "1e30"] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{text}");
+            assert!(
+                err.to_string().contains("too long") || err.to_string().starts_with("bad duration"),
+                "{err}"
+            );
+        }
+        assert!(
+            parse("9223372036854775807s")
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
+        // The bound itself can be added to now.
+        assert!(after(Instant::now(), parse("8760h").unwrap()).is_some());
     }
 
     #[test]

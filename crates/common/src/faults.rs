@@ -20,6 +20,12 @@ use crate::{Error, Result};
 /// The longest a reordered datagram waits for a later one to overtake it.
 pub const MAX_HOLD: Duration = Duration::from_millis(200);
 
+/// The most payload bytes the simulated network holds at once (`--delay`, `--reorder`):
+/// 16 MiB, 256 datagrams of 64 KB or 16 000 of 1 KB. Past it, an arrival is dropped and
+/// counted (`queue_full`), as a router with a full queue would: without the cap, 6 029
+/// delayed 65 KB datagrams held 387 MB.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
 /// What to inject; all zero means nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultConfig {
@@ -66,8 +72,8 @@ impl FaultConfig {
 }
 
 /// How many datagrams each fault touched: the summary's `dropped`, `duplicated`,
-/// `delayed` and `reordered`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `delayed` and `reordered` (and `queue_full`, `pending_at_stop` when they happened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FaultCounts {
     /// Datagrams thrown away.
     pub dropped: u64,
@@ -77,23 +83,41 @@ pub struct FaultCounts {
     pub delayed: u64,
     /// Datagrams delivered after the one that arrived next.
     pub reordered: u64,
+    /// Datagrams dropped because the delay queue held [`MAX_QUEUED_BYTES`] already.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queue_full: u64,
+    /// Datagrams still waiting in the delay queue when the program stopped: received,
+    /// never delivered (not printed, not answered).
+    #[serde(rename = "pending_at_stop", skip_serializing_if = "is_zero")]
+    pub pending: u64,
 }
 
 impl FaultCounts {
-    /// Adds `dropped`, `duplicated`, `delayed` and `reordered` to a summary object.
+    /// Adds `dropped`, `duplicated`, `delayed` and `reordered` to a summary object (and
+    /// `queue_full`, `pending_at_stop` only when they happened, so a summary without them
+    /// reads as it always did).
     pub fn add_to(&self, summary: &mut serde_json::Value) {
-        summary["dropped"] = self.dropped.into();
-        summary["duplicated"] = self.duplicated.into();
-        summary["delayed"] = self.delayed.into();
-        summary["reordered"] = self.reordered.into();
+        if let (Ok(serde_json::Value::Object(fields)), Some(into)) =
+            (serde_json::to_value(self), summary.as_object_mut())
+        {
+            into.extend(fields);
+        }
     }
 
-    /// `; injected: dropped 3, duplicated 1, delayed 0, reordered 2`, for a summary line.
+    /// `; injected: dropped 3, duplicated 1, delayed 0, reordered 2`, for a summary line
+    /// (and `, dropped 5 (delay queue full)`, `, 2 still delayed at stop` when they happened).
     pub fn to_text(&self) -> String {
-        format!(
+        let mut text = format!(
             "; injected: dropped {}, duplicated {}, delayed {}, reordered {}",
             self.dropped, self.duplicated, self.delayed, self.reordered
-        )
+        );
+        if self.queue_full > 0 {
+            text += &format!(", dropped {} (delay queue full)", self.queue_full);
+        }
+        if self.pending > 0 {
+            text += &format!(", {} still delayed at stop (never delivered)", self.pending);
+        }
+        text
     }
 }
 
@@ -154,6 +178,8 @@ pub struct Faults {
     queue: BinaryHeap<Reverse<(Instant, u64, Pending)>>,
     arrivals: u64,
     pushed: u64,
+    /// Payload bytes in `queue` and `held`, kept under [`MAX_QUEUED_BYTES`].
+    queued_bytes: usize,
     /// A datagram waiting to be overtaken by a later one, with its duplicate if any.
     held: Option<Held>,
     ready: Vec<Delivery>,
@@ -190,6 +216,7 @@ impl Faults {
             queue: BinaryHeap::new(),
             arrivals: 0,
             pushed: 0,
+            queued_bytes: 0,
             held: None,
             ready: Vec::new(),
             counts: FaultCounts::default(),
@@ -197,9 +224,13 @@ impl Faults {
         }
     }
 
-    /// The counts so far.
+    /// The counts so far, with what is still waiting as `pending`.
     pub fn counts(&self) -> FaultCounts {
-        self.counts
+        let held = self.held.as_ref().map_or(0, |h| h.copies.len());
+        FaultCounts {
+            pending: (self.queue.len() + held) as u64,
+            ..self.counts
+        }
     }
 
     /// A datagram read from the socket enters the simulated network; where it was sent and
@@ -211,10 +242,19 @@ impl Faults {
             self.counts.dropped += 1;
             return;
         }
+        let copies = if r_dup < self.config.duplicate { 2 } else { 1 };
+        let queues = self.config.delay.is_some() || self.config.reorder > 0.0;
+        if queues && self.queued_bytes + copies * data.len() > MAX_QUEUED_BYTES {
+            self.counts.queue_full += 1;
+            return;
+        }
         let due = match self.config.delay {
             Some((lo, hi)) => {
                 self.counts.delayed += 1;
-                now + lo + (hi - lo).mul_f64(r_delay)
+                // Durations are at most a year (common::duration), so this cannot
+                // overflow; should it, the datagram is due at once rather than a panic.
+                let wait = lo.saturating_add((hi - lo).mul_f64(r_delay));
+                now.checked_add(wait).unwrap_or(now)
             }
             None => now,
         };
@@ -231,7 +271,7 @@ impl Faults {
             truncated,
             note,
         };
-        if r_dup < self.config.duplicate {
+        if copies == 2 {
             self.counts.duplicated += 1;
             let copy = Pending {
                 data: original.data.clone(),
@@ -251,6 +291,7 @@ impl Faults {
             let Some(Reverse((_, _, pending))) = self.queue.pop() else {
                 break;
             };
+            self.queued_bytes -= pending.data.len();
             let (id, copy) = (pending.id, pending.note == Some("duplicate"));
             let delivery = Delivery {
                 data: pending.data,
@@ -262,12 +303,14 @@ impl Faults {
             match &mut self.held {
                 // A duplicate stays with its held original: it must not overtake it.
                 Some(held) if held.id == pending.id => {
+                    self.queued_bytes += delivery.data.len();
                     held.copies.push(delivery);
                     continue;
                 }
                 None if pending.reorder => {
+                    self.queued_bytes += delivery.data.len();
                     self.held = Some(Held {
-                        until: now + MAX_HOLD,
+                        until: now.checked_add(MAX_HOLD).unwrap_or(now),
                         id: pending.id,
                         copies: vec![delivery],
                     });
@@ -322,6 +365,7 @@ impl Faults {
     fn release(&mut self, held: Held, note: Option<&'static str>) {
         self.count_order(held.id, false);
         for (i, mut copy) in held.copies.into_iter().enumerate() {
+            self.queued_bytes -= copy.data.len();
             if i == 0 && note.is_some() {
                 copy.note = note;
             }
@@ -331,6 +375,7 @@ impl Faults {
 
     fn push(&mut self, due: Instant, pending: Pending) {
         self.pushed += 1;
+        self.queued_bytes += pending.data.len();
         self.queue.push(Reverse((due, self.pushed, pending)));
     }
 
@@ -338,6 +383,11 @@ impl Faults {
     fn unit(&mut self) -> f64 {
         self.rng.unit()
     }
+}
+
+/// For `skip_serializing_if`: a count that did not happen is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -467,6 +517,57 @@ mod tests {
         assert!(due >= t0 + Duration::from_millis(50) && due <= t0 + Duration::from_millis(150));
         assert_eq!(f.take_due(due).map(|d| d.note).collect::<Vec<_>>(), [Some("delayed")]);
         assert_eq!(f.counts().delayed, 1);
+    }
+
+    /// The delay queue held 387 MB for 6 029 delayed 65 KB datagrams; now arrivals past
+    /// MAX_QUEUED_BYTES are dropped and counted, and the queue never holds more.
+    #[test]
+    fn the_delay_queue_is_capped_in_bytes_and_the_excess_counted() {
+        let mut f = Faults::new(FaultConfig {
+            delay: Some((Duration::from_secs(3600), Duration::from_secs(3600))),
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let datagram = vec![0u8; 65_507];
+        for _ in 0..1000 {
+            f.arrive(t0, &datagram, peer(), None, false);
+            assert!(f.queued_bytes <= MAX_QUEUED_BYTES);
+        }
+        let fits = (MAX_QUEUED_BYTES / datagram.len()) as u64;
+        let counts = f.counts();
+        assert_eq!(
+            (counts.delayed, counts.queue_full, counts.pending),
+            (fits, 1000 - fits, fits)
+        );
+        let mut summary = serde_json::json!({});
+        counts.add_to(&mut summary);
+        assert_eq!(summary["queue_full"], 1000 - fits);
+        assert_eq!(summary["pending_at_stop"], fits);
+        assert!(counts.to_text().ends_with(&format!(
+            ", dropped {} (delay queue full), {fits} still delayed at stop (never delivered)",
+            1000 - fits
+        )));
+        // Once delivered, the room comes back.
+        assert_eq!(f.take_due(t0 + Duration::from_secs(3600)).count() as u64, fits);
+        assert_eq!((f.queued_bytes, f.counts().pending), (0, 0));
+        f.arrive(t0, &datagram, peer(), None, false);
+        assert_eq!(f.counts().queue_full, 1000 - fits, "fits again");
+    }
+
+    /// Without the one-year bound on durations, `now + delay` panicked; a delay at the
+    /// bound is held, not a crash.
+    #[test]
+    fn the_longest_delay_does_not_overflow() {
+        let longest = crate::duration::MAX;
+        let mut f = Faults::new(FaultConfig {
+            delay: Some((longest, longest)),
+            reorder: 1.0,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        f.arrive(t0, b"x", peer(), None, false);
+        assert_eq!(f.take_due(t0).count(), 0);
+        assert_eq!(f.counts().pending, 1);
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! keeps exactly the datagrams. Every write is one whole line, so lines from two threads
 //! never interleave. A closed stdout (`udp-server | head -1`) is not an error: the output
 //! marks itself closed and the program stops quietly.
+//!
+//! When stdout is a pipe, a background thread does every write, and the program only hands
+//! it lines. So a reader that stops reading (`kill -STOP`, a paused `less`) makes the
+//! program wait for room, as a pipe should, but never inside a system call it cannot
+//! leave: once a stop is asked for ([`Output::stop_on`]), the program gives up waiting,
+//! counts what could not be written and says so after its summary.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -77,17 +83,48 @@ impl<'a> Datagram<'a> {
 #[derive(Clone)]
 pub struct Output {
     options: OutputOptions,
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Shared>,
     closed: Arc<AtomicBool>,
+    /// A stop request: from then on, waiting for a reader that does not read is given up.
+    stop: Arc<OnceLock<crate::shutdown::Shutdown>>,
+}
+
+/// The state behind the lock, and the two ways the threads wake each other.
+struct Shared {
+    state: Mutex<Inner>,
+    /// The writing thread has made room (or written everything).
+    room: Condvar,
+    /// There is a full queue, or a flush is asked for.
+    work: Condvar,
 }
 
 struct Inner {
-    writer: Box<dyn Write + Send>,
-    /// Flush after every line (a terminal, a test); otherwise a background thread does.
-    line_flush: bool,
+    sink: Sink,
     /// Lines written since the last flush.
     pending: bool,
+    /// Buffered mode: the writing thread is in the middle of a write.
+    writing: bool,
+    /// Buffered mode: the writing thread's last error other than a closed pipe, for the
+    /// program's next line or flush to report.
+    error: Option<io::Error>,
+    /// Bytes given up on: the reader did not read, and a stop was asked for.
+    unwritten: u64,
+    /// The writing thread is wanted now (a full queue, a flush), not at its next round.
+    wanted: bool,
+    /// A flush after a stop request gave up on the reader: later ones do not wait again.
+    abandoned: bool,
 }
+
+/// Where lines go.
+enum Sink {
+    /// Written and flushed at once, by the caller (a terminal, a test).
+    Direct(Box<dyn Write + Send>),
+    /// Queued for the writing thread (a pipe or a file), up to [`QUEUE`] bytes.
+    Queue(Vec<u8>),
+}
+
+/// The most bytes queued for the writing thread; beyond, a line waits for room.
+const QUEUE: usize = 64 * 1024;
 
 /// The program's buffered stdout, for [`flush_stdout`]; weak, so it never keeps it alive.
 static STDOUT: Mutex<Option<WeakOutput>> = Mutex::new(None);
@@ -104,8 +141,57 @@ pub fn flush_stdout() {
     else {
         return;
     };
-    if let Ok(mut inner) = inner.try_lock() {
-        let _ = flush_inner(&mut inner, &closed);
+    let Ok(mut state) = inner.state.try_lock() else { return };
+    if let Sink::Direct(_) = state.sink {
+        let _ = flush_inner(&mut state, &closed);
+        return;
+    }
+    drop(state);
+    // The writing thread empties the queue; the logger waits for it, but not for long
+    // behind a reader that does not read. An error is left for the program to see.
+    let _ = wait_drained(&inner, &closed, Errors::Leave, |_, waited| waited >= LOG_WAIT);
+}
+
+/// The longest a log line waits for stdout's lines before it (a reader that reads slowly).
+const LOG_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether [`wait_drained`] reports the writing thread's error (and so clears it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Errors {
+    Take,
+    Leave,
+}
+
+/// Waits until the writing thread has written everything queued, the pipe is closed, or
+/// `enough(state, waited so far)` says to stop waiting.
+fn wait_drained(
+    shared: &Shared,
+    closed: &AtomicBool,
+    errors: Errors,
+    mut enough: impl FnMut(&mut Inner, Duration) -> bool,
+) -> io::Result<()> {
+    let started = Instant::now();
+    let mut state = lock(&shared.state);
+    loop {
+        if state.error.is_some() {
+            return match errors {
+                Errors::Take => state.error.take().map_or(Ok(()), Err),
+                Errors::Leave => Ok(()),
+            };
+        }
+        let empty = matches!(&state.sink, Sink::Queue(q) if q.is_empty());
+        if (empty && !state.writing) || closed.load(Ordering::Relaxed) || enough(&mut state, started.elapsed()) {
+            return Ok(());
+        }
+        if !empty {
+            state.wanted = true;
+            shared.work.notify_one();
+        }
+        state = shared
+            .room
+            .wait_timeout(state, Duration::from_millis(10))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -148,15 +234,38 @@ impl Output {
     /// Output to any writer, each line flushed at once (tests pass a channel; see
     /// `testkit::capture`, in the dev-only `testkit` crate).
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
+        Self::with_sink(Sink::Direct(writer), options)
+    }
+
+    fn with_sink(sink: Sink, options: OutputOptions) -> Self {
         Output {
             options,
-            inner: Arc::new(Mutex::new(Inner {
-                writer,
-                line_flush: true,
-                pending: false,
-            })),
+            inner: Arc::new(Shared {
+                state: Mutex::new(Inner {
+                    sink,
+                    pending: false,
+                    writing: false,
+                    error: None,
+                    unwritten: 0,
+                    wanted: false,
+                    abandoned: false,
+                }),
+                room: Condvar::new(),
+                work: Condvar::new(),
+            }),
             closed: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Once `shutdown` is triggered, a reader that does not read is no longer waited for:
+    /// what cannot be written is counted, and [`Output::summary`] says so.
+    pub fn stop_on(&self, shutdown: &crate::shutdown::Shutdown) {
+        let _ = self.stop.set(shutdown.clone());
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.get().is_some_and(crate::shutdown::Shutdown::is_triggered)
     }
 
     /// Output to `writer` through a buffer, flushed by a background thread every
@@ -169,43 +278,46 @@ impl Output {
     /// also notices when the pipe's reader goes away (`udp-server | head -1`) even if nothing
     /// is printed, so an idle program stops then instead of at its next datagram.
     fn buffered_watching(writer: Box<dyn Write + Send>, options: OutputOptions, pipe: Option<Watched>) -> Self {
-        let writer = Box::new(io::BufWriter::with_capacity(64 * 1024, writer));
-        let out = Output {
-            options,
-            inner: Arc::new(Mutex::new(Inner {
-                writer,
-                line_flush: false,
-                pending: false,
-            })),
-            closed: Arc::new(AtomicBool::new(false)),
-        };
+        let out = Self::with_sink(Sink::Queue(Vec::with_capacity(QUEUE)), options);
         // The thread holds a weak reference: once every clone of the output is gone, it ends.
         let weak = WeakOutput {
             inner: Arc::downgrade(&out.inner),
             closed: Arc::downgrade(&out.closed),
         };
-        thread::spawn(move || {
-            loop {
-                thread::sleep(FLUSH_INTERVAL);
-                // While the output lives, its writer (and so `reader`) is open.
-                let Some((inner, closed)) = weak.upgrade() else { return };
-                let _ = flush_inner(&mut lock(&inner), &closed);
-                if pipe.as_ref().is_some_and(reader_gone) {
-                    log::debug!("stdout was closed; stopping");
-                    closed.store(true, Ordering::Relaxed);
-                    return;
-                }
-            }
-        });
+        thread::spawn(move || write_queued(&weak, writer, pipe.as_ref()));
         out
     }
 
-    /// Writes out what is buffered.
+    /// Writes out what is buffered. When stdout is a pipe, this waits for the writing
+    /// thread, and stops waiting once a stop was asked for and the reader is not reading
+    /// (what is left is counted as unwritten).
     ///
     /// # Errors
     /// Any stdout error other than a closed pipe.
     pub fn flush(&self) -> io::Result<()> {
-        flush_inner(&mut self.lock(), &self.closed)
+        let mut state = self.lock();
+        if let Sink::Direct(_) = state.sink {
+            return flush_inner(&mut state, &self.closed);
+        }
+        drop(state);
+        wait_drained(&self.inner, &self.closed, Errors::Take, |inner, waited| {
+            // A slow reader gets a moment after a stop request; one that does not read, no more.
+            if !self.stopping() || !(inner.abandoned || waited >= GIVE_UP) {
+                return false;
+            }
+            inner.abandoned = true;
+            if let Sink::Queue(q) = &mut inner.sink {
+                inner.unwritten += q.len() as u64;
+                q.clear();
+            }
+            true
+        })
+    }
+
+    /// Bytes of output that could not be written (the reader did not read, and a stop was
+    /// asked for).
+    pub fn unwritten(&self) -> u64 {
+        self.lock().unwritten
     }
 
     /// Whether stdout was closed by the reader; the program should stop.
@@ -250,6 +362,7 @@ impl Output {
     /// Any stdout error other than a closed pipe.
     pub fn sent(&self, peer: SocketAddr, len: usize) -> io::Result<()> {
         if self.options.json && !self.options.quiet {
+            let peer = crate::addr::unmapped(peer);
             self.json_line(json!({"event": "sent", "peer": peer.to_string(), "len": len}))
         } else {
             Ok(())
@@ -288,16 +401,8 @@ impl Output {
         if self.options.quiet || text.is_empty() {
             return Ok(());
         }
-        let mut inner = self.lock();
-        if self.is_closed() {
-            return Ok(());
-        }
-        let written = inner.writer.write_all(text.as_bytes());
-        inner.pending = true;
-        closed_is_fine(
-            written.and_then(|()| flush_inner(&mut inner, &self.closed)),
-            &self.closed,
-        )
+        self.write_bytes(text.as_bytes())?;
+        self.flush()
     }
 
     /// A line of plain text (a board row). Nothing with `-q`.
@@ -331,7 +436,16 @@ impl Output {
             self.json_line(fields)
                 .map_err(|e| crate::Error::io("cannot write to stdout", &e))?;
         }
-        self.flush().map_err(|e| crate::Error::io("cannot write to stdout", &e))
+        self.flush()
+            .map_err(|e| crate::Error::io("cannot write to stdout", &e))?;
+        let unwritten = self.unwritten();
+        if unwritten > 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "{unwritten} B of output could not be written to stdout: its reader was not reading when the stop came"
+            );
+        }
+        Ok(())
     }
 
     fn datagram(&self, event: &str, d: &Datagram<'_>) -> io::Result<()> {
@@ -353,11 +467,13 @@ impl Output {
         let payload = self.options.encoding.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
-        let rule = d.rule.map_or(String::new(), |r| format!("  [rule {r}]"));
+        let rule = d
+            .rule
+            .map_or(String::new(), |r| format!("  [rule {}]", crate::error::echo(r)));
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         self.line(&format!(
             "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
-            d.peer,
+            crate::addr::unmapped(d.peer),
             d.bytes.len()
         ))
     }
@@ -371,7 +487,7 @@ impl Output {
         };
         let mut obj = json!({
             "event": event,
-            "peer": d.peer.to_string(),
+            "peer": crate::addr::unmapped(d.peer).to_string(),
             "len": d.bytes.len(),
             "text": text,
             "hex": to_hex(d.bytes).replace(' ', ""),
@@ -410,25 +526,118 @@ impl Output {
     /// Writes one whole line, so lines from two threads never interleave; flushed at once
     /// on a terminal, within [`FLUSH_INTERVAL`] otherwise.
     fn line(&self, text: &str) -> io::Result<()> {
-        let mut inner = self.lock();
-        if self.is_closed() {
-            return Ok(());
-        }
         let mut buf = Vec::with_capacity(text.len() + 1);
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'\n');
-        let written = inner.writer.write_all(&buf);
-        inner.pending = true;
-        let result = if inner.line_flush {
-            written.and_then(|()| flush_inner(&mut inner, &self.closed))
-        } else {
-            written
-        };
-        closed_is_fine(result, &self.closed)
+        self.write_bytes(&buf)
+    }
+
+    /// Writes `bytes` whole: straight to a direct sink (flushed), or into the queue once
+    /// it has room.
+    fn write_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut state = self.lock();
+        loop {
+            if self.is_closed() {
+                return Ok(());
+            }
+            if let Some(e) = state.error.take() {
+                return Err(e);
+            }
+            let stopping = self.stopping();
+            let inner = &mut *state;
+            match &mut inner.sink {
+                Sink::Direct(writer) => {
+                    let written = writer.write_all(bytes);
+                    inner.pending = true;
+                    let result = written.and_then(|()| flush_inner(inner, &self.closed));
+                    return closed_is_fine(result, &self.closed);
+                }
+                Sink::Queue(queue) if queue.len() + bytes.len() <= QUEUE || queue.is_empty() => {
+                    queue.extend_from_slice(bytes);
+                    inner.pending = true;
+                    return Ok(());
+                }
+                Sink::Queue(_) if stopping => {
+                    inner.unwritten += bytes.len() as u64;
+                    return Ok(());
+                }
+                Sink::Queue(_) => {}
+            }
+            // Full: the writing thread makes room, unless the reader does not read.
+            state.wanted = true;
+            self.inner.work.notify_one();
+            state = self
+                .inner
+                .room
+                .wait_timeout(state, WAIT_SLICE)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        lock(&self.inner)
+        lock(&self.inner.state)
+    }
+}
+
+/// How long a flush after a stop request waits for a reader before giving up.
+const GIVE_UP: Duration = Duration::from_millis(50);
+
+/// How often a line waiting for room looks at the stop request.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+/// The writing thread of a buffered output: takes the queue every [`FLUSH_INTERVAL`] (or
+/// at once when asked) and writes it, outside the lock, so the program never waits inside
+/// a write that a stopped reader holds. With `pipe`, it also notices the reader going away.
+fn write_queued(weak: &WeakOutput, mut writer: Box<dyn Write + Send>, pipe: Option<&Watched>) {
+    let mut batch = Vec::with_capacity(QUEUE);
+    // The reader is looked at once a round, not after every write: a line just written
+    // (`listening on …`) may be the one the reader wanted (`| head -1`), and what the
+    // program does next still gets its moment, as the chapter's loop would.
+    let mut looked = Instant::now();
+    loop {
+        // While the output lives, its writer (and so `pipe`) is open.
+        let Some((shared, closed)) = weak.upgrade() else { return };
+        {
+            let mut state = lock(&shared.state);
+            // One write per round (FLUSH_INTERVAL) under load, not one per line.
+            if !state.wanted {
+                state = shared
+                    .work
+                    .wait_timeout(state, FLUSH_INTERVAL)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            state.wanted = false;
+            if let Sink::Queue(q) = &mut state.sink {
+                std::mem::swap(q, &mut batch);
+            }
+            state.writing = !batch.is_empty();
+            state.pending = false;
+        }
+        shared.room.notify_all();
+        if !batch.is_empty() {
+            let result = closed_is_fine(writer.write_all(&batch).and_then(|()| writer.flush()), &closed);
+            batch.clear();
+            let mut state = lock(&shared.state);
+            state.writing = false;
+            if let Err(e) = result {
+                state.error = Some(e);
+            }
+            drop(state);
+            shared.room.notify_all();
+        }
+        if looked.elapsed() < FLUSH_INTERVAL {
+            continue;
+        }
+        looked = Instant::now();
+        if pipe.is_some_and(reader_gone) {
+            // Closed first: the log line below waits for stdout unless it is closed.
+            closed.store(true, Ordering::Relaxed);
+            shared.room.notify_all();
+            log::debug!("stdout was closed; stopping");
+            return;
+        }
     }
 }
 
@@ -441,12 +650,12 @@ impl Drop for Output {
 
 /// What the flushing thread holds: it must not keep the output alive.
 struct WeakOutput {
-    inner: std::sync::Weak<Mutex<Inner>>,
+    inner: std::sync::Weak<Shared>,
     closed: std::sync::Weak<AtomicBool>,
 }
 
 impl WeakOutput {
-    fn upgrade(&self) -> Option<(Arc<Mutex<Inner>>, Arc<AtomicBool>)> {
+    fn upgrade(&self) -> Option<(Arc<Shared>, Arc<AtomicBool>)> {
         Some((self.inner.upgrade()?, self.closed.upgrade()?))
     }
 }
@@ -479,12 +688,16 @@ fn reader_gone(_: &Watched) -> bool {
     false
 }
 
+/// Flushes a direct sink (a queued one is the writing thread's).
 fn flush_inner(inner: &mut Inner, closed: &AtomicBool) -> io::Result<()> {
     if !inner.pending {
         return Ok(());
     }
     inner.pending = false;
-    closed_is_fine(inner.writer.flush(), closed)
+    match &mut inner.sink {
+        Sink::Direct(writer) => closed_is_fine(writer.flush(), closed),
+        Sink::Queue(_) => Ok(()),
+    }
 }
 
 /// A closed pipe (`udp-server | head -1`) is not an error: the output marks itself closed
@@ -492,8 +705,8 @@ fn flush_inner(inner: &mut Inner, closed: &AtomicBool) -> io::Result<()> {
 fn closed_is_fine(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            log::debug!("stdout was closed; stopping");
             closed.store(true, Ordering::Relaxed);
+            log::debug!("stdout was closed; stopping");
             Ok(())
         }
         other => other,
@@ -614,6 +827,25 @@ mod tests {
             (Some("reply"), Some(1), Some(0.25))
         );
         assert_eq!(next(), json!({"event": "summary", "received": 1}));
+    }
+
+    /// An IPv4 peer of a server on `[::]` was shown as `[::ffff:127.0.0.1]:…`.
+    #[test]
+    fn ipv4_peers_of_a_dual_stack_socket_are_shown_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:54321".parse().unwrap();
+        let (out, lines) = capture(OutputOptions::default());
+        out.received(&Datagram::new(mapped, b"x")).unwrap();
+        assert_eq!(lines.next(Duration::from_secs(1)).unwrap(), "127.0.0.1:54321  1 B  x");
+        let (out, lines) = capture(OutputOptions {
+            json: true,
+            ..Default::default()
+        });
+        out.received(&Datagram::new(mapped, b"x")).unwrap();
+        out.sent(mapped, 1).unwrap();
+        for _ in 0..2 {
+            let line: Value = serde_json::from_str(&lines.next(Duration::from_secs(1)).unwrap()).unwrap();
+            assert_eq!(line["peer"], "127.0.0.1:54321");
+        }
     }
 
     #[test]

@@ -471,6 +471,8 @@ mod tests {
                 duplicated: 12,
                 delayed: 13,
                 reordered: 14,
+                queue_full: 0,
+                pending: 0,
             }),
             kernel_drops: Some(15),
             checksum_bad: Some(16),

@@ -172,8 +172,9 @@ impl Summary {
 /// `--delay` drops what does not fit (counted as `overflow`) instead of growing memory.
 pub const MAX_QUEUED: u64 = 4096;
 
-/// The most bytes held back in one direction (4096 datagrams of 65 507 bytes would be 268 MB).
-pub const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
+/// The most bytes held back in one direction (4096 datagrams of 65 507 bytes would be 268 MB):
+/// the same cap as the receivers' `--delay` queue.
+const QUEUED_BYTES_CAP: u64 = common::faults::MAX_QUEUED_BYTES as u64;
 
 /// One direction's simulated network: the receivers' faults, then corruption and cuts.
 #[derive(Debug)]
@@ -220,7 +221,7 @@ impl Network {
         let Some(faults) = &mut self.faults else {
             return Fate::Now { len, note };
         };
-        if self.queued >= MAX_QUEUED || self.queued_bytes + len as u64 > MAX_QUEUED_BYTES {
+        if self.queued >= MAX_QUEUED || self.queued_bytes + len as u64 > QUEUED_BYTES_CAP {
             self.flow.overflow += 1;
             return Fate::Held { dropped: true };
         }
@@ -382,7 +383,7 @@ mod tests {
         for _ in 0..300 {
             net.enter(&mut big, peer(), now);
         }
-        assert_eq!(net.flow().delayed, MAX_QUEUED_BYTES / 65_507);
-        assert_eq!(net.flow().overflow, 300 - MAX_QUEUED_BYTES / 65_507);
+        assert_eq!(net.flow().delayed, QUEUED_BYTES_CAP / 65_507);
+        assert_eq!(net.flow().overflow, 300 - QUEUED_BYTES_CAP / 65_507);
     }
 }

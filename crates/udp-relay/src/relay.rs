@@ -38,9 +38,6 @@ const BUDGET: usize = 64;
 /// Sources remembered for "warned once".
 const MAX_WARNED: usize = 1024;
 
-/// Room for the largest UDP payload, so nothing a client sends is ever cut on the way in.
-const BUFFER: usize = 65_536;
-
 /// Step 2, bind(): the address clients send to.
 ///
 /// # Errors
@@ -106,7 +103,8 @@ impl<'c> Relay<'c> {
             up: Network::new(config.up),
             down: Network::new(config.down),
             loops: LoopGuard::default(),
-            buf: vec![0; BUFFER],
+            // Room for the largest UDP payload, so nothing a client sends is ever cut on the way in.
+            buf: vec![0; common::DEFAULT_BUFFER_SIZE],
             len: 0,
             pending: Vec::new(),
             current: None,

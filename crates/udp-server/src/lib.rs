@@ -35,7 +35,6 @@ use common::receive::{self, ReceiveOptions};
 use common::shutdown::Shutdown;
 use common::{Error, Result};
 use ratelimit::RateLimit;
-use serde_json::json;
 
 use state::ServerState;
 pub use state::{MAX_PEERS, refusal, reply_for};
@@ -135,10 +134,12 @@ impl Config {
     }
 }
 
-/// What happened during a run: the summary printed on stop.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What happened during a run: the summary printed on stop. Its JSON is derived: the
+/// counters by name, the optional ones only when they apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// The address the server was bound to (with the real port).
+    #[serde(skip)]
     pub local: Option<SocketAddr>,
     /// Datagrams received.
     pub received: u64,
@@ -153,48 +154,50 @@ pub struct Summary {
     /// Datagrams not answered for safety (see [`refusal`]).
     pub refused: u64,
     /// Echo loops found and broken (each also logged once); their datagrams are in `refused`.
+    #[serde(skip_serializing_if = "is_zero")]
     pub loops_broken: u64,
     /// Datagrams not answered because their source was over `--rate-limit`.
     pub rate_limited: u64,
     /// Datagrams whose check bytes were wrong (`--checksum`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_bad: Option<u64>,
     /// Bytes appended to the `--save` file.
+    #[serde(rename = "saved_bytes", skip_serializing_if = "Option::is_none")]
     pub saved: Option<u64>,
-    /// Each `--rule` and how many requests it answered.
+    /// Each `--rule` and how many requests it answered: `{"RULE": N, …}` in JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "rules_as_map")]
     pub rules: Vec<(String, u64)>,
     /// What the injected faults did, when any were asked for.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultCounts>,
     /// Datagrams the kernel dropped because the receive queue was full (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_drops: Option<u64>,
+    /// Datagrams still in the receive queue at stop, never read (at most
+    /// [`MAX_UNREAD_COUNTED`] are counted).
+    #[serde(rename = "unread_at_stop", skip_serializing_if = "is_zero")]
+    pub unread: u64,
+    /// Why the `--save` file stopped being written, if it did (a full disk, a FIFO whose
+    /// reader stopped): the summary is printed, then the program exits 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_error: Option<String>,
+}
+
+/// For `skip_serializing_if`: a count that did not happen is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The rules as a JSON object, rule text to count.
+fn rules_as_map<S: serde::Serializer>(rules: &[(String, u64)], serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(rules.iter().map(|(rule, n)| (rule, n)))
 }
 
 impl Summary {
-    /// The `{"event":"summary",…}` fields: every counter of the run.
+    /// The `{"event":"summary",…}` fields: every counter of the run (as a JSON object, so
+    /// the keys come out sorted, as they always have).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut obj = json!({
-            "received": self.received, "bytes": self.bytes, "replied": self.replied,
-            "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
-            "rate_limited": self.rate_limited,
-        });
-        if self.loops_broken > 0 {
-            obj["loops_broken"] = self.loops_broken.into();
-        }
-        if let Some(bad) = self.checksum_bad {
-            obj["checksum_bad"] = bad.into();
-        }
-        if let Some(saved) = self.saved {
-            obj["saved_bytes"] = saved.into();
-        }
-        if !self.rules.is_empty() {
-            let per_rule: serde_json::Map<String, serde_json::Value> =
-                self.rules.iter().map(|(r, n)| (r.clone(), (*n).into())).collect();
-            obj["rules"] = per_rule.into();
-        }
-        if let Some(f) = self.faults {
-            f.add_to(&mut obj);
-        }
-        common::kernel::add_to(self.kernel_drops, &mut obj);
-        obj
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// One line for stderr.
@@ -227,14 +230,24 @@ impl Summary {
         if let Some(saved) = self.saved {
             text += &format!(", saved {saved} B");
         }
+        if let Some(why) = &self.save_error {
+            text += &format!(" (then --save failed: {why})");
+        }
         if !self.rules.is_empty() {
-            let answered: Vec<String> = self.rules.iter().map(|(r, n)| format!("'{r}' {n}")).collect();
+            let answered: Vec<String> = self
+                .rules
+                .iter()
+                .map(|(r, n)| format!("'{}' {n}", common::error::echo(r)))
+                .collect();
             text += &format!("; rules answered: {}", answered.join(", "));
         }
         if let Some(f) = self.faults {
             text += &f.to_text();
         }
         text += &common::kernel::to_text(self.kernel_drops);
+        if self.unread > 0 {
+            text += &format!("; {} left unread in the receive queue at stop", self.unread);
+        }
         text
     }
 }
@@ -260,9 +273,17 @@ impl Summary {
 /// ```
 pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary> {
     check_batch(config)?;
+    // A rule's reply is built only up to the length it would be cut to.
+    let config = &Config {
+        rules: config.rules.clone().limit_replies(config.max_reply_ratio),
+        ..config.clone()
+    };
     let options = config.receive_options();
-    // A --save file that cannot be written fails now, before anything is received.
+    // A --save file that cannot be written fails now, before anything is received; a FIFO
+    // whose reader stops reading holds the server only until a stop is asked for.
     let save = config.save.as_deref().map(common::save::Save::open).transpose()?;
+    let save = save.map(|s| s.stop_on(shutdown));
+    let save_status = save.as_ref().map(common::save::Save::status);
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = receive::socket(&options)?;
@@ -285,9 +306,51 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         Some(n) => batched(&receiver, n, shutdown, out, &mut server)?,
     }
 
+    // What arrived but was never read (the stop came first) is counted, not silently lost.
+    let unread = count_unread(receiver.socket());
+
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     let closed = receiver.close();
-    server.finish(closed)
+    let summary = server.finish(closed)?;
+    // When writing failed, what was really written (the count above includes what was
+    // still buffered at the time).
+    let summary = Summary { unread, ..summary };
+    let status = save_status.and_then(|s| s.lock().ok().map(|s| s.clone()));
+    Ok(match status {
+        Some(common::save::SaveStatus {
+            failure: Some(why),
+            saved,
+        }) => Summary {
+            saved: Some(saved),
+            save_error: Some(why),
+            ..summary
+        },
+        _ => summary,
+    })
+}
+
+/// The most datagrams [`count_unread`] takes from the queue: a bound on the time a stop
+/// takes, whatever the receive buffer holds.
+pub const MAX_UNREAD_COUNTED: u64 = 65_536;
+
+/// Datagrams still in the socket's receive queue at stop: received by the kernel, never read
+/// by the program, so neither `received` nor `kernel_drops` counts them. They are taken
+/// out (and thrown away) without waiting, up to [`MAX_UNREAD_COUNTED`].
+fn count_unread(socket: &std::net::UdpSocket) -> u64 {
+    if socket.set_nonblocking(true).is_err() {
+        return 0;
+    }
+    let mut scrap = [0u8; 1];
+    let mut unread = 0;
+    while unread < MAX_UNREAD_COUNTED {
+        match socket.recv_from(&mut scrap) {
+            Ok(_) => unread += 1,
+            // An earlier reply's ICMP error (Windows) says nothing about the queue.
+            Err(e) if common::shutdown::is_earlier_send_error(&e) => {}
+            Err(_) => break,
+        }
+    }
+    unread
 }
 
 /// `--batch`: the same loop, N datagrams per system call (see the `batch` module).
@@ -346,15 +409,15 @@ fn announce_rules(config: &Config, local: SocketAddr) {
         if let Some(len) = rule.exact_len().filter(|&len| reply > state::allowed(len, ratio)) {
             log::warn!(
                 "rule '{}' replies {reply} bytes to a {len}-byte request: cut to {} (raise --max-reply-ratio to send it whole)",
-                rule.text,
+                common::error::echo(&rule.text),
                 state::allowed(len, ratio)
             );
         }
     }
     if !config.rules.is_empty() {
         log::info!(
-            "answering by {} rules (first match wins; otherwise --reply)",
-            config.rules.iter().count()
+            "answering by {} (first match wins; otherwise --reply)",
+            plural(config.rules.len() as u64, "rule")
         );
     }
     if ratio > 1.0 && !local.ip().is_loopback() {
@@ -369,12 +432,21 @@ fn announce_rules(config: &Config, local: SocketAddr) {
     }
 }
 
+/// `0.0.0.0` for an IPv4 address, `::` for an IPv6 one: every interface, same family.
+fn unspecified_like(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
 /// Start-up logs: who can reach the server, and what the reply does.
 fn announce(config: &Config, local: SocketAddr) {
     if local.ip().is_loopback() {
+        // The hint stays in the family bound: an IPv6 server is pointed at `[::]`.
+        let every = SocketAddr::new(unspecified_like(local.ip()), local.port());
         log::info!(
-            "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind 0.0.0.0:{}",
-            local.port()
+            "only programs on this machine can reach {local}; to accept datagrams from other machines use --bind {every}"
         );
         if let Some(l) = config.rate_limit {
             log::info!(
@@ -412,5 +484,45 @@ fn announce(config: &Config, local: SocketAddr) {
             "replying with a fixed {}-byte text, cut to each request's length so a reply is never longer than its request",
             text.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary's JSON, byte for byte: every field there can be, and the fewest.
+    #[test]
+    fn the_summary_json_is_pinned() {
+        let full = Summary {
+            local: Some(DEFAULT_BIND),
+            received: 9,
+            bytes: 900,
+            replied: 7,
+            peers: 2,
+            truncated: 1,
+            refused: 1,
+            rate_limited: 1,
+            checksum_bad: Some(3),
+            saved: Some(900),
+            rules: vec![("PING=>PONG".into(), 4), ("/^x\u{1b}/=>y".into(), 0)],
+            faults: Some(FaultCounts {
+                dropped: 1,
+                duplicated: 2,
+                delayed: 3,
+                reordered: 4,
+                ..FaultCounts::default()
+            }),
+            kernel_drops: Some(5),
+            ..Summary::default()
+        };
+        assert_eq!(
+            full.to_json().to_string(),
+            r#"{"bytes":900,"checksum_bad":3,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
+        );
+        assert_eq!(
+            Summary::default().to_json().to_string(),
+            r#"{"bytes":0,"peers":0,"rate_limited":0,"received":0,"refused":0,"replied":0,"truncated":0}"#
+        );
     }
 }

@@ -126,6 +126,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(hint) = habit(&args) {
+        common::cli::print_error(PROGRAM, &hint);
+        return ExitCode::from(2);
+    }
     match common::cli::parse::<Cli>(PROGRAM) {
         Ok(cli) => common::cli::exit_code(PROGRAM, serve(&cli)),
         Err(code) => code,
@@ -138,8 +143,15 @@ fn serve(cli: &Cli) -> common::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let out = Output::stdout(config.output);
+    // A stdout reader that stops reading (kill -STOP) cannot keep a stop from stopping.
+    out.stop_on(&shutdown);
     let summary = udp_server::run(&config, &shutdown, &out)?;
-    out.summary(&summary.to_text(), summary.to_json())
+    out.summary(&summary.to_text(), summary.to_json())?;
+    match summary.save_error {
+        // Said after the summary, which counts what was saved: the run lost data.
+        Some(why) => Err(common::Error::Runtime(format!("--save: {why}"))),
+        None => Ok(()),
+    }
 }
 
 fn config_from(cli: &Cli) -> common::Result<Config> {
@@ -171,6 +183,41 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
     })
 }
 
+/// What a habit from another tool most likely meant, for arguments clap would only call
+/// "unexpected": nc's `-p PORT` and `--port PORT`, and a negative number after an option.
+fn habit(args: &[String]) -> Option<String> {
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            return None;
+        }
+        let port = match arg.as_str() {
+            "--port" | "-p" => args.get(i + 1).map(String::as_str),
+            other => other
+                .strip_prefix("--port=")
+                .or_else(|| other.strip_prefix("-p").filter(|p| p.parse::<u16>().is_ok())),
+        };
+        if let Some(port) = port.filter(|p| p.parse::<u16>().is_ok()) {
+            return Some(format!(
+                "{PROGRAM} has no {}: write --bind 127.0.0.1:{port} (this machine only) or --bind 0.0.0.0:{port} (other machines too)",
+                if arg.starts_with("--") { "--port" } else { "-p" }
+            ));
+        }
+        let negative = arg
+            .strip_prefix('-')
+            .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok());
+        if negative {
+            let after = match i.checked_sub(1).map(|j| args[j].as_str()) {
+                Some(flag) if flag.starts_with('-') => format!(" after {flag}"),
+                _ => String::new(),
+            };
+            return Some(format!(
+                "'{arg}'{after}: negative numbers are not values here (counts and sizes start at 0 or 1; see --help)"
+            ));
+        }
+    }
+    None
+}
+
 /// `--max-reply-ratio`: a positive number.
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -199,6 +246,27 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    /// `udp-server --port 9000` (nc's habit) and `--count -1` used to get clap's bare
+    /// "unexpected argument" with no hint.
+    #[test]
+    fn habits_from_other_tools_get_a_hint() {
+        let hint = |args: &[&str]| habit(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        for args in [&["--port", "9000"][..], &["-p", "9000"], &["--port=9000"], &["-p9000"]] {
+            let text = hint(args).unwrap();
+            assert!(
+                text.contains("write --bind 127.0.0.1:9000 (this machine only) or --bind 0.0.0.0:9000"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            hint(&["--count", "-1"]).unwrap(),
+            "'-1' after --count: negative numbers are not values here (counts and sizes start at 0 or 1; see --help)"
+        );
+        assert!(hint(&["--reply", "x", "-q"]).is_none());
+        assert!(hint(&["--reply=-1"]).is_none(), "a value joined with = is a value");
+        assert!(hint(&["--bind", "127.0.0.1:0", "-v"]).is_none());
     }
 
     #[test]

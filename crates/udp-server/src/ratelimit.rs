@@ -23,6 +23,11 @@ pub const DEFAULT_PER_SECOND: u32 = 100;
 /// sources share one bucket, so memory stays bounded and a forger gains nothing.
 pub const MAX_SOURCES: usize = 4096;
 
+/// How many buckets a new source may look at for one to take over when the table is full
+/// (a "clock" sweep): a constant, so a flood of new sources costs the same per datagram
+/// whether the table is empty or full (a full scan of 4 096 made each one 10 times dearer).
+pub const CLOCK_STEPS: usize = 8;
+
 /// `N/s` with a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -55,7 +60,8 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// `--rate-limit` as written: `100/s` or `100`; `0` or `off` turns limiting off (`None`).
+/// `--rate-limit` as written: `100/s` or `100`; `off` turns limiting off (`None`). `0/s`
+/// is refused: it used to mean "unlimited", the opposite of what it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateArg(pub Option<u32>);
 
@@ -69,7 +75,9 @@ impl FromStr for RateArg {
         }
         let number = t.strip_suffix("/s").unwrap_or(t);
         match number.parse::<u32>() {
-            Ok(0) => Ok(RateArg(None)),
+            Ok(0) => Err(format!(
+                "{text:?}: a rate of 0 would never reply; use --reply none for that, off for no limit, or a rate such as 100/s"
+            )),
             Ok(n) => Ok(RateArg(Some(n))),
             Err(_) => Err(format!(
                 "{text:?} is not a rate: use replies per second, e.g. 100/s, or off"
@@ -88,7 +96,11 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Limiter {
     limit: RateLimit,
-    buckets: HashMap<IpAddr, Bucket>,
+    /// Where each source's bucket is in `slots`.
+    index: HashMap<IpAddr, usize>,
+    slots: Vec<(IpAddr, Bucket)>,
+    /// The next slot the clock sweep looks at.
+    hand: usize,
     /// Shared by every source that arrives while the table is full.
     overflow: Bucket,
 }
@@ -102,7 +114,9 @@ impl Limiter {
         };
         Limiter {
             limit,
-            buckets: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            hand: 0,
             overflow: full,
         }
     }
@@ -113,16 +127,13 @@ impl Limiter {
         if limit.exempt_loopback && is_loopback(source) {
             return true;
         }
-        if !self.buckets.contains_key(&source) && self.buckets.len() >= MAX_SOURCES {
-            self.forget_idle(now);
-        }
-        let bucket = if self.buckets.len() < MAX_SOURCES || self.buckets.contains_key(&source) {
-            self.buckets.entry(source).or_insert(Bucket {
-                tokens: f64::from(limit.burst),
-                last: now,
-            })
-        } else {
-            &mut self.overflow
+        let slot = match self.index.get(&source) {
+            Some(&i) => Some(i),
+            None => self.take_slot(source, now),
+        };
+        let bucket = match slot {
+            Some(i) => &mut self.slots[i].1,
+            None => &mut self.overflow,
         };
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
@@ -135,18 +146,42 @@ impl Limiter {
         }
     }
 
-    /// Drops buckets that have refilled completely: such a source is no different from a
-    /// new one.
-    fn forget_idle(&mut self, now: Instant) {
-        let limit = self.limit;
-        let refill = f64::from(limit.burst) / f64::from(limit.per_second.max(1));
-        self.buckets
-            .retain(|_, b| now.saturating_duration_since(b.last).as_secs_f64() < refill);
+    /// A slot of its own for a new source: a free one, or (table full) the first of the
+    /// next [`CLOCK_STEPS`] whose bucket has refilled completely, since such a source is no
+    /// different from a new one. `None`: the source shares the overflow bucket.
+    fn take_slot(&mut self, source: IpAddr, now: Instant) -> Option<usize> {
+        let fresh = Bucket {
+            tokens: f64::from(self.limit.burst),
+            last: now,
+        };
+        if self.slots.len() < MAX_SOURCES {
+            self.slots.push((source, fresh));
+            self.index.insert(source, self.slots.len() - 1);
+            return self.slots.len().checked_sub(1);
+        }
+        let refill = f64::from(self.limit.burst) / f64::from(self.limit.per_second.max(1));
+        for _ in 0..CLOCK_STEPS {
+            let i = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let (old, bucket) = self.slots[i];
+            if now.saturating_duration_since(bucket.last).as_secs_f64() >= refill {
+                self.index.remove(&old);
+                self.slots[i] = (source, fresh);
+                self.index.insert(source, i);
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// How many sources have a bucket of their own.
     pub fn sources(&self) -> usize {
-        self.buckets.len()
+        self.slots.len()
+    }
+
+    /// Whether `source` has a bucket of its own.
+    pub fn tracks(&self, source: IpAddr) -> bool {
+        self.index.contains_key(&source)
     }
 }
 
@@ -164,7 +199,14 @@ mod tests {
         assert_eq!("100/s".parse(), Ok(RateArg(Some(100))));
         assert_eq!("5".parse(), Ok(RateArg(Some(5))));
         assert_eq!("off".parse(), Ok(RateArg(None)));
-        assert_eq!("0/s".parse(), Ok(RateArg(None)));
+        // `0/s` meant "unlimited"; it is refused now.
+        assert!(
+            "0/s"
+                .parse::<RateArg>()
+                .unwrap_err()
+                .contains("a rate of 0 would never reply")
+        );
+        assert!("0".parse::<RateArg>().is_err());
         assert!("fast".parse::<RateArg>().is_err());
         assert!("-1/s".parse::<RateArg>().is_err());
     }
@@ -201,8 +243,36 @@ mod tests {
             .count();
         assert_eq!(extra, 1);
         assert_eq!(l.sources(), MAX_SOURCES);
-        // Two seconds later everyone has refilled: idle buckets are forgotten, room is made.
+        // Two seconds later everyone has refilled: an idle bucket is taken over.
         assert!(l.allow(ip(9), t0 + Duration::from_secs(2)));
-        assert_eq!(l.sources(), 1);
+        assert!(l.tracks(ip(9)));
+        assert_eq!(l.sources(), MAX_SOURCES);
+    }
+
+    /// With the table full and nobody idle, a new source looks at no more than
+    /// CLOCK_STEPS buckets: the sweep moves by at most that much per new source, where a
+    /// full scan looked at all 4 096.
+    #[test]
+    fn a_new_source_costs_a_bounded_sweep_when_the_table_is_full() {
+        let mut l = Limiter::new(RateLimit::new(1));
+        let t0 = Instant::now();
+        for i in 0..MAX_SOURCES as u32 {
+            l.allow(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        for i in 0..10u32 {
+            let before = l.hand;
+            l.allow(IpAddr::from((2_000_000 + i).to_be_bytes()), t0);
+            assert_eq!((l.hand + MAX_SOURCES - before) % MAX_SOURCES, CLOCK_STEPS);
+        }
+        // Half the table goes idle: new sources find an idle bucket within the sweep.
+        let later = t0 + Duration::from_secs(2);
+        for i in (0..MAX_SOURCES as u32).step_by(2) {
+            l.allow(IpAddr::from(i.to_be_bytes()), later - Duration::from_millis(500));
+        }
+        for i in 0..100u32 {
+            let source = IpAddr::from((3_000_000 + i).to_be_bytes());
+            l.allow(source, later);
+            assert!(l.tracks(source), "{i}");
+        }
     }
 }

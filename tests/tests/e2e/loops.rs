@@ -14,13 +14,11 @@ use crate::WAIT;
 
 /// A raw socket to forge source addresses with; it needs CAP_NET_RAW (root), which CI has.
 fn raw_socket() -> Option<Socket> {
-    match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))) {
-        Ok(raw) => Some(raw),
-        Err(e) => {
-            eprintln!("skipped: no raw socket here ({e}); run as root (CAP_NET_RAW) to forge a source");
-            None
-        }
-    }
+    // Only root may forge a source: skipped (and said) elsewhere, never under CI.
+    testkit::needs_root(
+        "a raw socket to forge a source",
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))),
+    )
 }
 
 /// An IPv4 packet carrying `payload` from `from` to `to` (the kernel fills in the IP
@@ -104,8 +102,9 @@ impl Namespace {
         let name = format!("udploop{}", std::process::id());
         let ok = |args: &[&str]| Command::new("ip").args(args).output().is_ok_and(|o| o.status.success());
         if !ok(&["netns", "add", &name]) {
-            eprintln!("skipped: cannot create a network namespace here (ip netns add needs root)");
-            return None;
+            // Only root may make a namespace: skipped (and said) elsewhere, never under CI.
+            let refused = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "ip netns add failed");
+            testkit::needs_root("a network namespace", Err::<(), _>(refused))?;
         }
         let ns = Namespace(name);
         let steps: [&[&str]; 2] = [
