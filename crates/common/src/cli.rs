@@ -62,12 +62,8 @@ pub struct FaultArgs {
 impl FaultArgs {
     /// The fault configuration; a random seed (logged, so a run can be repeated) if none given.
     pub fn config(&self) -> crate::faults::FaultConfig {
-        let seed = self.seed.unwrap_or_else(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            u64::from(nanos ^ std::process::id()) % 100_000
-        });
+        // Below 100 000, so the seed the log shows is short enough to type again.
+        let seed = self.seed.unwrap_or_else(|| crate::rng::fresh_seed() % 100_000);
         let config = crate::faults::FaultConfig {
             drop: self.drop.unwrap_or(0.0),
             duplicate: self.duplicate.unwrap_or(0.0),

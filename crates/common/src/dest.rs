@@ -54,7 +54,7 @@ impl Destination {
 /// Whether this OS tells a datagram's destination (`IP_PKTINFO`: Linux, macOS). Elsewhere
 /// (Windows, the BSDs) a server cannot tell a broadcast from a unicast datagram, and says so
 /// at start-up.
-pub const SUPPORTED: bool = cfg!(any(target_os = "linux", target_os = "android", target_vendor = "apple"));
+pub const SUPPORTED: bool = cfg!(pktinfo);
 
 /// Asks the kernel to tell each datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO).
 /// Where the OS cannot ([`SUPPORTED`] is false) nothing is asked for, and [`recv`] reports
@@ -81,7 +81,7 @@ pub fn control_buffer() -> Vec<u8> {
     sys::control_buffer()
 }
 
-#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+#[cfg(pktinfo)]
 pub(crate) mod sys {
     use std::io;
     use std::io::IoSliceMut;
@@ -162,7 +162,7 @@ pub(crate) mod sys {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+#[cfg(not(pktinfo))]
 mod sys {
     use std::io;
     use std::net::UdpSocket;
@@ -183,7 +183,7 @@ mod sys {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+#[cfg(pktinfo)]
 pub use sys::{destination, socket_addr, storage};
 
 #[cfg(all(test, target_os = "linux"))]

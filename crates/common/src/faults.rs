@@ -149,7 +149,7 @@ pub fn parse_delay(text: &str) -> Result<(Duration, Duration)> {
 #[derive(Debug)]
 pub struct Faults {
     config: FaultConfig,
-    rng: u64,
+    rng: crate::rng::Rng,
     /// Delayed datagrams by due time; `pushed` keeps arrival order among equal times.
     queue: BinaryHeap<Reverse<(Instant, u64, Pending)>>,
     arrivals: u64,
@@ -186,8 +186,7 @@ impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Faults {
             config,
-            // splitmix64 of the seed: seeds 0, 1, 2… still start far apart.
-            rng: splitmix(config.seed),
+            rng: crate::rng::Rng::new(config.seed),
             queue: BinaryHeap::new(),
             arrivals: 0,
             pushed: 0,
@@ -337,16 +336,8 @@ impl Faults {
 
     /// A uniform number in [0, 1).
     fn unit(&mut self) -> f64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        (splitmix(self.rng) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.unit()
     }
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ impl UdpHeader {
     /// The header of `payload`, received from `peer` on a socket bound to `local`, sent to
     /// `to` (from [`crate::dest`]; without it, `local`'s address). `None` when the
     /// destination is unknown (bound to `0.0.0.0` and the kernel did not say).
+    #[cfg(feature = "receive")]
     pub fn received(
         peer: SocketAddr,
         to: Option<crate::dest::Destination>,

@@ -10,23 +10,30 @@
 //! - `checksum`: check bytes (sum8, xor8, CRC-16/MODBUS, CRC-16/CCITT, CRC-32);
 //! - `save`: what arrives, appended to a file (`--save`);
 //! - `output`: one line (or one JSON object) per datagram on stdout;
+//! - `header`: the 8-byte UDP header and its RFC 768 checksum (`--show-header`), plain
+//!   arithmetic, so that `output::Datagram` has the same fields in every build;
 //! - `logging`, `cli`, `error`: diagnostics on stderr, one-line errors, exit codes;
-//! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check.
+//! - `shutdown`: Ctrl-C and SIGTERM as a flag the loops check;
+//! - `rng`: one seeded random number generator (faults, demo feeds, session ids).
 //!
 //! Behind the `receive` feature (the server and the listener turn it on; a client does not):
 //! - `receive`: the receive path step by step (socket, bind, recvfrom in a loop, close);
 //! - `dest`: which address a datagram was sent to (IP_PKTINFO), for safety and headers;
-//! - `header`: the 8-byte UDP header and its RFC 768 checksum (`--show-header`);
 //! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
 //! - `kernel`: datagrams the kernel dropped (Linux).
 //!
-//! Behind the `testkit` feature, which only dev-dependencies turn on:
-//! - `testkit`: the runners and deadlines the workspace's tests share.
+//! Behind the `loopguard` feature (the server turns it on):
+//! - `loopguard`: echo loops (CVE-2024-2169) found and broken: our own addresses in every
+//!   form, and peers that keep sending back what they sent.
+//!
+//! Behind the `pcap` feature (turned on by a program that has `--pcap` or `--replay`):
+//! - `pcap`: every datagram sent and received, written as a pcap file Wireshark reads, and
+//!   the UDP datagrams of a capture read back.
 
 // No unsafe code but one Windows call (receive::no_reports_of_earlier_sends): nix and jiff
 // make the system calls std lacks.
 #![deny(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod addr;
@@ -35,8 +42,10 @@ pub mod cli;
 pub mod codec;
 pub mod duration;
 pub mod error;
+pub mod header;
 pub mod logging;
 pub mod output;
+pub mod rng;
 pub mod save;
 pub mod shutdown;
 mod time;
@@ -46,14 +55,14 @@ pub mod dest;
 #[cfg(feature = "receive")]
 pub mod faults;
 #[cfg(feature = "receive")]
-pub mod header;
-#[cfg(feature = "receive")]
 pub mod kernel;
+#[cfg(feature = "pcap")]
+pub mod pcap;
 #[cfg(feature = "receive")]
 pub mod receive;
 
-#[cfg(feature = "testkit")]
-pub mod testkit;
+#[cfg(feature = "loopguard")]
+pub mod loopguard;
 
 pub use error::{Error, Result};
 
@@ -65,9 +74,14 @@ pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 /// IPv6 header is not counted in the payload length.
 pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 
-/// A receive buffer larger than any UDP payload, so nothing is ever cut. The chapter's
-/// `recvfrom(1024)` is the same call with a smaller buffer.
+/// A receive buffer larger than any UDP payload, so nothing is ever cut; the one default
+/// every program uses (65 535 also fits the `u16` of `udp-server --buffer-size`). The
+/// chapter's `recvfrom(1024)` is the same call with a smaller buffer.
 pub const DEFAULT_BUFFER_SIZE: usize = 65_535;
+const _: () = assert!(
+    DEFAULT_BUFFER_SIZE <= u16::MAX as usize,
+    "udp-server --buffer-size is a u16"
+);
 
 /// The largest payload a datagram to `addr` can carry.
 pub fn max_payload(addr: &std::net::SocketAddr) -> usize {

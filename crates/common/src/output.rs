@@ -51,7 +51,8 @@ pub struct Datagram<'a> {
     /// The rule that answered it (`udp-server --rule`): `[rule …]` in text, `"rule"` in JSON.
     pub rule: Option<&'a str>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
-    #[cfg(feature = "receive")]
+    /// The same field with or without the `receive` feature, so code that builds a
+    /// `Datagram` compiles either way.
     pub header: Option<crate::header::UdpHeader>,
 }
 
@@ -67,7 +68,6 @@ impl<'a> Datagram<'a> {
             note: None,
             check: None,
             rule: None,
-            #[cfg(feature = "receive")]
             header: None,
         }
     }
@@ -146,7 +146,7 @@ impl Output {
     }
 
     /// Output to any writer, each line flushed at once (tests pass a channel; see
-    /// `testkit::capture`, behind the `testkit` feature).
+    /// `testkit::capture`, in the dev-only `testkit` crate).
     pub fn new(writer: Box<dyn Write + Send>, options: OutputOptions) -> Self {
         Output {
             options,
@@ -354,10 +354,7 @@ impl Output {
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
         let rule = d.rule.map_or(String::new(), |r| format!("  [rule {r}]"));
-        #[cfg(feature = "receive")]
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
-        #[cfg(not(feature = "receive"))]
-        let header = "";
         self.line(&format!(
             "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
             d.peer,
@@ -397,7 +394,6 @@ impl Output {
         if let Some(rule) = d.rule {
             obj["rule"] = rule.into();
         }
-        #[cfg(feature = "receive")]
         if let Some(header) = d.header {
             obj["udp_header"] = header.to_json();
         }
@@ -521,7 +517,42 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::capture;
+    use std::sync::mpsc::{self, Receiver, Sender};
+
+    /// Each complete line written to it arrives on a channel. (The workspace's harness,
+    /// crates/testkit, has the same and more, but it depends on this crate.)
+    struct LineSender(Sender<String>, Vec<u8>);
+
+    impl Write for LineSender {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.extend_from_slice(buf);
+            while let Some(end) = self.1.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.1.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                self.0
+                    .send(text)
+                    .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Lines(Receiver<String>);
+
+    impl Lines {
+        fn next(&self, within: Duration) -> Option<String> {
+            self.0.recv_timeout(within).ok()
+        }
+    }
+
+    fn capture(options: OutputOptions) -> (Output, Lines) {
+        let (tx, rx) = mpsc::channel();
+        (Output::new(Box::new(LineSender(tx, Vec::new())), options), Lines(rx))
+    }
 
     fn peer() -> SocketAddr {
         "127.0.0.1:54321".parse().unwrap()
@@ -615,7 +646,7 @@ mod tests {
     #[test]
     fn buffered_output_arrives_within_the_flush_interval_and_on_drop() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = crate::testkit::LineSender::new(tx);
+        let writer = LineSender(tx, Vec::new());
         let out = Output::buffered(Box::new(writer), OutputOptions::default());
         out.received(&Datagram::new(peer(), b"soon")).unwrap();
         let line = rx.recv_timeout(Duration::from_secs(2)).unwrap();

@@ -16,9 +16,7 @@ use crate::dest::{self, Destination};
 use crate::faults::{FaultConfig, FaultCounts, Faults};
 use crate::output::Output;
 use crate::shutdown::{POLL_INTERVAL, Shutdown, is_earlier_send_error, is_wake_up};
-use crate::{Error, Result};
-
-pub use crate::DEFAULT_BUFFER_SIZE;
+use crate::{DEFAULT_BUFFER_SIZE, Error, Result};
 
 /// How a receiving program wants its socket.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -65,21 +65,6 @@ impl Shutdown {
     }
 }
 
-/// Readies a bound socket for a receive loop: a read timeout of [`POLL_INTERVAL`], so the
-/// loop notices a stop request even when nothing arrives. Returns the bound address (with
-/// the real port when bound to port 0).
-///
-/// # Errors
-/// [`Error::Runtime`] when the OS refuses the timeout or the address.
-pub fn prepare_receiver(socket: &std::net::UdpSocket) -> Result<std::net::SocketAddr> {
-    socket
-        .set_read_timeout(Some(POLL_INTERVAL))
-        .map_err(|e| Error::io("cannot set a read timeout", &e))?;
-    socket
-        .local_addr()
-        .map_err(|e| Error::io("cannot read the bound address", &e))
-}
-
 /// Whether a receive error only means "nothing arrived yet, look at the stop flag":
 /// the read timeout expired (`WouldBlock` on Unix, `TimedOut` on Windows) or a signal
 /// interrupted the call (Linux does not restart `recvfrom` when a read timeout is set).

@@ -359,7 +359,7 @@ impl std::str::FromStr for FeedKind {
 #[derive(Debug, Clone)]
 pub struct Feed {
     kind: FeedKind,
-    rng: u64,
+    rng: common::rng::Rng,
     tick: usize,
     prices: Vec<f64>,
 }
@@ -393,7 +393,7 @@ impl Feed {
     pub fn new(kind: FeedKind, seed: u64) -> Self {
         Feed {
             kind,
-            rng: seed | 1,
+            rng: common::rng::Rng::new(seed),
             tick: 0,
             prices: SYMBOLS.iter().map(|(_, p)| *p).collect(),
         }
@@ -422,12 +422,9 @@ impl Feed {
         }
     }
 
-    /// xorshift64: small, fast and good enough for a demo's random walk.
+    /// The next step of the random walk.
     fn next_random(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
+        self.rng.next_u64()
     }
 }
 

@@ -18,8 +18,8 @@ pub(crate) fn ipv4(text: &str) -> Result<Ipv4Addr> {
     })
 }
 
-/// The index that names an interface for IPv6 multicast: a number, or a name looked up
-/// in `/sys/class/net/NAME/ifindex` (Linux).
+/// The index that names an interface for IPv6 multicast: a number, or a name the OS looks
+/// up (`if_nametoindex`, as Python's `socket.if_nametoindex`; Unix).
 pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
     if let Ok(index) = text.parse::<u32>() {
         return Ok(index);
@@ -30,13 +30,14 @@ pub(crate) fn ipv6_index(text: &str) -> Result<u32> {
             shown(text)
         ))
     };
-    if text.is_empty() || text.contains(['/', '.']) {
-        return Err(unknown());
+    #[cfg(unix)]
+    {
+        nix::net::if_::if_nametoindex(text).map_err(|_| unknown())
     }
-    std::fs::read_to_string(format!("/sys/class/net/{text}/ifindex"))
-        .ok()
-        .and_then(|index| index.trim().parse().ok())
-        .ok_or_else(unknown)
+    #[cfg(not(unix))]
+    {
+        Err(unknown())
+    }
 }
 
 /// What was typed, escaped for the one-line error: a control code in an argument (from a
@@ -64,6 +65,7 @@ mod tests {
             "bad --interface '\\x1b]0;x\\x07': for IPv4 multicast give the interface's IPv4 address (e.g. 192.168.1.10), or lo"
         );
         assert_eq!(ipv6_index("7").unwrap(), 7);
+        #[cfg(target_os = "linux")]
         assert_eq!(ipv6_index("lo").unwrap(), 1);
         assert!(ipv6_index("../etc").is_err());
         assert!(

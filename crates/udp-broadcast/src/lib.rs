@@ -19,7 +19,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests.
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod board;

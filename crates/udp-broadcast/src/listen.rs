@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use common::faults::{FaultConfig, FaultCounts};
 use common::header::UdpHeader;
 use common::output::{Datagram, Output, OutputOptions, plural};
+use common::pcap;
 use common::receive::{self, Handler, Incoming, ReceiveOptions};
 use common::save::Save;
 use common::shutdown::Shutdown;
@@ -43,6 +44,11 @@ pub struct ListenConfig {
     pub checksum: Option<common::checksum::Checksum>,
     /// Append every message's bytes to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
+    /// Write every datagram received to this pcap file, for Wireshark (`--pcap`).
+    pub pcap: Option<std::path::PathBuf>,
+    /// The largest datagram kept whole (`--buffer-size`); 65 535 when `None`. A longer
+    /// one is cut, as Python's `recvfrom(8)` cuts it.
+    pub buffer_size: Option<usize>,
 }
 
 /// What a listener heard. Its JSON (the `summary` event) is this struct serialized: the
@@ -139,18 +145,18 @@ impl ListenSummary {
 /// [`Error::Usage`] for a group that is not multicast or an IPv6 group without
 /// `--interface`; [`Error::Runtime`] when the bind or the join fails.
 pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Result<ListenSummary> {
-    // A --save file that cannot be written, or an interface that does not exist, fails now,
-    // before anything is bound.
-    let save = config.save.as_deref().map(Save::open).transpose()?;
+    // A --save or --pcap file that cannot be written, or an interface that does not exist,
+    // fails now, before anything is bound.
+    let files = Files::open(config)?;
     let membership = Membership::asked(config)?;
     let options = ReceiveOptions {
         bind: bind_address(config)?,
-        buffer_size: common::DEFAULT_BUFFER_SIZE,
+        buffer_size: config.buffer_size.unwrap_or(common::DEFAULT_BUFFER_SIZE),
         recv_buffer: config.recv_buffer,
         // Several listeners on this host share the port; every one receives each broadcast.
         reuse: true,
         // The checksum's pseudo-header needs the destination: a broadcast or group address.
-        destination: config.show_header,
+        destination: config.show_header || config.pcap.is_some(),
         count: config.count,
         faults: config.faults,
     };
@@ -170,16 +176,13 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
     out.listening(local).map_err(Error::stdout)?;
 
     // Step 3, recvfrom() in a loop: Python's `data, addr = sock.recvfrom(65535)`.
-    let mut heard = Heard::new(config, out, local, save);
+    let mut heard = Heard::new(config, out, local, files);
     receiver.each(shutdown, out, &mut heard)?;
 
     // Step 4, close(): Python's `sock.close()`; dropping the socket closes it (and leaves
     // the group).
     let closed = receiver.close();
-    let saved = heard.save.as_ref().map(Save::bytes);
-    if let Some(save) = heard.save {
-        log::info!("{}", save.finish()?);
-    }
+    let saved = heard.files.finish()?;
     Ok(ListenSummary {
         local,
         counts: heard.tracker.counts(),
@@ -199,16 +202,46 @@ struct Heard<'a> {
     header_for: Option<SocketAddr>,
     checksum: Option<common::checksum::Checksum>,
     checksum_bad: u64,
+    files: Files,
+    local: SocketAddr,
+}
+
+/// Where what arrives is also written: `--save` (the bytes) and `--pcap` (each datagram,
+/// as it arrived, before the simulated network, with its addresses).
+struct Files {
     save: Option<Save>,
+    pcap: Option<pcap::Writer>,
+}
+
+impl Files {
+    fn open(config: &ListenConfig) -> Result<Self> {
+        Ok(Files {
+            save: config.save.as_deref().map(Save::open).transpose()?,
+            pcap: config.pcap.as_deref().map(pcap::Writer::create).transpose()?,
+        })
+    }
+
+    /// Says what was written; the bytes saved, for the summary.
+    fn finish(self) -> Result<Option<u64>> {
+        if let Some(pcap) = &self.pcap {
+            log::info!("{}", pcap.finish());
+        }
+        let saved = self.save.as_ref().map(Save::bytes);
+        if let Some(save) = self.save {
+            log::info!("{}", save.finish()?);
+        }
+        Ok(saved)
+    }
 }
 
 impl<'a> Heard<'a> {
-    fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr, save: Option<Save>) -> Self {
+    fn new(config: &ListenConfig, out: &'a Output, local: SocketAddr, files: Files) -> Self {
         let board = config.board.filter(|_| !config.output.json);
         Heard {
             checksum: config.checksum,
             checksum_bad: 0,
-            save,
+            files,
+            local,
             out,
             tracker: Tracker::default(),
             board: board.map(|style| Rows::new(style, config.output.encoding)),
@@ -241,6 +274,15 @@ impl<'a> Heard<'a> {
 }
 
 impl Handler for Heard<'_> {
+    /// What crossed the wire goes to the pcap file as it arrived: an injected loss or
+    /// delay happens after the wire, inside this program.
+    fn arrived(&mut self, d: &Incoming<'_>) {
+        if let Some(pcap) = &mut self.files.pcap {
+            // To the broadcast or group address when the OS says so (packet info).
+            pcap.received(d, self.local);
+        }
+    }
+
     /// Parses, tracks and shows one datagram; `d.note` names a fault that touched it.
     fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
         let (seq, verdict) = self.track(&d);
@@ -255,7 +297,7 @@ impl Handler for Heard<'_> {
             .and_then(|local| UdpHeader::received(d.peer, d.to, local, d.data));
         let check = self.checksum.map(|c| c.check(d.data));
         self.checksum_bad += u64::from(check.as_ref().is_some_and(|c| !c.is_ok()));
-        if let Some(save) = &mut self.save {
+        if let Some(save) = &mut self.files.save {
             save.write(d.data)?;
         }
         let shown = Datagram {

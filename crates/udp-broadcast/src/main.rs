@@ -3,7 +3,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests.
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::io::IsTerminal;
@@ -36,6 +36,7 @@ const PROGRAM: &str = "udp-broadcast";
   udp-broadcast send --to 239.1.2.3:7788             multicast (on loopback unless --interface)
   udp-broadcast listen --group 239.1.2.3             join a multicast group
   udp-broadcast listen --show-header                 each datagram's UDP header (ports, length, checksum)
+  udp-broadcast listen --pcap heard.pcap             what arrives, as a capture for Wireshark (tshark -r heard.pcap)
 
 Not on every OS: kernel drop counts (Linux only); --show-header's checksum needs packet info
 (Linux and macOS). Windows shares a port with SO_REUSEADDR only."
@@ -129,6 +130,14 @@ struct ListenArgs {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Write every datagram received to FILE as a pcap capture, with its IP and UDP headers, for Wireshark or tshark -r FILE.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+
+    /// Receive buffer in bytes (1-65535); a longer datagram is cut and reported as truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u16).range(1..))]
+    buffer_size: u16,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -185,6 +194,8 @@ fn run(cli: Cli) -> common::Result<()> {
                 show_header: args.show_header,
                 checksum: args.checksum,
                 save: args.save,
+                pcap: args.pcap,
+                buffer_size: Some(usize::from(args.buffer_size)),
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

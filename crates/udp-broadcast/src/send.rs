@@ -2,7 +2,7 @@
 //! any client, the sender lets the OS pick its port.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::output::{Datagram, Output, OutputOptions};
 use common::shutdown::Shutdown;
@@ -287,14 +287,7 @@ fn send_error(to: SocketAddr, err: &std::io::Error) -> Error {
 
 /// A random-enough id for this run: the clock's nanoseconds mixed with the process id.
 fn session_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    format!("{:08x}", x as u32)
+    format!("{:08x}", common::rng::fresh_seed() as u32)
 }
 
 #[cfg(test)]

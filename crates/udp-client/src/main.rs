@@ -3,7 +3,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::io::BufReader;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::output::Output;
 use common::shutdown::Shutdown;
-use udp_client::Config;
+use udp_client::{Config, Mode};
 
 const PROGRAM: &str = "udp-client";
 
@@ -66,7 +66,7 @@ struct Cli {
     message: Vec<String>,
 
     /// How long to wait for a reply: 500ms, 2s, 1m; a bare number is seconds [default: 2s; in a flood, 200ms per datagram].
-    #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
+    #[arg(long, value_name = "DUR", value_parser = common::duration::parse, conflicts_with = "no_reply")]
     timeout: Option<Duration>,
 
     /// Do not wait for replies.
@@ -81,13 +81,13 @@ struct Cli {
     #[arg(short, long, value_name = "DUR", value_parser = common::duration::parse)]
     interval: Option<Duration>,
 
-    /// Flood: datagrams in flight at once.
-    #[arg(short, long, value_name = "N", default_value_t = udp_client::DEFAULT_WINDOW, value_parser = clap::value_parser!(u16).range(1..))]
-    window: u16,
+    /// Flood: datagrams in flight at once [default: 64]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    window: Option<u16>,
 
-    /// One-shot: resend up to N times when no reply comes within --timeout.
-    #[arg(short, long, value_name = "N", default_value_t = 0)]
-    retries: u32,
+    /// One-shot: resend up to N times when no reply comes within --timeout [default: 0]
+    #[arg(short, long, value_name = "N")]
+    retries: Option<u32>,
 
     /// Bind this local address first (NetAssist's "local port", nc -p): IP:PORT or PORT (= 127.0.0.1:PORT).
     #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse)]
@@ -113,9 +113,13 @@ struct Cli {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["count", "repeat"])]
     file: Option<std::path::PathBuf>,
 
-    /// With --file: the most bytes per datagram (1472 fills one Ethernet frame).
-    #[arg(long, value_name = "BYTES", default_value_t = udp_client::DEFAULT_CHUNK)]
-    chunk: usize,
+    /// With --file: the most bytes per datagram (1472 fills one Ethernet frame) [default: 1472]
+    #[arg(long, value_name = "BYTES")]
+    chunk: Option<usize>,
+
+    /// With --file: read a FIFO, a device or a pipe as it comes (otherwise only a regular file is sent).
+    #[arg(long, requires = "file")]
+    stream: bool,
 
     /// Append every reply's bytes to PATH (NetAssist's "receive to file").
     #[arg(long, value_name = "PATH")]
@@ -149,22 +153,113 @@ fn send(cli: Cli) -> common::Result<()> {
     let raw: Vec<String> = std::env::args().collect();
     common::duration::warn_if_bare_and_long(&raw, &["--timeout", "--interval", "-i"], LONGEST_LIKELY_WAIT);
     let message_only = after_dashdash(&raw, cli.target.as_deref());
-    let config = config_from(cli, message_only)?;
+    let (config, mode) = decide(cli, message_only)?;
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let out = Output::stdout(config.output);
     let input = Box::new(BufReader::new(std::io::stdin()));
-    let summary = udp_client::run(&config, &shutdown, &out, input)?;
+    let summary = udp_client::run(&config, &mode, &shutdown, &out, input)?;
     if let Some((text, json)) = summary.report() {
         out.summary(&text, json)?;
     }
     summary.check(config.target)
 }
 
+/// The one place the command line becomes a [`Config`] (what every mode shares) and a
+/// [`Mode`] (only what that mode uses). `message_only`: the words came after `--`, so none
+/// of them is the target.
+fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
+    let typing = udp_client::Typing {
+        escapes: cli.escapes,
+        crlf: cli.crlf,
+        checksum: cli.checksum,
+    };
+    let (target, message) = target_and_message(&cli, message_only, typing)?;
+    let given = given_flags(&cli);
+    let config = Config {
+        target,
+        bind: cli.bind,
+        timeout: cli.timeout,
+        no_reply: cli.no_reply,
+        typing,
+        output: cli.output.options(),
+        save: cli.save.clone(),
+    };
+    let mode = mode(cli, message)?;
+    refuse_unused(&given, &mode, config.no_reply)?;
+    Ok((config, mode))
+}
+
+/// The mode-specific flags given on the command line.
+fn given_flags(cli: &Cli) -> Vec<&'static str> {
+    [
+        ("--retries", cli.retries.is_some()),
+        ("--interval", cli.interval.is_some()),
+        ("--window", cli.window.is_some()),
+        ("--chunk", cli.chunk.is_some()),
+        ("--report-every", cli.report_every.is_some()),
+        ("--graph", cli.graph),
+        ("--checksum", cli.checksum.is_some()),
+        ("--escapes", cli.escapes),
+        ("--crlf", cli.crlf),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
+/// A flag does what it says in the chosen mode, or it is a usage error: never ignored.
+fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<()> {
+    const TYPED: [&str; 3] = ["--checksum", "--escapes", "--crlf"];
+    let (what, honoured): (&str, &[&str]) = match mode {
+        Mode::OneShot(_) => (
+            "a one-shot MESSAGE",
+            &["--retries", "--checksum", "--escapes", "--crlf"],
+        ),
+        Mode::Interactive => ("interactive mode", &TYPED),
+        // The check bytes would sit before the `seq=N ` prefix, and replies are not checked.
+        Mode::Ping(_) => (
+            "a ping (--count)",
+            &["--interval", "--report-every", "--graph", "--escapes", "--crlf"],
+        ),
+        Mode::Flood(_) => (
+            "a flood (--interval 0)",
+            &["--interval", "--report-every", "--window", "--escapes", "--crlf"],
+        ),
+        Mode::Repeat(_) => ("--repeat", &["--interval", "--checksum", "--escapes", "--crlf"]),
+        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
+        Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
+        Mode::Discover(_) => ("--broadcast", &TYPED),
+    };
+    match given.iter().find(|flag| !honoured.contains(flag)) {
+        Some(flag) => Err(common::Error::Usage(format!(
+            "{flag} does nothing with {what}: leave it out (it applies to {})",
+            where_it_applies(flag)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where a mode-specific flag does something, for the usage error.
+fn where_it_applies(flag: &str) -> &'static str {
+    match flag {
+        "--retries" => "a one-shot MESSAGE",
+        "--interval" => "--count, --repeat and --file",
+        "--window" => "a flood (--interval 0) and --file with replies",
+        "--chunk" => "--file",
+        "--report-every" => "--count",
+        "--graph" => "a paced ping (--count with an --interval above 0)",
+        _ => "a MESSAGE or typed lines",
+    }
+}
+
 /// Splits the words into TARGET and MESSAGE, and encodes the message.
-/// `message_only`: the words came after `--`, so none of them is the target.
-fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
-    let mut words: Vec<String> = cli.target.into_iter().chain(cli.message).collect();
+fn target_and_message(
+    cli: &Cli,
+    message_only: bool,
+    typing: udp_client::Typing,
+) -> common::Result<(SocketAddr, Option<Vec<u8>>)> {
+    let mut words: Vec<String> = cli.target.iter().chain(&cli.message).cloned().collect();
     let given = match words.first() {
         Some(first) if !message_only => common::addr::target_words(first, words.get(1).map(String::as_str))?,
         _ => None,
@@ -176,47 +271,65 @@ fn config_from(cli: Cli, message_only: bool) -> common::Result<Config> {
         }
         None => udp_client::DEFAULT_TARGET,
     };
-    let typing = udp_client::Typing {
-        escapes: cli.escapes,
-        crlf: cli.crlf,
-        checksum: cli.checksum,
-    };
     let message = if words.is_empty() {
         None
     } else {
         Some(typing.frame(cli.output.encoding, words.join(" ").as_bytes())?)
     };
-    if cli.repeat.is_some() && message.is_none() {
-        return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
-    }
-    if cli.file.is_some() && message.is_some() {
-        return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
-    }
-    // A file goes back to back unless --interval paces it.
-    let interval = match (cli.interval, &cli.file) {
-        (Some(interval), _) => interval,
-        (None, Some(_)) => Duration::ZERO,
-        (None, None) => udp_client::DEFAULT_INTERVAL,
-    };
-    Ok(Config {
-        target,
-        message,
-        timeout: cli.timeout,
-        no_reply: cli.no_reply,
-        count: cli.count,
-        interval,
-        window: usize::from(cli.window),
-        retries: cli.retries,
-        output: cli.output.options(),
-        bind: cli.bind,
-        typing,
-        repeat: cli.repeat,
-        file: cli.file,
-        chunk: cli.chunk,
-        save: cli.save,
-        broadcast: cli.broadcast,
-        report_every: cli.report_every.filter(|d| !d.is_zero()),
-        graph: cli.graph,
+    Ok((target, message))
+}
+
+/// The mode the options ask for, with only its own settings. clap refuses the flags that
+/// exclude each other; what clap cannot see (a MESSAGE where none belongs) is refused here.
+fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
+    let interval = cli.interval.unwrap_or(udp_client::DEFAULT_INTERVAL);
+    let report_every = cli.report_every.filter(|d| !d.is_zero());
+    Ok(match (cli.file, cli.repeat, cli.count, message) {
+        (Some(_), _, _, Some(_)) => {
+            return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
+        }
+        (Some(path), ..) => Mode::File(udp_client::FileSend {
+            path,
+            chunk: cli.chunk.unwrap_or(udp_client::DEFAULT_CHUNK),
+            // A file goes back to back unless --interval paces it.
+            interval: cli.interval.unwrap_or(Duration::ZERO),
+            window: usize::from(cli.window.unwrap_or(udp_client::DEFAULT_WINDOW)),
+            stream: cli.stream,
+        }),
+        (None, Some(_), _, None) => {
+            return Err(common::Error::Usage("--repeat needs a MESSAGE to repeat".into()));
+        }
+        (None, Some(count), _, Some(message)) => Mode::Repeat(udp_client::Repeat {
+            message,
+            count,
+            interval,
+        }),
+        (None, None, Some(count), message) => {
+            let requests = udp_client::Requests {
+                message,
+                count,
+                report_every,
+            };
+            if interval.is_zero() {
+                Mode::Flood(udp_client::Flood {
+                    requests,
+                    window: usize::from(cli.window.unwrap_or(udp_client::DEFAULT_WINDOW)),
+                })
+            } else {
+                Mode::Ping(udp_client::Ping {
+                    requests,
+                    interval,
+                    graph: cli.graph,
+                })
+            }
+        }
+        (None, None, None, Some(message)) if cli.broadcast => Mode::Discover(udp_client::Discover { message }),
+        (None, None, None, Some(message)) => Mode::OneShot(udp_client::OneShot {
+            message,
+            retries: cli.retries.unwrap_or(0),
+        }),
+        (None, None, None, None) if cli.broadcast => Mode::Discover(udp_client::Discover { message: Vec::new() }),
+        (None, None, None, None) => Mode::Interactive,
     })
 }
 
@@ -234,14 +347,30 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    fn config(args: &[&str]) -> common::Result<Config> {
+    /// The target and the message the command line gives.
+    #[derive(Debug)]
+    struct Parsed {
+        target: SocketAddr,
+        message: Option<Vec<u8>>,
+    }
+
+    fn config(args: &[&str]) -> common::Result<Parsed> {
         let raw: Vec<String> = std::iter::once("udp-client")
             .chain(args.iter().copied())
             .map(String::from)
             .collect();
         let cli = Cli::try_parse_from(&raw).unwrap();
         let message_only = after_dashdash(&raw, cli.target.as_deref());
-        config_from(cli, message_only)
+        let (config, mode) = decide(cli, message_only)?;
+        let message = match mode {
+            Mode::OneShot(m) => Some(m.message),
+            Mode::Interactive => None,
+            other => panic!("not a one-shot: {other:?}"),
+        };
+        Ok(Parsed {
+            target: config.target,
+            message,
+        })
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Default for Config {
 ///
 /// # Examples
 /// ```
-/// use common::{output::OutputOptions, testkit};
+/// use common::output::OutputOptions;
 ///
 /// let server = testkit::local_socket(testkit::WAIT).unwrap();
 /// let config = udp_relay::Config { bind: "127.0.0.1:0".parse().unwrap(), to: server.local_addr().unwrap(), ..Default::default() };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::faults::FaultConfig;
 use common::output::OutputOptions;
-use common::testkit::{self, InProcess, WAIT};
+use testkit::{InProcess, WAIT};
 use udp_relay::{Config, FlowFaults, Summary};
 
 /// Every datagram a test server received, with its sender.
@@ -379,7 +379,7 @@ fn a_stop_ends_the_relay_within_250_ms() {
 /// The binary as a user runs it.
 mod process {
     use super::*;
-    use common::testkit::Process;
+    use testkit::Process;
 
     const BIN: &str = env!("CARGO_BIN_EXE_udp-relay");
 

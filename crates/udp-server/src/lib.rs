@@ -18,7 +18,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 #[cfg(target_os = "linux")]
@@ -42,10 +42,6 @@ pub use state::{MAX_PEERS, refusal, reply_for};
 
 /// Where the server listens when no `--bind` is given: this machine only.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8888));
-
-/// The default receive buffer: larger than any UDP payload, so nothing is ever cut.
-/// The chapter's `recvfrom(1024)` is `--buffer-size 1024`.
-pub const DEFAULT_BUFFER_SIZE: u16 = 65_535;
 
 /// The largest `--batch`: beyond this the kernel gains nothing and memory grows.
 pub const MAX_BATCH: u16 = 1024;
@@ -104,7 +100,7 @@ impl Default for Config {
         Config {
             bind: DEFAULT_BIND,
             reply: Reply::Echo,
-            buffer_size: usize::from(DEFAULT_BUFFER_SIZE),
+            buffer_size: common::DEFAULT_BUFFER_SIZE,
             count: None,
             output: OutputOptions::default(),
             faults: FaultConfig::default(),
@@ -156,6 +152,8 @@ pub struct Summary {
     pub truncated: u64,
     /// Datagrams not answered for safety (see [`refusal`]).
     pub refused: u64,
+    /// Echo loops found and broken (each also logged once); their datagrams are in `refused`.
+    pub loops_broken: u64,
     /// Datagrams not answered because their source was over `--rate-limit`.
     pub rate_limited: u64,
     /// Datagrams whose check bytes were wrong (`--checksum`).
@@ -178,6 +176,9 @@ impl Summary {
             "peers": self.peers, "truncated": self.truncated, "refused": self.refused,
             "rate_limited": self.rate_limited,
         });
+        if self.loops_broken > 0 {
+            obj["loops_broken"] = self.loops_broken.into();
+        }
         if let Some(bad) = self.checksum_bad {
             obj["checksum_bad"] = bad.into();
         }
@@ -214,6 +215,9 @@ impl Summary {
         if self.refused > 0 {
             text += &format!(", refused {} (loop protection)", self.refused);
         }
+        if self.loops_broken > 0 {
+            text += &format!(", echo loops broken {}", self.loops_broken);
+        }
         if self.rate_limited > 0 {
             text += &format!(", rate-limited {}", self.rate_limited);
         }
@@ -244,7 +248,7 @@ impl Summary {
 ///
 /// # Examples
 /// ```
-/// use common::{output::OutputOptions, testkit};
+/// use common::output::OutputOptions;
 ///
 /// let config = udp_server::Config { bind: "127.0.0.1:0".parse().unwrap(), count: Some(1), ..Default::default() };
 /// let server = testkit::InProcess::start(OutputOptions::default(), move |stop, out| udp_server::run(&config, stop, out));

@@ -3,7 +3,7 @@
 
 // No unsafe code: nix and jiff make the system calls std lacks.
 #![forbid(unsafe_code)]
-// Example code gets copied: no unwrap, expect or panic outside tests (see STYLE.md).
+// Example code gets copied: no unwrap, expect or panic outside tests (see CONTRIBUTING.md).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::net::SocketAddr;
@@ -59,7 +59,7 @@ struct Cli {
     reply: String,
 
     /// Receive buffer in bytes (1-65535); a longer datagram is cut and reported as truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = udp_server::DEFAULT_BUFFER_SIZE, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "BYTES", default_value_t = common::DEFAULT_BUFFER_SIZE as u16, value_parser = clap::value_parser!(u16).range(1..))]
     buffer_size: u16,
 
     /// Stop after N datagrams.

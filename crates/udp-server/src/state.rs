@@ -1,5 +1,6 @@
 //! The server's state between datagrams, and the two safety rules every reply passes:
-//! no loops ([`refusal`]) and no amplification ([`reply_for`]).
+//! no loops ([`refusal`], and the loop guard of `common::loopguard`) and no amplification
+//! ([`reply_for`]).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use common::dest::Destination;
 use common::header::UdpHeader;
+use common::loopguard::{self, LoopGuard, OwnAddresses, Verdict};
 use common::output::{Datagram, Output};
 use common::receive::{Closed, Handler, Incoming};
 use common::save::Save;
@@ -22,7 +24,8 @@ use crate::{Config, Reply, Summary};
 /// itself starts a loop that never ends, and an attacker needs only one forged datagram to
 /// start it. So no reply goes to source port 0 (not a real sender), to the well-known ports
 /// below 1024 (echo 7, chargen 19, DNS 53…: servers, not clients), or to this server's own
-/// address.
+/// address in any form (`::ffff:127.0.0.1` on an IPv6 socket is `127.0.0.1`). Loops with
+/// other servers at ordinary ports are the loop guard's (`common::loopguard`).
 pub fn refusal(peer: SocketAddr, local: SocketAddr) -> Option<&'static str> {
     if peer.port() == 0 {
         return Some("source port 0 is not a real sender");
@@ -30,12 +33,13 @@ pub fn refusal(peer: SocketAddr, local: SocketAddr) -> Option<&'static str> {
     if peer.port() < 1024 {
         return Some("a well-known source port (a service such as echo or chargen could loop with us)");
     }
-    let own_ip = peer.ip() == local.ip() || (local.ip().is_unspecified() && peer.ip().is_loopback());
-    if peer.port() == local.port() && own_ip {
-        return Some("it comes from this server's own address (a reply would loop forever)");
+    if loopguard::is_self(peer, local) {
+        return Some(OWN_ADDRESS);
     }
     None
 }
+
+const OWN_ADDRESS: &str = "it comes from this server's own address (a reply would loop forever)";
 
 /// The reply to `request`, or `None` for no reply.
 ///
@@ -86,6 +90,11 @@ pub(crate) struct ServerState<'c> {
     last_peer: Option<SocketAddr>,
     /// Sources already warned about, so a flood of refused datagrams is one warning each.
     warned: HashSet<SocketAddr>,
+    /// This server's addresses (every interface's on `0.0.0.0`/`::`), never answered.
+    own: OwnAddresses,
+    /// Peers that keep sending back what they sent: echo loops, broken (see `loopguard`).
+    /// `None` for a server that never answers (`--reply none` and no rules): it cannot loop.
+    guard: Option<LoopGuard>,
     /// The `--save` file, opened at start-up.
     save: Option<Save>,
     /// How many requests each `--rule` answered.
@@ -94,6 +103,11 @@ pub(crate) struct ServerState<'c> {
 
 /// Sources remembered for "warned once"; past this many, new ones are not warned about.
 const MAX_WARNED: usize = 1024;
+
+/// Whether the server ever answers: a sink (`--reply none`, no rules) cannot loop.
+fn answers(config: &Config) -> bool {
+    config.reply != Reply::None || !config.rules.is_empty()
+}
 
 impl<'c> ServerState<'c> {
     pub(crate) fn new(config: &'c Config, out: &'c Output, local: SocketAddr, save: Option<Save>) -> Self {
@@ -109,6 +123,8 @@ impl<'c> ServerState<'c> {
             peers: HashSet::new(),
             last_peer: None,
             warned: HashSet::new(),
+            own: OwnAddresses::new(local),
+            guard: answers(config).then(LoopGuard::new),
             save,
             rule_answers: vec![0; config.rules.iter().count()],
         }
@@ -122,11 +138,17 @@ impl<'c> ServerState<'c> {
         'c: 'd,
     {
         let refused = self.refuse(d.peer, d.to);
-        let (mut reply, rule) = match refused {
-            Some(_) => (None, None),
-            None => self.choose(d.data),
+        // The loop guard looks before a reply is built: a looping peer costs no rule match.
+        let looping = refused.is_none() && self.looping(d.peer, d.data);
+        let (mut reply, rule) = if refused.is_some() || looping {
+            (None, None)
+        } else {
+            self.choose(d.data)
         };
         let mut note = refused.map(|_| "refused: not answered").or(d.note);
+        if looping {
+            note = Some("refused: an echo loop, not answered");
+        }
         if reply.is_some() && !self.allow(d.peer) {
             reply = None;
             note = Some("rate-limited: not answered");
@@ -182,13 +204,39 @@ impl<'c> ServerState<'c> {
             Some(d) if d.is_broadcast_or_multicast() && !self.config.answer_broadcasts => {
                 "it was sent to a broadcast or multicast address (every server answering would flood its sender)"
             }
-            _ => refusal(peer, self.local)?,
+            _ => match refusal(peer, self.local) {
+                Some(why) => why,
+                None if self.own.is_own(peer) => OWN_ADDRESS,
+                None => return None,
+            },
         };
         self.summary.refused += 1;
         if self.warned.len() < MAX_WARNED && self.warned.insert(peer) {
             log::warn!("not answering {peer}: {why}");
         }
         Some(why)
+    }
+
+    /// Whether `data` from `peer` is part of an echo loop (see `common::loopguard`): counted
+    /// as refused, and a loop found is counted and logged once.
+    fn looping(&mut self, peer: SocketAddr, data: &[u8]) -> bool {
+        let Some(guard) = &mut self.guard else {
+            return false;
+        };
+        match guard.check(peer, data) {
+            Verdict::Answer => return false,
+            Verdict::Refuse => {}
+            Verdict::Broken { repeats, over } => {
+                self.summary.loops_broken += 1;
+                log::warn!(
+                    "echo loop with {peer} broken: it sent back datagrams it had sent before {repeats} times in {} ms, as another server answering our answers does (a \"Loop DoS\", CVE-2024-2169); its repeats go unanswered until it is quiet for {} s, anything new it sends is answered",
+                    over.as_millis(),
+                    loopguard::HOLD.as_secs()
+                );
+            }
+        }
+        self.summary.refused += 1;
+        true
     }
 
     /// Whether `peer` is within its rate limit; counts it if not.
@@ -290,5 +338,10 @@ mod tests {
             "own port on loopback"
         );
         assert_eq!(refusal("10.0.0.1:8888".parse().unwrap(), any), None);
+        // An IPv6 socket on [::] sees 127.0.0.1 as ::ffff:127.0.0.1: still itself.
+        let any6: SocketAddr = "[::]:8888".parse().unwrap();
+        assert!(refusal("[::ffff:127.0.0.1]:8888".parse().unwrap(), any6).is_some());
+        assert!(refusal("[::ffff:127.0.0.1]:8888".parse().unwrap(), local).is_some());
+        assert_eq!(refusal("[::ffff:127.0.0.1]:8889".parse().unwrap(), any6), None);
     }
 }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use common::testkit::Lines;
+use testkit::Lines;
 
 /// How long any one command may take, and a stopped server may take to print its summary.
 const DEADLINE: Duration = Duration::from_secs(20);

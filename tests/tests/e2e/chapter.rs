@@ -6,7 +6,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::header::{IP_PROTOCOL_UDP, UDP_HEADER_LEN, UdpHeader};
-use common::testkit;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::WAIT;
@@ -67,7 +66,7 @@ fn message_oriented_three_sendtos_arrive_as_three_datagrams() {
     assert!(rx.recv_from(&mut buf).is_err(), "exactly three datagrams");
 }
 
-use common::testkit::closed_port;
+use testkit::closed_port;
 
 #[test]
 fn connectionless_a_datagram_to_nobody_is_gone_without_a_word() {
@@ -154,12 +153,9 @@ fn the_udp_header_is_8_bytes_on_the_wire() {
     assert_eq!(UDP_HEADER_LEN, 8);
     // A raw socket sees whole IP packets: what really crossed loopback. It needs
     // CAP_NET_RAW (root); CI has it.
-    let raw = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)) {
-        Ok(raw) => raw,
-        Err(e) => {
-            eprintln!("skipped: no raw socket here ({e}); run as root (CAP_NET_RAW) to read the wire");
-            return;
-        }
+    let attempt = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP));
+    let Some(raw) = testkit::needs_root("reading the wire (raw socket, CAP_NET_RAW)", attempt) else {
+        return;
     };
     raw.set_read_timeout(Some(QUIET)).unwrap();
     let raw = UdpSocket::from(raw);

@@ -1,7 +1,7 @@
 //! Device discovery: one `udp-client --broadcast` probe, every responder's reply. On
 //! loopback only (127.255.255.255); `scripts/lan.sh` does the same across hosts.
 
-use common::testkit::{Process, WAIT, bin, run_to_end};
+use testkit::{Process, WAIT, bin, run_to_end};
 
 /// Three servers share one port (`--reuse`) on 0.0.0.0, each answering broadcasts with a
 /// rule of its own; one probe collects three replies.
@@ -62,7 +62,7 @@ fn one_probe_finds_every_responder() {
 
 #[test]
 fn a_probe_nobody_answers_exits_1_and_a_broadcast_without_the_flag_is_refused() {
-    let nobody = common::testkit::closed_port();
+    let nobody = testkit::closed_port();
     let target = format!("127.255.255.255:{}", nobody.port());
     let ran = run_to_end(
         &bin("udp-client"),

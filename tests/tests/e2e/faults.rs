@@ -5,8 +5,7 @@ use std::time::Duration;
 use common::faults::FaultConfig;
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit;
-use udp_client::{PingSummary, Summary};
+use udp_client::{Mode, OneShot, PingSummary, Summary};
 
 use crate::in_process::{Server, server};
 
@@ -25,7 +24,7 @@ fn faulty_server(faults: FaultConfig) -> Server {
 }
 
 /// Runs the client in-process, quiet, and returns its summary.
-fn run_quiet(config: udp_client::Config) -> Summary {
+fn run_quiet(config: udp_client::Config, mode: Mode) -> Summary {
     let config = udp_client::Config {
         output: OutputOptions {
             quiet: true,
@@ -34,16 +33,17 @@ fn run_quiet(config: udp_client::Config) -> Summary {
         ..config
     };
     let (out, _lines) = testkit::capture(config.output);
-    udp_client::run(&config, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap()
+    udp_client::run(&config, &mode, &Shutdown::new(), &out, Box::new(std::io::empty())).unwrap()
 }
 
 fn ping(target: std::net::SocketAddr, count: u64, interval: Duration) -> PingSummary {
-    match run_quiet(udp_client::Config {
-        target,
-        count: Some(count),
-        interval,
-        ..Default::default()
-    }) {
+    match run_quiet(
+        udp_client::Config {
+            target,
+            ..Default::default()
+        },
+        Mode::ping(count, interval),
+    ) {
         Summary::Ping(p) => p,
         other => panic!("a ping summary, not {other:?}"),
     }
@@ -125,17 +125,20 @@ fn retries_get_every_message_through_half_the_datagrams_lost() {
     for i in 0..10 {
         let config = udp_client::Config {
             target: server.addr,
-            message: Some(format!("message {i}").into_bytes()),
             // Long enough that a reply is never merely late on a busy machine: a late reply
             // would cause one resend too many and spoil the exact count below.
             timeout: Some(Duration::from_millis(300)),
-            retries: 8,
             ..Default::default()
         };
-        match run_quiet(config) {
+        let mode = Mode::OneShot(OneShot {
+            message: format!("message {i}").into_bytes(),
+            retries: 8,
+        });
+        match run_quiet(config, mode) {
             Summary::OneShot {
                 reply: true,
                 retries: r,
+                ..
             } => retries.push(r),
             other => panic!("message {i} did not get through: {other:?}"),
         }

@@ -2,19 +2,12 @@
 //! `--drop`, short by exactly the chunks the server dropped (the chapter's unreliability, in
 //! a file).
 
-use common::testkit::{Process, WAIT, bin, run_to_end};
+use testkit::{Process, WAIT, bin, run_to_end};
 
-/// 1 MiB of bytes that look random (xorshift, the same every run).
+/// 1 MiB of bytes that look random (seeded, the same every run).
 fn random_file(name: &str) -> (std::path::PathBuf, Vec<u8>) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let mut rng = common::rng::Rng::new(1);
+    let data: Vec<u8> = (0..1 << 20).map(|_| rng.next_u64() as u8).collect();
     let path = std::env::temp_dir().join(format!("udp-file-{name}-{}.bin", std::process::id()));
     std::fs::write(&path, &data).unwrap();
     (path, data)

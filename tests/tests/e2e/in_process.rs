@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self, Lines};
-use udp_client::Summary;
+use testkit::Lines;
+use udp_client::{Mode, Summary};
 
 use crate::WAIT;
 
@@ -22,9 +22,9 @@ fn local_server() -> Server {
     })
 }
 
-fn client(config: udp_client::Config, input: &'static [u8]) -> (common::Result<Summary>, Lines) {
+fn client(config: udp_client::Config, mode: Mode, input: &'static [u8]) -> (common::Result<Summary>, Lines) {
     let (out, lines) = testkit::capture(config.output);
-    let result = udp_client::run(&config, &Shutdown::new(), &out, Box::new(Cursor::new(input)));
+    let result = udp_client::run(&config, &mode, &Shutdown::new(), &out, Box::new(Cursor::new(input)));
     (result, lines)
 }
 
@@ -33,15 +33,15 @@ fn one_shot_echo() {
     let server = local_server();
     let config = udp_client::Config {
         target: server.addr,
-        message: Some(b"hello".to_vec()),
         ..Default::default()
     };
-    let (result, lines) = client(config, b"");
+    let (result, lines) = client(config, Mode::one_shot(b"hello"), b"");
     assert_eq!(
         result.unwrap(),
         Summary::OneShot {
             reply: true,
-            retries: 0
+            retries: 0,
+            short_by: None
         }
     );
     assert!(
@@ -61,11 +61,9 @@ fn ping_counts_agree_on_both_sides() {
     let server = local_server();
     let config = udp_client::Config {
         target: server.addr,
-        count: Some(20),
-        interval: Duration::from_millis(2),
         ..Default::default()
     };
-    let (result, lines) = client(config, b"");
+    let (result, lines) = client(config, Mode::ping(20, Duration::from_millis(2)), b"");
     let Summary::Ping(ping) = result.unwrap() else {
         panic!("a ping summary")
     };
@@ -86,7 +84,7 @@ fn interactive_lines_are_datagrams_with_their_boundaries() {
         ..Default::default()
     };
     // Three lines, three datagrams: UDP keeps message boundaries (TCP would not).
-    let (result, lines) = client(config, b"one\ntwo two\nthree three three\n");
+    let (result, lines) = client(config, Mode::Interactive, b"one\ntwo two\nthree three three\n");
     assert_eq!(result.unwrap(), Summary::Interactive { sent: 3, received: 3 });
     let shown: Vec<String> = lines.rest(Duration::from_millis(50));
     let lengths: Vec<&str> = shown.iter().map(|l| l.split("  ").nth(1).unwrap()).collect();
@@ -103,10 +101,9 @@ fn a_server_with_the_chapters_buffer_cuts_what_the_client_sends() {
     });
     let config = udp_client::Config {
         target: server.addr,
-        message: Some(vec![b'z'; 3000]),
         ..Default::default()
     };
-    let (result, lines) = client(config, b"");
+    let (result, lines) = client(config, Mode::one_shot(&[b'z'; 3000]), b"");
     result.unwrap();
     assert!(
         lines.next(WAIT).unwrap().contains("  1024 B  zzz"),
@@ -128,11 +125,10 @@ fn json_on_both_sides_agrees_on_peer_and_length() {
     });
     let config = udp_client::Config {
         target: server.addr,
-        message: Some("你好".as_bytes().to_vec()),
         output: json,
         ..Default::default()
     };
-    let (result, lines) = client(config, b"");
+    let (result, lines) = client(config, Mode::one_shot("你好".as_bytes()), b"");
     result.unwrap();
     let sent: serde_json::Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();
     let reply: serde_json::Value = serde_json::from_str(&lines.next(WAIT).unwrap()).unwrap();

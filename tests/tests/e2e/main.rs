@@ -7,9 +7,11 @@ mod examples;
 mod faults;
 mod files;
 mod in_process;
+mod loops;
 mod processes;
 mod relay;
+mod repository;
 mod rules;
 mod scripts;
 
-use common::testkit::WAIT;
+use testkit::WAIT;

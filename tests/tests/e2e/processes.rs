@@ -1,18 +1,13 @@
-use std::process::Command;
-
-use common::testkit::Process;
+use testkit::{Command, Process, output};
 
 use crate::WAIT;
 
-use common::testkit::{bin, run_to_end};
+use testkit::{bin, run_to_end};
 
 #[test]
 fn the_readme_pair_server_and_client_hello() {
     let (mut server, addr) = Process::server(&bin("udp-server"), &[]);
-    let out = Command::new(bin("udp-client"))
-        .args([&addr.to_string(), "hello"])
-        .output()
-        .unwrap();
+    let out = output(Command::new(bin("udp-client")).args([&addr.to_string(), "hello"]));
     assert_eq!(out.status.code(), Some(0));
     let reply = String::from_utf8_lossy(&out.stdout);
     assert!(reply.starts_with(&format!("{addr}  5 B  hello  rtt ")), "{reply}");
@@ -27,7 +22,7 @@ fn the_readme_pair_server_and_client_hello() {
 fn with_stdout_and_stderr_on_one_pipe_every_line_comes_in_order() {
     let (_server, addr) = Process::server(&bin("udp-server"), &["--duplicate", "1", "--seed", "3", "-q"]);
     let script = format!("'{}' {addr} --count 5 --interval 20ms 2>&1", bin("udp-client"));
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let out = output(Command::new("sh").args(["-c", &script]));
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
@@ -91,10 +86,7 @@ fn jitter_through_a_delaying_server_is_within_the_delays() {
 fn ping_through_the_real_server_by_name() {
     let (mut server, addr) = Process::server(&bin("udp-server"), &["--quiet", "--json"]);
     let target = format!("localhost:{}", addr.port());
-    let out = Command::new(bin("udp-client"))
-        .args([&target, "-n", "10", "-i", "5ms", "--json"])
-        .output()
-        .unwrap();
+    let out = output(Command::new(bin("udp-client")).args([&target, "-n", "10", "-i", "5ms", "--json"]));
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -134,11 +126,11 @@ fn a_flood_and_64_peers_at_once_each_peer_gets_only_its_own_replies() {
     // 64 peers, each sending numbered datagrams and checking every reply is its own.
     let peers: Vec<_> = (0..PEERS).map(|k| spawn_peer(k, PER_PEER, addr)).collect();
     // Meanwhile 100 000 datagrams from udp-client, as fast as it can send them.
-    let flood = Command::new(bin("udp-client"))
-        .args([&addr.to_string(), "--count", &FLOOD.to_string(), "--interval", "0"])
-        .args(["--no-reply", "--json", "--quiet"])
-        .output()
-        .unwrap();
+    let flood = output(
+        Command::new(bin("udp-client"))
+            .args([&addr.to_string(), "--count", &FLOOD.to_string(), "--interval", "0"])
+            .args(["--no-reply", "--json", "--quiet"]),
+    );
     assert_eq!(flood.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&flood.stdout);
     let flood_summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::testkit::{Process, WAIT, bin, example};
 use serde_json::Value;
+use testkit::{Process, WAIT, bin, example};
 
 /// The repository's root, where `scripts/peers/` is.
 fn root() -> std::path::PathBuf {
@@ -157,7 +157,7 @@ fn seeded_faults_per_direction_match_what_client_and_server_count() {
 #[test]
 fn chapter_relay_carries_the_chapters_python_client_to_udp_server() {
     let (server, server_addr) = Process::server(&bin("udp-server"), &["--json"]);
-    let port = common::testkit::free_port().port().to_string();
+    let port = testkit::free_port().port().to_string();
     let mut relay = Process::spawn(&example("chapter_relay"), &[&port, &server_addr.port().to_string()]).unwrap();
     let addr = relay.listening(WAIT).expect("the example says where it listens");
     assert_eq!(chapter_client(addr, "one"), "one\n");
@@ -173,7 +173,7 @@ fn chapter_relay_carries_the_chapters_python_client_to_udp_server() {
 fn every_corrupted_datagram_fails_the_servers_checksum() {
     use common::checksum::Checksum;
     use common::output::OutputOptions;
-    use common::testkit::InProcess;
+    use testkit::InProcess;
     let crc: Checksum = "crc16-modbus".parse().unwrap();
     let quiet = OutputOptions {
         quiet: true,
@@ -202,11 +202,11 @@ fn every_corrupted_datagram_fails_the_servers_checksum() {
         ..Default::default()
     };
     let relay = InProcess::start(quiet, move |stop, out| udp_relay::run(&relay_config, stop, out));
-    let client = common::testkit::local_socket(WAIT).unwrap();
+    let client = testkit::local_socket(WAIT).unwrap();
     for i in 0..50u8 {
         client.send_to(&crc.append(vec![1, 3, 0, i, 0, 2]), relay.addr).unwrap();
         // Each echo comes back before the next request: the same order every run.
-        common::testkit::recv(&client).unwrap();
+        testkit::recv(&client).unwrap();
     }
     let (relay, server) = (relay.stop(), server.stop());
     assert_eq!(server.received, 50);

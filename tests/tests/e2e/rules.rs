@@ -2,9 +2,7 @@
 //! loaded with the rules files the repository ships (both live outside the server's crate,
 //! so these tests live here).
 
-use std::process::Command;
-
-use common::testkit::{self, Process, WAIT, bin};
+use testkit::{Command, Process, WAIT, bin, output};
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
     Process::server(&bin("udp-server"), args)
@@ -25,11 +23,11 @@ fn echo(addr: std::net::SocketAddr, payload: &[u8]) -> Vec<u8> {
 /// printed as the reply.
 fn python_client(addr: std::net::SocketAddr, message: &str) -> String {
     let script = root().join("scripts/peers/chapter_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(["127.0.0.1", &addr.port().to_string(), message])
-        .output()
-        .expect("python3 runs (the chapter's own client)");
+    let out = output(
+        Command::new("python3")
+            .arg(script)
+            .args(["127.0.0.1", &addr.port().to_string(), message]),
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }

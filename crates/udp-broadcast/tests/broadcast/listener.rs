@@ -1,8 +1,8 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use common::output::OutputOptions;
-use common::testkit::{self, Lines};
 use serde_json::Value;
+use testkit::Lines;
 use udp_broadcast::feed::Counts;
 use udp_broadcast::listen::Board;
 use udp_broadcast::{ListenConfig, ListenSummary};

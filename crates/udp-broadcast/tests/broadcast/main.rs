@@ -2,13 +2,14 @@
 //! (127.255.255.255 broadcasts; multicast out `lo` with TTL 0).
 
 mod listener;
+mod pcap;
 mod sender;
 
 use std::net::SocketAddr;
 
-use common::testkit::Process;
+use testkit::Process;
 
-use common::testkit::WAIT;
+use testkit::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udp-broadcast");
 
@@ -40,5 +41,5 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 /// sender that must fail before it sends, so that even a regression reaches nobody (never
 /// the default port 7788, where a learner's listener may be running).
 fn nobody() -> String {
-    common::testkit::closed_port().port().to_string()
+    testkit::closed_port().port().to_string()
 }

@@ -45,7 +45,7 @@ fn without_so_broadcast_the_os_refuses_with_eacces() {
     plain
         .send_to(b"now allowed", (Ipv4Addr::new(127, 255, 255, 255), port))
         .unwrap();
-    assert_eq!(common::testkit::recv(&listener).unwrap().0, b"now allowed");
+    assert_eq!(testkit::recv(&listener).unwrap().0, b"now allowed");
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn no_subcommand_says_send_or_listen_in_one_line() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    common::testkit::assert_help_and_version(
+    testkit::assert_help_and_version(
         crate::BIN,
         "udp-broadcast",
         env!("CARGO_PKG_VERSION"),
@@ -171,7 +171,7 @@ fn one_message_is_one_message_in_the_summary() {
     let (socket, to) = hearer();
     let (code, stderr) = send(&["--to", &to, "--count", "1", "hi"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let (bytes, _) = common::testkit::recv(&socket).unwrap();
+    let (bytes, _) = testkit::recv(&socket).unwrap();
     assert!(bytes.starts_with(b"seq=1 session=") && bytes.ends_with(b" hi"));
     let summary = stderr.lines().last().unwrap();
     assert!(
@@ -204,7 +204,7 @@ fn the_typed_bytes_go_on_the_wire_in_every_encoding_after_the_header() {
         let (code, stderr) = send(&["--to", &to, "-n", "2", "-i", "10ms", "-e", encoding, typed]);
         assert_eq!(code, Some(0), "{encoding} {typed}: {stderr}");
         for seq in 1..=2 {
-            let (bytes, _) = common::testkit::recv(&socket).unwrap();
+            let (bytes, _) = testkit::recv(&socket).unwrap();
             assert_eq!(split_header(&bytes, seq), wire, "{encoding} {typed}");
         }
     }
@@ -222,7 +222,7 @@ fn raw_sends_the_typed_bytes_alone_as_a_sensor_would() {
         all.extend_from_slice(args);
         let mut process = crate::Process::spawn(crate::BIN, &all).unwrap();
         for _ in 0..2 {
-            assert_eq!(common::testkit::recv(&socket).unwrap().0, wire, "{args:?}");
+            assert_eq!(testkit::recv(&socket).unwrap().0, wire, "{args:?}");
         }
         assert_eq!(process.wait(WAIT).and_then(|s| s.code()), Some(0), "{args:?}");
         let events: Vec<Value> = process
@@ -243,12 +243,7 @@ fn raw_sends_the_typed_bytes_alone_as_a_sensor_would() {
     let (socket, to) = hearer();
     let (code, stderr) = send(&["--to", &to, "-n", "1", "--raw", "--feed", "flights"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        common::testkit::recv(&socket)
-            .unwrap()
-            .0
-            .starts_with(b"CA1501 PEK-SHA 08:30 ")
-    );
+    assert!(testkit::recv(&socket).unwrap().0.starts_with(b"CA1501 PEK-SHA 08:30 "));
     assert!(stderr.ends_with("(raw: no seq=/session= header)"), "{stderr}");
 }
 
@@ -262,7 +257,7 @@ fn bad_hex_is_a_usage_error_before_anything_is_sent() {
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("bad hex 'aa 5g': 'g' is not a hex digit"), "{stderr}");
-    assert!(common::testkit::recv(&socket).is_err(), "nothing was sent");
+    assert!(testkit::recv(&socket).is_err(), "nothing was sent");
 }
 
 /// `--interval` of 2^63 − 1 seconds: the wait after the first message must not overflow the
@@ -281,12 +276,12 @@ fn an_interval_too_long_for_the_clock_waits_until_the_stop() {
         raw: true,
         output: Default::default(),
     };
-    let (out, _lines) = common::testkit::capture(config.output);
+    let (out, _lines) = testkit::capture(config.output);
     let stop = common::shutdown::Shutdown::new();
     let (done, result) = std::sync::mpsc::channel();
     let flag = stop.clone();
     std::thread::spawn(move || done.send(udp_broadcast::send(&config, &flag, &out)));
-    assert_eq!(common::testkit::recv(&socket).unwrap().0, b"slow");
+    assert_eq!(testkit::recv(&socket).unwrap().0, b"slow");
     stop.trigger();
     let summary = result.recv_timeout(WAIT).expect("send returns, without a panic");
     assert_eq!(summary.unwrap().sent, 1);

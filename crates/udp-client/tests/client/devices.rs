@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use common::testkit::{Process, WAIT, free_port, run_to_end};
+use testkit::{Process, WAIT, free_port, run_to_end};
 
 use crate::{BIN, Peer};
 

@@ -2,7 +2,9 @@
 //! what the peer saw and what the client printed.
 
 mod devices;
+mod hostile;
 mod modes;
+mod truth;
 mod usage;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -10,9 +12,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::testkit;
-
-use common::testkit::WAIT;
+use testkit::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udp-client");
 
@@ -75,4 +75,4 @@ impl Peer {
     }
 }
 
-use common::testkit::closed_port;
+use testkit::closed_port;

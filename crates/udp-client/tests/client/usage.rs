@@ -1,6 +1,4 @@
-use std::process::Command;
-
-use common::testkit::run_to_end;
+use testkit::{Command, output, run_to_end};
 
 use crate::{BIN, Peer};
 
@@ -20,7 +18,7 @@ fn bad_usage_is_one_line_and_exit_2() {
         (vec!["--timeout=-1s", "x"], "bad duration '-1s'"),
         (vec![&addr, &too_big], "carries at most 65507"),
     ] {
-        let out = Command::new(BIN).args(&args).output().unwrap();
+        let out = output(Command::new(BIN).args(&args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let short: Vec<&str> = args.iter().map(|a| if a.len() > 20 { "…" } else { a }).collect();
         assert_eq!(out.status.code(), Some(2), "{short:?}: {stderr}");
@@ -40,7 +38,7 @@ fn bad_usage_is_one_line_and_exit_2() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    common::testkit::assert_help_and_version(
+    testkit::assert_help_and_version(
         BIN,
         "udp-client",
         env!("CARGO_PKG_VERSION"),

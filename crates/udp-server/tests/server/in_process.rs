@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use common::Error;
 use common::output::OutputOptions;
 use common::shutdown::Shutdown;
-use common::testkit::{self};
 use udp_server::{Config, Reply, Summary};
 
 use crate::WAIT;
@@ -397,18 +396,21 @@ fn no_reply_is_longer_than_its_request_and_each_request_gets_one() {
     }
 }
 
+/// The tests that bind well-known ports (7, 19, 1023) take turns: run in parallel, one
+/// would find port 19 taken by the other.
+static WELL_KNOWN_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn well_known_source_ports_get_no_reply_and_are_counted() {
+    let _alone = WELL_KNOWN_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let server = start(local());
     let mut refused = 0;
     for port in [7u16, 19, 1023] {
         // Binding a port below 1024 needs root (CAP_NET_BIND_SERVICE); CI runs as root.
-        let peer = match UdpSocket::bind(("127.0.0.1", port)) {
-            Ok(peer) => peer,
-            Err(e) => {
-                eprintln!("skipped port {port}: cannot bind it here ({e}); run as root to test it");
-                continue;
-            }
+        let Some(peer) = testkit::needs_root(&format!("port {port}"), UdpSocket::bind(("127.0.0.1", port))) else {
+            continue;
         };
         peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         peer.send_to(b"loop?", server.addr).unwrap();
@@ -468,12 +470,9 @@ fn broadcast_and_multicast_datagrams_get_no_reply() {
 fn a_datagram_forged_from_the_servers_own_address_starts_no_loop() {
     use socket2::{Domain, Protocol, Socket, Type};
     // Forging a source address takes a raw socket, which needs CAP_NET_RAW (root); CI has it.
-    let raw = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))) {
-        Ok(raw) => raw,
-        Err(e) => {
-            eprintln!("skipped: no raw socket here ({e}); run as root (CAP_NET_RAW) to test a forged source");
-            return;
-        }
+    let attempt = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)));
+    let Some(raw) = testkit::needs_root("a forged source (raw socket, CAP_NET_RAW)", attempt) else {
+        return;
     };
     let server = start(local());
     let payload = b"loop me";
@@ -681,8 +680,11 @@ fn answer_broadcasts_answers_what_is_sent_to_everyone() {
     peer.send_to(b"who is there", ("127.255.255.255", addr.port())).unwrap();
     assert_eq!(testkit::recv(&peer).unwrap().0, b"who is there");
     // A source that must never be answered (a well-known port) stays refused.
-    let refused = match UdpSocket::bind("127.0.0.1:19") {
-        Ok(chargen) => {
+    let _alone = WELL_KNOWN_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let refused = match testkit::needs_root("port 19", UdpSocket::bind("127.0.0.1:19")) {
+        Some(chargen) => {
             chargen.set_broadcast(true).unwrap();
             chargen.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
             chargen.send_to(b"loop?", ("127.255.255.255", addr.port())).unwrap();
@@ -692,10 +694,7 @@ fn answer_broadcasts_answers_what_is_sent_to_everyone() {
             );
             1
         }
-        Err(e) => {
-            eprintln!("skipped port 19: cannot bind it here ({e}); run as root to test it");
-            0
-        }
+        None => 0,
     };
     let summary = server.stop();
     assert_eq!(

@@ -2,7 +2,8 @@
 //! thread; `process` runs the real binary. Both assert on what crossed the wire.
 
 mod in_process;
+mod loops;
 mod process;
 mod rules;
 
-use common::testkit::WAIT;
+use testkit::WAIT;

@@ -1,11 +1,11 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::testkit::{self, Process};
+use testkit::{Command, Process, output};
 
 use crate::WAIT;
 
@@ -101,7 +101,7 @@ fn bad_usage_is_one_line_and_exit_2() {
         (&["--count", "-1"], "'-1'"),
         (&["--no-such-flag"], "--no-such-flag"),
     ] {
-        let out = Command::new(BIN).args(args).output().unwrap();
+        let out = output(Command::new(BIN).args(args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr}");
@@ -117,7 +117,7 @@ fn bad_usage_is_one_line_and_exit_2() {
 fn a_port_in_use_is_exit_1_with_a_hint() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(BIN).args(["--bind", &addr]).output().unwrap();
+    let out = output(Command::new(BIN).args(["--bind", &addr]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     let last = stderr.lines().last().unwrap();
@@ -130,20 +130,17 @@ fn a_port_in_use_is_exit_1_with_a_hint() {
 }
 
 /// As `udp-server | head -1`: starts the server, reads its first line and closes the pipe.
-/// Returns that line, the server's stderr, and its exit status once it exits.
-fn like_head_1() -> (
-    String,
-    testkit::Lines,
-    mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
-) {
-    let mut child = Command::new(BIN)
+/// Returns that line, and the server (its stderr, its exit within a deadline; killed if the
+/// test ends first).
+fn like_head_1() -> (String, Process) {
+    let mut child = std::process::Command::new(BIN)
         .args(["--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let stderr = testkit::Lines::from_reader(child.stderr.take().unwrap());
+    let server = Process::adopt(child);
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -155,23 +152,19 @@ fn like_head_1() -> (
         let _ = tx.send(line);
     });
     let first = rx.recv_timeout(WAIT).unwrap();
-    let (done_tx, exit) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    (first.trim_end().to_string(), stderr, exit)
+    (first.trim_end().to_string(), server)
 }
 
 #[test]
 fn a_closed_stdout_ends_the_server_quietly() {
-    let (first, stderr, exit) = like_head_1();
+    let (first, mut server) = like_head_1();
     let addr = testkit::listening_addr(&first).unwrap();
     let peer = testkit::local_socket(WAIT).unwrap();
     peer.send_to(b"nobody reads this line", addr).unwrap();
     assert_eq!(testkit::recv(&peer).unwrap().0, b"nobody reads this line");
-    let status = exit.recv_timeout(WAIT).unwrap().unwrap();
+    let status = server.wait(WAIT).expect("the server stops by itself");
     assert_eq!(status.code(), Some(0));
-    let errors = stderr.rest(WAIT);
+    let errors = server.stderr.rest(WAIT);
     assert!(
         !errors.iter().any(|l| l.contains("panicked") || l.contains("error")),
         "{errors:?}"
@@ -180,7 +173,7 @@ fn a_closed_stdout_ends_the_server_quietly() {
 
 #[test]
 fn help_shows_an_example_per_mode_and_version_works() {
-    common::testkit::assert_help_and_version(
+    testkit::assert_help_and_version(
         BIN,
         "udp-server",
         env!("CARGO_PKG_VERSION"),
@@ -222,20 +215,17 @@ fn rust_log_overrides_the_verbosity_flags() {
             .any(|l| l.starts_with("udp-server: only programs on this machine")),
         "{logs:?}"
     );
-    let mut silenced = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0", "--count", "0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = testkit::Lines::from_reader(silenced.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(silenced.wait());
-    });
-    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap().code(), Some(0));
-    let logs = stderr.rest(WAIT);
+    let mut silenced = Process::adopt(
+        std::process::Command::new(BIN)
+            .args(["--bind", "127.0.0.1:0", "--count", "0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(silenced.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let logs = silenced.stderr.rest(WAIT);
     assert_eq!(
         logs,
         ["udp-server: received 0 datagrams (0 B) from 0 peers, replied 0, truncated 0"],
@@ -320,9 +310,9 @@ fn faults_are_counted_and_repeat_for_the_same_seed() {
 fn a_closed_stdout_ends_an_idle_server_too() {
     // No traffic at all: the server must not wait for a datagram to find out that nobody
     // reads its output any more.
-    let (first, _stderr, exit) = like_head_1();
+    let (first, mut server) = like_head_1();
     assert!(first.starts_with("listening on "), "{first}");
-    let status = exit.recv_timeout(WAIT).expect("the server stops by itself").unwrap();
+    let status = server.wait(WAIT).expect("the server stops by itself");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -414,7 +404,7 @@ fn usage_mistakes_are_one_line_with_a_hint() {
         (&["--bnid", "9000"][..], "a similar argument exists: '--bind'"),
         (&["9000"], "did you mean --bind 9000?"),
     ] {
-        let out = Command::new(BIN).args(args).output().unwrap();
+        let out = output(Command::new(BIN).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -1,6 +1,6 @@
 //! `--rule`: a device simulator, talked to by the chapter's own Python client.
 
-use common::testkit::{self, Process, WAIT, run_to_end};
+use testkit::{Process, WAIT, run_to_end};
 
 use crate::process::{BIN, echo};
 

@@ -1,6 +1,6 @@
 //! The one test harness the workspace's tests share: every wait has a deadline
-//! ([`WAIT`]), and readiness is the `listening` line, never a sleep. Behind the `testkit`
-//! feature, which only dev-dependencies turn on, so no program carries it.
+//! ([`WAIT`]), and readiness is the `listening` line, never a sleep. A crate of its own that
+//! only dev-dependencies name (`publish = false`), so no program carries test code.
 //!
 //! - [`InProcess`]: a program's `run` on a thread, its stdout captured line by line;
 //! - [`Process`]: a program's binary as a real process ([`bin`] finds it);
@@ -10,18 +10,28 @@
 // Test helpers fail the test that calls them, the way assertions do.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod tshark;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::output::{Output, OutputOptions};
-use crate::shutdown::Shutdown;
+/// The command [`output`] runs: std's `Command` with a deadline (`timeout`).
+pub use assert_cmd::Command;
+
+use common::output::{Output, OutputOptions};
+use common::shutdown::Shutdown;
 
 /// The deadline for anything that should happen at once; generous for a loaded machine.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The deadline for a program a test runs to its end ([`run_to_end`], [`output`]): past
+/// it the program is killed and the test fails, so a hung program cannot hang `cargo test`.
+/// The longest run in the suite (a 300-ping burst, a file sent in pieces) takes ~1 s.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Lines arriving from a reader or an in-process [`Output`], read with deadlines.
 pub struct Lines {
@@ -197,7 +207,7 @@ impl Process {
     }
 
     fn start_env(program: &str, args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> io::Result<Self> {
-        let mut child: Child = Command::new(program)
+        let child: Child = std::process::Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
@@ -205,22 +215,36 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?;
+        Ok(Self::adopt(child))
+    }
+
+    /// Takes over a child a test spawned itself (to hold one of its pipes in its own way):
+    /// the pipes still in `child` are read as [`Lines`] (one already taken gives no lines),
+    /// [`Process::wait`] waits with a deadline, and dropping it kills the child if still running.
+    pub fn adopt(mut child: Child) -> Self {
+        let stdout = Self::lines(child.stdout.take());
+        let stderr = Self::lines(child.stderr.take());
         let stdin = child.stdin.take();
         let pid = child.id();
         let (tx, exit) = mpsc::channel();
         thread::spawn(move || {
             let _ = tx.send(child.wait());
         });
-        Ok(Process {
+        Process {
             pid,
             exit,
             exited: None,
             stdin,
-            stdout: Lines::from_reader(stdout),
-            stderr: Lines::from_reader(stderr),
-        })
+            stdout,
+            stderr,
+        }
+    }
+
+    fn lines<R: Read + Send + 'static>(pipe: Option<R>) -> Lines {
+        match pipe {
+            Some(pipe) => Lines::from_reader(pipe),
+            None => Lines::from_reader(io::empty()),
+        }
     }
 
     /// The process id.
@@ -233,7 +257,7 @@ impl Process {
     /// # Errors
     /// When `kill` cannot be run or fails.
     pub fn signal(&self, name: &str) -> io::Result<()> {
-        let status = Command::new("kill")
+        let status = std::process::Command::new("kill")
             .args(["-s", name, &self.pid.to_string()])
             .status()?;
         if status.success() {
@@ -311,6 +335,30 @@ pub fn free_port() -> SocketAddr {
         .expect("its address")
 }
 
+/// What a test needs that only root may do (a port below 1024, a raw socket): the result
+/// of `attempt`, or `None` with a skip printed on stderr when the OS refuses permission.
+/// In CI (`CI=true`), which runs as root, a refusal fails the test instead, so there the
+/// test always runs. Any other error (a port in use, say) fails it everywhere.
+///
+/// # Panics
+/// On any error but `PermissionDenied`, and on that one too in CI.
+pub fn needs_root<T>(what: &str, attempt: io::Result<T>) -> Option<T> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    needs_root_in(what, attempt, ci)
+}
+
+fn needs_root_in<T>(what: &str, attempt: io::Result<T>, ci: bool) -> Option<T> {
+    match attempt {
+        Ok(done) => Some(done),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !ci => {
+            eprintln!("skipped {what}: {e}; run as root to test it (with CI=true this fails)");
+            None
+        }
+        Err(e) if ci => panic!("{what}: {e} (CI runs as root: this must work there)"),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
 /// A program's `run` on a thread of this test, with its output captured: started, then
 /// ready once its `listening` line names the address.
 pub struct InProcess<S> {
@@ -319,7 +367,7 @@ pub struct InProcess<S> {
     /// Its stdout after the `listening` line.
     pub lines: Lines,
     shutdown: Shutdown,
-    done: Receiver<crate::Result<S>>,
+    done: Receiver<common::Result<S>>,
 }
 
 impl<S: Send + 'static> InProcess<S> {
@@ -329,7 +377,7 @@ impl<S: Send + 'static> InProcess<S> {
     /// When no `listening` line comes: the program failed to start.
     pub fn start(
         options: OutputOptions,
-        run: impl FnOnce(&Shutdown, &Output) -> crate::Result<S> + Send + 'static,
+        run: impl FnOnce(&Shutdown, &Output) -> common::Result<S> + Send + 'static,
     ) -> Self {
         let (out, lines) = capture(options);
         let shutdown = Shutdown::new();
@@ -368,7 +416,7 @@ impl<S: Send + 'static> InProcess<S> {
     ///
     /// # Panics
     /// When it does not end in time.
-    pub fn finish(&self) -> crate::Result<S> {
+    pub fn finish(&self) -> common::Result<S> {
         self.done.recv_timeout(WAIT).expect("the program ends within WAIT")
     }
 
@@ -428,21 +476,49 @@ pub struct Ran {
 }
 
 /// Runs `program` with `args` to its end (through assert_cmd, stdin empty, `RUST_LOG`
-/// unset so the logs are the program's defaults).
+/// unset so the logs are the program's defaults), killed past [`RUN_DEADLINE`].
 ///
 /// # Panics
-/// When the program cannot be started.
+/// When the program cannot be started or does not end within [`RUN_DEADLINE`].
 pub fn run_to_end(program: &str, args: &[&str]) -> Ran {
-    let out = assert_cmd::Command::new(program)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the program starts");
+    let out = output(Command::new(program).args(args).env_remove("RUST_LOG"));
     Ran {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `command` to its end with stdin empty, and returns what it said. Past [`RUN_DEADLINE`] assert_cmd kills it and the test
+/// fails, naming the program.
+///
+/// # Panics
+/// When it cannot be started or does not end in time.
+pub fn output(command: &mut assert_cmd::Command) -> std::process::Output {
+    output_within(command, RUN_DEADLINE)
+}
+
+/// [`output`] with a deadline of `within`.
+///
+/// # Panics
+/// When it cannot be started or does not end within `within`.
+pub fn output_within(command: &mut assert_cmd::Command, within: Duration) -> std::process::Output {
+    let what = format!("{:?}", command.get_program());
+    let started = Instant::now();
+    let out = command
+        .timeout(within)
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    // A kill by the deadline leaves no exit code; a program that exits by a signal of its
+    // own well before the deadline is not mistaken for it. (assert_cmd's wait counts in
+    // whole milliseconds and may give up a little early: hence the margin.)
+    let margin = Duration::from_millis(50).min(within / 2);
+    assert!(
+        out.status.code().is_some() || started.elapsed() + margin < within,
+        "{what} did not end within {within:?}: killed (stderr: {})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// `--help` exits 0 and shows every one of `examples`; `--version` prints
@@ -451,7 +527,11 @@ pub fn run_to_end(program: &str, args: &[&str]) -> Ran {
 /// # Panics
 /// When either is not so (a test assertion).
 pub fn assert_help_and_version(path: &str, program: &str, version: &str, examples: &[&str]) {
-    let help = assert_cmd::Command::new(path).arg("--help").assert().success();
+    let help = assert_cmd::Command::new(path)
+        .arg("--help")
+        .timeout(WAIT)
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
     for example in examples {
         assert!(text.contains(example), "--help is missing {example}");
@@ -459,6 +539,7 @@ pub fn assert_help_and_version(path: &str, program: &str, version: &str, example
     assert_examples_line_up(&text);
     assert_cmd::Command::new(path)
         .arg("--version")
+        .timeout(WAIT)
         .assert()
         .success()
         .stdout(format!("{program} {version}\n"));
@@ -491,5 +572,43 @@ pub fn assert_examples_line_up(help: &str) {
             "this example's description is out of line:\n{line}\n{}",
             columns[0].1
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_program_that_outlives_its_deadline_is_killed_and_fails_the_test() {
+        let started = Instant::now();
+        let hung =
+            std::panic::catch_unwind(|| output_within(Command::new("sleep").arg("30"), Duration::from_millis(300)));
+        let message = hung.expect_err("a hung program fails the test");
+        let message = message.downcast_ref::<String>().expect("a message");
+        assert!(message.contains("did not end within 300ms: killed"), "{message}");
+        assert!(started.elapsed() < WAIT, "killed at the deadline, not waited out");
+    }
+
+    #[test]
+    fn a_refused_permission_skips_outside_ci_and_fails_in_ci() {
+        let refused = || Err::<(), _>(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(needs_root_in("port 19", refused(), false), None);
+        assert!(std::panic::catch_unwind(|| needs_root_in("port 19", refused(), true)).is_err());
+        assert_eq!(needs_root_in("port 19", Ok(19), true), Some(19));
+    }
+
+    #[test]
+    fn any_other_error_fails_even_outside_ci() {
+        let taken = || Err::<(), _>(io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(std::panic::catch_unwind(|| needs_root_in("port 19", taken(), false)).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_program_that_ends_in_time_gives_its_exit_code_and_output() {
+        let out = output_within(Command::new("sh").args(["-c", "echo hi; exit 3"]), WAIT);
+        assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(3), &b"hi\n"[..]));
     }
 }

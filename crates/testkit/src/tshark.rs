@@ -1,0 +1,102 @@
+//! tshark, for the tests that check a written pcap file against Wireshark's own dissectors.
+
+use std::path::Path;
+
+use crate::{Process, WAIT};
+
+/// Whether tshark is installed. Absent, it says so loudly on stderr, and fails the test
+/// under CI (`CI=true`), where `.ci/run` installs it.
+///
+/// # Panics
+/// When `CI=true` and tshark is not installed.
+pub fn available() -> bool {
+    let found = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "tshark is not installed, and CI=true needs it (apt-get install tshark)"
+        );
+        eprintln!("SKIPPED: the tshark checks of this test: tshark is not installed (apt-get install tshark)");
+    }
+    found
+}
+
+/// tshark's stdout lines for `args`, with a deadline.
+///
+/// # Panics
+/// When tshark does not start, exit 0 within the deadline.
+pub fn run(args: &[&str]) -> Vec<String> {
+    let mut tshark = Process::spawn("tshark", args).expect("tshark starts");
+    let status = tshark.wait(WAIT * 4).expect("tshark ends within its deadline");
+    let lines = tshark.stdout.rest(WAIT);
+    let errors = tshark.stderr.rest(WAIT);
+    assert!(status.success(), "tshark {args:?}: {status}, stderr {errors:?}");
+    lines
+}
+
+/// One line per packet, tab-separated: source address (IPv4 or IPv6), source port,
+/// destination port, UDP length, checksum status (1 = good, 0 = bad, 2 = unverified, 3 = none), captured
+/// length, length, payload in hex; checksums checked.
+pub fn fields(path: &Path) -> Vec<String> {
+    let path = path.to_string_lossy();
+    run(&[
+        "-r",
+        &path,
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "ip.src",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "udp.srcport",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "udp.length",
+        "-e",
+        "udp.checksum.status",
+        "-e",
+        "frame.cap_len",
+        "-e",
+        "frame.len",
+        "-e",
+        "udp.payload",
+    ])
+}
+
+/// Every packet tshark has an expert note about (a bad checksum, a malformed packet).
+/// The payload on each port in the file is decoded as plain data: Wireshark would
+/// otherwise guess a protocol from the port (it takes 7788 for TAPA) and call a
+/// datagram of ours a malformed one of that protocol.
+///
+/// # Panics
+/// When the file cannot be read back, or tshark fails.
+pub fn expert(path: &Path) -> Vec<String> {
+    let mut ports: Vec<u16> = common::pcap::read_udp(path)
+        .expect("the capture reads back")
+        .iter()
+        .flat_map(|c| [c.src.port(), c.dst.port()])
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let path = path.to_string_lossy();
+    let mut args = vec![
+        "-r".to_string(),
+        path.into_owned(),
+        "-o".into(),
+        "udp.check_checksum:TRUE".into(),
+    ];
+    for port in ports {
+        args.extend(["-d".to_string(), format!("udp.port=={port},data")]);
+    }
+    args.extend(["-Y".to_string(), "_ws.expert".into()]);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}

@@ -1,0 +1,102 @@
+//! `--repeat N`: the exact MESSAGE N times, every `--interval` (NetAssist's loop send). No
+//! sequence number is added, so a reply cannot be matched to its request: each is printed
+//! as it comes, and the summary counts them.
+
+use std::time::{Duration, Instant};
+
+use common::output::plural;
+use common::{Error, Result};
+use serde::Serialize;
+
+use crate::DEFAULT_TIMEOUT;
+use crate::session::{Session, later};
+use crate::summary::{Summary, fields};
+
+/// The repeat's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    /// The datagram, sent as it is.
+    pub message: Vec<u8>,
+    /// How many times.
+    pub count: u64,
+    /// Time between sends.
+    pub interval: Duration,
+}
+
+/// Sends MESSAGE `count` times, printing every reply; after the last, waits up to
+/// `--timeout` for replies still on their way (unless `--no-reply`).
+pub(crate) fn run(session: &mut Session<'_>, mode: &Repeat) -> Result<Summary> {
+    let target = session.target();
+    let (mut sent, mut received, mut next) = (0u64, 0u64, Instant::now());
+    for _ in 0..mode.count {
+        received += replies_until(session, next)?;
+        if session.stopped() {
+            break;
+        }
+        if session.send(&mode.message)? {
+            session.out.sent(target, mode.message.len()).map_err(Error::stdout)?;
+            sent += 1;
+        }
+        next = later(next, mode.interval);
+    }
+    if !session.config.no_reply {
+        let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
+        while received < sent && !session.shutdown.is_triggered() && Instant::now() < deadline {
+            received += replies_until(session, deadline.min(later(Instant::now(), Duration::from_millis(100))))?;
+        }
+    }
+    Ok(Summary::Repeat {
+        sent,
+        received,
+        expect_replies: !session.config.no_reply,
+    })
+}
+
+/// Prints every reply that arrives until `until`; how many.
+fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
+    let mut received = 0;
+    while let Some(arrival) = session.recv(until)? {
+        received += 1;
+        session.show_reply(arrival, None)?;
+    }
+    Ok(received)
+}
+
+/// The summary's JSON fields; no `lost` when replies were not awaited.
+#[derive(Serialize)]
+struct Json {
+    sent: u64,
+    received: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost: Option<u64>,
+}
+
+/// `udp-client: sent 3 datagrams, received 3, lost 0`; with `--no-reply` nothing was
+/// awaited, so nothing can be called lost.
+pub(crate) fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
+    let sent_text = plural(sent, "datagram");
+    if !expect_replies {
+        let got = if received > 0 {
+            format!(", received {received}")
+        } else {
+            String::new()
+        };
+        return (
+            format!("udp-client: sent {sent_text}{got}, replies not awaited (--no-reply)"),
+            fields(&Json {
+                sent,
+                received,
+                lost: None,
+            }),
+        );
+    }
+    let lost = sent.saturating_sub(received);
+    (
+        format!("udp-client: sent {sent_text}, received {received}, lost {lost}"),
+        fields(&Json {
+            sent,
+            received,
+            lost: Some(lost),
+        }),
+    )
+}

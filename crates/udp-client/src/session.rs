@@ -1,0 +1,286 @@
+//! The one value every mode borrows: the socket and the target it is connected to, where
+//! output goes, the stop flag, the `--save` file, one receive buffer, and whether "nobody
+//! is listening" was already said. Receiving and sending go through here, so the ICMP
+//! "port unreachable" and every receive error are handled in one place.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::output::{Datagram, Output};
+use common::save::Save;
+use common::shutdown::{POLL_INTERVAL, Shutdown, is_wake_up};
+use common::{Error, Result};
+
+use crate::Config;
+use crate::errors::{nobody_listening, send_error};
+
+/// Receive buffer: larger than any UDP payload, so a reply is never cut.
+const RECV_BUFFER: usize = common::DEFAULT_BUFFER_SIZE;
+
+/// How long one [`Session::poll`] waits: short, so a flood wakes often enough to give up on
+/// lost requests and notice Ctrl-C.
+const POLL: Duration = Duration::from_millis(10);
+
+/// What an ICMP "port unreachable" means to the mode under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnRefused {
+    /// The run fails with "no one is listening" (one-shot: there is nothing else to do).
+    Fail,
+    /// Say it once (again after a datagram arrives), with this note, and carry on.
+    Warn(&'static str),
+    /// Say nothing: replies come from many, or only echoes matter.
+    Ignore,
+}
+
+/// A datagram that arrived: who sent it and how long it is (its bytes are in the buffer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    pub(crate) peer: SocketAddr,
+    pub(crate) len: usize,
+}
+
+/// The socket and everything a mode needs around it.
+pub(crate) struct Session<'a> {
+    pub(crate) socket: UdpSocket,
+    pub(crate) config: &'a Config,
+    pub(crate) shutdown: &'a Shutdown,
+    pub(crate) out: &'a Output,
+    save: Option<Save>,
+    buf: Vec<u8>,
+    /// The read timeout set on the socket, so it is set again only when it changes.
+    read_timeout: Option<Duration>,
+    pub(crate) on_refused: OnRefused,
+    warned_refused: bool,
+    /// How often the target refused (ICMP "port unreachable").
+    refusals: u64,
+    /// Whether the socket is connected to the target (every mode but discovery).
+    connected: bool,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        config: &'a Config,
+        shutdown: &'a Shutdown,
+        out: &'a Output,
+        save: Option<Save>,
+    ) -> Self {
+        let connected = socket.peer_addr().is_ok();
+        Session {
+            socket,
+            config,
+            shutdown,
+            out,
+            save,
+            buf: vec![0u8; RECV_BUFFER],
+            read_timeout: None,
+            on_refused: OnRefused::Warn(""),
+            warned_refused: false,
+            refusals: 0,
+            connected,
+        }
+    }
+
+    pub(crate) fn target(&self) -> SocketAddr {
+        self.config.target
+    }
+
+    /// Whether to stop: Ctrl-C, SIGTERM, or nobody reads stdout any more.
+    pub(crate) fn stopped(&self) -> bool {
+        self.shutdown.is_triggered() || self.out.is_closed()
+    }
+
+    /// Waits `pause` (pacing a sender), waking early on a stop request; whether one came.
+    /// However long the pause, no deadline overflows.
+    pub(crate) fn pause(&self, pause: Duration) -> bool {
+        let end = later(Instant::now(), pause);
+        loop {
+            if self.shutdown.is_triggered() {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(POLL_INTERVAL));
+        }
+    }
+
+    /// The bytes of the datagram that arrived last.
+    pub(crate) fn data(&self, arrival: Arrival) -> &[u8] {
+        &self.buf[..arrival.len]
+    }
+
+    /// Waits for one datagram until `deadline`, waking every [`POLL_INTERVAL`] to check for
+    /// a stop request (a refusal from the target is handled as [`OnRefused`] says, and the
+    /// wait goes on). `Ok(None)`: the deadline passed or a stop was requested.
+    pub(crate) fn recv(&mut self, deadline: Instant) -> Result<Option<Arrival>> {
+        loop {
+            if self.shutdown.is_triggered() {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let got = self
+                .set_read_timeout(left.min(POLL_INTERVAL))
+                .and_then(|()| self.socket.recv_from(&mut self.buf));
+            match self.received(got.map(|(len, peer)| Arrival { peer, len }))? {
+                Received::Datagram(arrival) => return Ok(Some(arrival)),
+                Received::Refused | Received::WakeUp => {}
+            }
+        }
+    }
+
+    /// One short wait for a datagram on the connected socket, for the loops that must wake
+    /// often (floods). `recv` is the chapter's `sock.recv(1024)`: on a connected socket the
+    /// sender can only be the target, so its address is not asked for.
+    pub(crate) fn poll(&mut self) -> Result<Option<Arrival>> {
+        let target = self.target();
+        let got = self
+            .set_read_timeout(POLL)
+            .and_then(|()| self.socket.recv(&mut self.buf));
+        match self.received(got.map(|len| Arrival { peer: target, len }))? {
+            Received::Datagram(arrival) => Ok(Some(arrival)),
+            Received::Refused | Received::WakeUp => Ok(None),
+        }
+    }
+
+    /// The one place a receive error is judged.
+    fn received(&mut self, got: io::Result<Arrival>) -> Result<Received> {
+        match got {
+            Ok(arrival) => {
+                self.warned_refused = false;
+                Ok(Received::Datagram(arrival))
+            }
+            Err(e) if is_wake_up(&e) => Ok(Received::WakeUp),
+            Err(e) if common::error::is_port_unreachable(&e) => self.refused().map(|()| Received::Refused),
+            Err(e) => Err(Error::io(format!("receiving from {} failed", self.target()), &e)),
+        }
+    }
+
+    /// Sends one datagram to the target: `send` on the connected socket (`sendto` to the
+    /// connected peer), `send_to` on an unconnected one. An ICMP "port unreachable" that
+    /// an earlier datagram caused can surface here instead of on a receive; the OS then
+    /// has not sent this one, so it is handled as [`OnRefused`] says and tried once more.
+    /// `Ok(false)`: not sent, the target refused again.
+    pub(crate) fn send(&mut self, payload: &[u8]) -> Result<bool> {
+        let to = if self.connected { None } else { Some(self.config.target) };
+        for _ in 0..2 {
+            match send_once(&self.socket, to, payload) {
+                Ok(_) => return Ok(true),
+                Err(e) if common::error::is_port_unreachable(&e) => self.refused()?,
+                Err(e) => return Err(send_error(&e, payload.len(), self.target())),
+            }
+        }
+        Ok(false)
+    }
+
+    /// How often the target refused so far.
+    pub(crate) fn refusals(&self) -> u64 {
+        self.refusals
+    }
+
+    /// Nobody listens at the target: fail, or say so once.
+    fn refused(&mut self) -> Result<()> {
+        self.refusals += 1;
+        match self.on_refused {
+            OnRefused::Fail => Err(nobody_listening(self.target())),
+            OnRefused::Warn(note) => {
+                if !self.warned_refused {
+                    log::warn!("{}{note}", nobody_listening(self.target()));
+                    self.warned_refused = true;
+                }
+                Ok(())
+            }
+            OnRefused::Ignore => Ok(()),
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.read_timeout != Some(timeout) {
+            self.socket.set_read_timeout(Some(timeout))?;
+            self.read_timeout = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// Prints a reply (with its round trip and check bytes) and saves it with `--save`.
+    pub(crate) fn show_reply(&mut self, arrival: Arrival, rtt: Option<Duration>) -> Result<()> {
+        self.show_reply_noted(arrival, rtt, None)
+    }
+
+    /// [`Session::show_reply`] with a word about it (`[note]`).
+    pub(crate) fn show_reply_noted(
+        &mut self,
+        arrival: Arrival,
+        rtt: Option<Duration>,
+        note: Option<&str>,
+    ) -> Result<()> {
+        let data = &self.buf[..arrival.len];
+        let check = self.config.typing.checksum.map(|c| c.check(data));
+        let reply = Datagram {
+            rtt,
+            note,
+            check: check.as_ref(),
+            ..Datagram::new(arrival.peer, data)
+        };
+        self.out.reply(&reply).map_err(Error::stdout)?;
+        self.save(arrival)
+    }
+
+    /// Prints a datagram that arrived in the interactive mode (an event `recv`, not `reply`).
+    pub(crate) fn show_arrival(&mut self, arrival: Arrival) -> Result<()> {
+        let data = &self.buf[..arrival.len];
+        let check = self.config.typing.checksum.map(|c| c.check(data));
+        let shown = Datagram {
+            check: check.as_ref(),
+            ..Datagram::new(arrival.peer, data)
+        };
+        self.out.received(&shown).map_err(Error::stdout)?;
+        self.save(arrival)
+    }
+
+    /// Appends what arrived to the `--save` file, if there is one.
+    pub(crate) fn save(&mut self, arrival: Arrival) -> Result<()> {
+        match &mut self.save {
+            Some(save) => save.write(&self.buf[..arrival.len]),
+            None => Ok(()),
+        }
+    }
+
+    /// The end of the run: the `--save` file's total is logged; the socket closes when
+    /// the session is dropped.
+    pub(crate) fn close(self) -> Result<()> {
+        if let Some(save) = self.save {
+            log::info!("{}", save.finish()?);
+        }
+        Ok(())
+    }
+}
+
+/// One `send` (on a connected socket: `to` is `None`) or `send_to`.
+pub(crate) fn send_once(socket: &UdpSocket, to: Option<SocketAddr>, payload: &[u8]) -> io::Result<usize> {
+    match to {
+        Some(to) => socket.send_to(payload, to),
+        None => socket.send(payload),
+    }
+}
+
+/// `at + wait`, or a century from `at` when `wait` is too large for the clock (a
+/// `--timeout` of `9223372036854775807` seconds means "wait", not a crash).
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(wait).or_else(|| at.checked_add(CENTURY)).unwrap_or(at)
+}
+
+/// What one receive call gave.
+enum Received {
+    Datagram(Arrival),
+    /// The target refused; already handled as [`OnRefused`] says.
+    Refused,
+    /// A timeout or a signal: time to check the clock and the stop flag.
+    WakeUp,
+}
