@@ -1,5 +1,6 @@
-//! Address and duration parsing never panics on any text (names are not resolved here:
-//! only text that cannot be a host name reaches the resolver-free paths).
+//! Address and duration parsing never panics on any text, and no duration it accepts can
+//! overflow a clock (names are not resolved here: only text that cannot be a host name
+//! reaches the resolver-free paths).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +12,11 @@ fuzz_target!(|data: &[u8]| {
         if text.parse::<std::net::SocketAddr>().is_ok() || text.parse::<u16>().is_ok() || !text.contains(':') {
             let _ = common::addr::parse(text);
         }
-        let _ = common::duration::parse(text);
+        // Every duration a flag accepts is at most a year, so `now + d` never overflows
+        // (a huge one used to panic: "overflow when adding duration to instant").
+        if let Ok(d) = common::duration::parse(text) {
+            assert!(d <= common::duration::MAX, "{text:?} parsed to {d:?}");
+            assert!(common::duration::after(std::time::Instant::now(), d).is_some());
+        }
     }
 });
