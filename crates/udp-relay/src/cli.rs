@@ -40,12 +40,24 @@ to each direction; --up-X and --down-X set one direction and win over the both-w
 Up is from clients to the server, down is the replies."
 )]
 pub struct Cli {
-    /// Address clients send to: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT (0.0.0.0 = every interface).
-    #[arg(short, long, value_name = "ADDR", default_value_t = crate::DEFAULT_BIND, value_parser = common::addr::parse)]
+    // The help text is an attribute, not a doc comment: rustdoc would take `[IPv6]` for a link.
+    #[arg(
+        short,
+        long,
+        value_name = "ADDR",
+        default_value_t = crate::DEFAULT_BIND,
+        value_parser = common::addr::parse,
+        help = "Address clients send to: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT (0.0.0.0 = every interface)"
+    )]
     pub bind: SocketAddr,
 
-    /// The server to relay to: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT.
-    #[arg(short, long, value_name = "ADDR", value_parser = common::addr::parse)]
+    #[arg(
+        short,
+        long,
+        value_name = "ADDR",
+        value_parser = common::addr::parse,
+        help = "The server to relay to: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT"
+    )]
     pub to: SocketAddr,
 
     /// Close a client's upstream socket after this long without traffic (e.g. 30s, 5m).

@@ -329,7 +329,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     })
 }
 
-/// The most datagrams [`count_unread`] takes from the queue: a bound on the time a stop
+/// The most datagrams `count_unread` takes from the queue: a bound on the time a stop
 /// takes, whatever the receive buffer holds.
 pub const MAX_UNREAD_COUNTED: u64 = 65_536;
 

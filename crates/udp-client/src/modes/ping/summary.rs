@@ -153,7 +153,7 @@ impl PingSummary {
     /// A run with replies expected and none received failed (exit 1), unless stopped.
     ///
     /// # Errors
-    /// [`Error::Runtime`] when no request got a reply.
+    /// [`Error::Runtime`](common::Error::Runtime) when no request got a reply.
     pub fn check(&self) -> Result<()> {
         if self.expect_replies && self.received == 0 && self.sent > 0 && !self.stopped {
             let target = self.target.unwrap_or(crate::DEFAULT_TARGET);
