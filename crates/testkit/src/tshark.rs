@@ -100,3 +100,43 @@ pub fn expert(path: &Path) -> Vec<String> {
     args.extend(["-Y".to_string(), "_ws.expert".into()]);
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
+
+/// The line [`fields`] prints for a whole datagram of `payload` from `src` to `dst`, its
+/// checksum good.
+pub fn line(src: std::net::SocketAddr, dst: std::net::SocketAddr, payload: &[u8]) -> String {
+    let (v4, v6, ip_header) = match src.ip() {
+        std::net::IpAddr::V4(ip) => (ip.to_string(), String::new(), 20),
+        std::net::IpAddr::V6(ip) => (String::new(), ip.to_string(), 40),
+    };
+    let udp = payload.len() + 8;
+    let total = udp + ip_header;
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{v4}\t{v6}\t{}\t{}\t{udp}\t1\t{total}\t{total}\t{hex}",
+        src.port(),
+        dst.port()
+    )
+}
+
+/// Checks a capture both ways: `common::pcap::read_udp` finds exactly `expected` (sender,
+/// receiver, payload, whole), in order, and tshark (when installed) shows the same
+/// senders, ports and payloads with every UDP checksum good and no expert note.
+///
+/// # Panics
+/// When the file does not read back as `expected`.
+pub fn assert_capture(path: &Path, expected: &[(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)]) {
+    let back = common::pcap::read_udp(path).expect("the capture reads back");
+    let seen: Vec<_> = back.iter().map(|c| (c.src, c.dst, c.data.clone())).collect();
+    assert_eq!(seen, expected, "what read_udp finds in {}", path.display());
+    assert!(back.iter().all(|c| c.len == c.data.len()), "a record is cut: {back:?}");
+    if available() {
+        let lines: Vec<String> = expected.iter().map(|(src, dst, data)| line(*src, *dst, data)).collect();
+        assert_eq!(fields(path), lines, "what tshark shows in {}", path.display());
+        assert_eq!(expert(path), Vec::<String>::new(), "tshark's expert notes");
+    }
+}
+
+/// A capture file's path in the temporary directory, unique to this test process and name.
+pub fn temp(program: &str, name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{program}-{}-{name}.pcap", std::process::id()))
+}

@@ -11,6 +11,7 @@ use common::dest::Destination;
 use common::header::UdpHeader;
 use common::loopguard::{self, LoopGuard, OwnAddresses, Verdict};
 use common::output::{Datagram, Output};
+use common::pcap;
 use common::receive::{Closed, Handler, Incoming};
 use common::save::Save;
 use common::{Error, Result};
@@ -97,6 +98,8 @@ pub(crate) struct ServerState<'c> {
     guard: Option<LoopGuard>,
     /// The `--save` file, opened at start-up.
     save: Option<Save>,
+    /// The `--pcap` file, created at start-up: every datagram received, every reply sent.
+    pcap: Option<pcap::Writer>,
     /// How many requests each `--rule` answered.
     rule_answers: Vec<u64>,
 }
@@ -126,7 +129,24 @@ impl<'c> ServerState<'c> {
             own: OwnAddresses::new(local),
             guard: answers(config).then(LoopGuard::new),
             save,
+            pcap: None,
             rule_answers: vec![0; config.rules.iter().count()],
+        }
+    }
+
+    /// The same state, writing to a `--pcap` file.
+    pub(crate) fn with_pcap(self, pcap: Option<pcap::Writer>) -> Self {
+        ServerState { pcap, ..self }
+    }
+
+    /// Records the replies to `datagrams` that went out (`--batch`: `sendmmsg` sent them
+    /// together, after they were chosen).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn record_replies<'r>(&mut self, sent: impl Iterator<Item = (Incoming<'r>, &'r [u8])>) {
+        if let Some(pcap) = &mut self.pcap {
+            for (d, reply) in sent {
+                pcap.replied(&d, self.local, reply);
+            }
         }
     }
 
@@ -257,6 +277,9 @@ impl<'c> ServerState<'c> {
 
     /// The summary, once the socket is closed (and the `--save` file written out).
     pub(crate) fn finish(self, closed: Closed) -> Result<Summary> {
+        if let Some(pcap) = &self.pcap {
+            log::info!("{}", pcap.finish());
+        }
         let saved = match self.save {
             Some(save) => {
                 let bytes = save.bytes();
@@ -287,6 +310,11 @@ impl<'c> ServerState<'c> {
 impl Handler for ServerState<'_> {
     /// Counts every datagram that reached the socket, also those the faults then drop.
     fn arrived(&mut self, d: &Incoming<'_>) {
+        // Recorded as it came off the socket, before an injected loss or delay: the file
+        // shows what crossed the wire.
+        if let Some(pcap) = &mut self.pcap {
+            pcap.received(d, self.local);
+        }
         let s = &mut self.summary;
         s.received += 1;
         s.bytes += d.data.len() as u64;
@@ -303,7 +331,12 @@ impl Handler for ServerState<'_> {
     fn deliver(&mut self, socket: &UdpSocket, d: Incoming<'_>) -> Result<()> {
         if let Some(reply) = self.print_and_choose_reply(&d)? {
             match socket.send_to(&reply, d.peer) {
-                Ok(_) => self.summary.replied += 1,
+                Ok(_) => {
+                    self.summary.replied += 1;
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.replied(&d, self.local, &reply);
+                    }
+                }
                 // A reply that cannot go out (full send buffer, unreachable peer) is lost,
                 // as any UDP datagram may be; the server carries on.
                 Err(e) => log::warn!("reply to {} not sent: {}", d.peer, common::error::describe(&e)),
