@@ -125,6 +125,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Write every datagram sent and received to FILE as a pcap capture, with its IP and UDP headers, for Wireshark or tshark -r FILE.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+
     /// Ping and flood: one line every DUR with the interval's sent, received, loss (replies not back by its end), p50 and jitter (as iperf3 -i).
     #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
     report_every: Option<Duration>,
@@ -184,6 +188,7 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         typing,
         output: cli.output.options(),
         save: cli.save.clone(),
+        pcap: cli.pcap.clone(),
     };
     let mode = mode(cli, message)?;
     refuse_unused(&given, &mode, config.no_reply)?;

@@ -4,6 +4,7 @@
 mod devices;
 mod hostile;
 mod modes;
+mod pcap;
 mod truth;
 mod usage;
 
