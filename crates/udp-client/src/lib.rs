@@ -40,7 +40,9 @@ use common::shutdown::Shutdown;
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use modes::{Discover, FileSend, Flood, Mode, OneShot, Ping, Repeat, Requests};
+pub use modes::{
+    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Source,
+};
 pub use summary::{DiscoverySummary, FileSummary, PingSummary, Summary};
 pub use typing::Typing;
 

@@ -5,6 +5,7 @@ mod devices;
 mod hostile;
 mod modes;
 mod pcap;
+mod replay;
 mod truth;
 mod usage;
 
