@@ -56,6 +56,17 @@ pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8], max_reply_ratio: f64) 
     }
 }
 
+/// Whether the copy `--duplicate` made of a request from `peer` may be answered: on
+/// loopback yes (a learner sees what a duplicated datagram does to an echo), off loopback
+/// no. Two replies to one request are twice the bytes that request asked for: the
+/// amplification a server must never give a forged source (see [`reply_for`]).
+pub fn answers_duplicate(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
+}
+
+/// What the simulated network calls the copy of a duplicated datagram (`common::faults`).
+const DUPLICATE: &str = "duplicate";
+
 /// The longest reply allowed to a request of `len` bytes.
 pub fn allowed(len: usize, max_reply_ratio: f64) -> usize {
     (len as f64 * max_reply_ratio).floor() as usize
@@ -168,6 +179,10 @@ impl<'c> ServerState<'c> {
         let mut note = refused.map(|_| "refused: not answered").or(d.note);
         if looping {
             note = Some("refused: an echo loop, not answered");
+        }
+        if reply.is_some() && d.note == Some(DUPLICATE) && !answers_duplicate(d.peer) {
+            reply = None;
+            note = Some("duplicate: not answered (a second reply off loopback would amplify)");
         }
         if reply.is_some() && !self.allow(d.peer) {
             reply = None;
@@ -339,7 +354,12 @@ impl Handler for ServerState<'_> {
                 }
                 // A reply that cannot go out (full send buffer, unreachable peer) is lost,
                 // as any UDP datagram may be; the server carries on.
-                Err(e) => log::warn!("reply to {} not sent: {}", d.peer, common::error::describe(&e)),
+                Err(e) => log::warn!(
+                    "reply to {} not sent: {}{}",
+                    d.peer,
+                    common::error::describe(&e),
+                    common::error::hint(&e)
+                ),
             }
         }
         Ok(())
@@ -349,6 +369,55 @@ impl Handler for ServerState<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_is_answered_on_loopback_only() {
+        for peer in [
+            "127.0.0.1:5000",
+            "127.0.0.2:5000",
+            "[::1]:5000",
+            "[::ffff:127.0.0.1]:5000",
+        ] {
+            assert!(answers_duplicate(peer.parse().unwrap()), "{peer}");
+        }
+        for peer in [
+            "10.0.0.1:5000",
+            "192.168.1.5:5000",
+            "[fd00::1]:5000",
+            "[::ffff:10.0.0.1]:5000",
+        ] {
+            assert!(!answers_duplicate(peer.parse().unwrap()), "{peer}");
+        }
+    }
+
+    /// The server's choice for forged arrivals (nothing is sent): a request from a LAN (TEST-NET-1)
+    /// peer is echoed, its duplicate is not; a loopback peer's duplicate is.
+    #[test]
+    fn the_copy_of_a_duplicated_request_from_off_loopback_gets_no_reply() {
+        let config = Config::default();
+        let (out, _lines) = testkit::capture(common::output::OutputOptions::default());
+        let mut server = ServerState::new(&config, &out, "127.0.0.1:8888".parse().unwrap(), None);
+        let arrival = |peer: &str, data: &'static [u8], note| Incoming {
+            data,
+            peer: peer.parse().unwrap(),
+            to: None,
+            truncated: false,
+            note,
+        };
+        let mut reply = |d: Incoming<'static>| server.print_and_choose_reply(&d).unwrap().map(Cow::into_owned);
+        assert_eq!(reply(arrival("192.0.2.5:5000", b"one", None)), Some(b"one".to_vec()));
+        assert_eq!(reply(arrival("192.0.2.5:5000", b"one", Some(DUPLICATE))), None);
+        assert_eq!(reply(arrival("127.0.0.1:5000", b"two", None)), Some(b"two".to_vec()));
+        assert_eq!(
+            reply(arrival("127.0.0.1:5000", b"two", Some(DUPLICATE))),
+            Some(b"two".to_vec())
+        );
+        // A delayed (not duplicated) request from the LAN is answered once, as always.
+        assert_eq!(
+            reply(arrival("192.0.2.5:5000", b"three", Some("delayed"))),
+            Some(b"three".to_vec())
+        );
+    }
 
     #[test]
     fn loops_are_refused_and_clients_are_not() {
