@@ -40,7 +40,9 @@ use common::shutdown::Shutdown;
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use modes::{Discover, FileSend, Flood, Mode, OneShot, Ping, Repeat, Requests};
+pub use modes::{
+    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Source,
+};
 pub use summary::{DiscoverySummary, FileSummary, PingSummary, Summary};
 pub use typing::Typing;
 
@@ -74,6 +76,8 @@ pub struct Config {
     pub output: OutputOptions,
     /// Append every reply's bytes to this file (`--save`).
     pub save: Option<PathBuf>,
+    /// Write every datagram sent and received to this pcap file (`--pcap`).
+    pub pcap: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             typing: Typing::default(),
             output: OutputOptions::default(),
             save: None,
+            pcap: None,
         }
     }
 }
@@ -123,7 +128,7 @@ pub fn run(
     out: &Output,
     input: Box<dyn BufRead + Send>,
 ) -> Result<Summary> {
-    let save = prepare(config, mode)?;
+    let files = prepare(config, mode)?;
     let target = config.target;
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
@@ -148,7 +153,7 @@ pub fn run(
     // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
     // `sock.recvfrom(1024)`. On a connected socket `send` is `sendto` to the connected peer.
     log::debug!("step 2, sendto() and recvfrom(): datagrams to and from {target}");
-    let mut session = session::Session::new(socket, config, shutdown, out, save);
+    let mut session = session::Session::new(socket, config, shutdown, out, files);
     let summary = mode.run(&mut session, input)?;
 
     // Step 3, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
@@ -158,11 +163,15 @@ pub fn run(
 }
 
 /// What must hold before any socket is made: a real destination (never many hosts without
-/// `--broadcast`), datagrams within the UDP limit, a `--save` file that can be written.
-fn prepare(config: &Config, mode: &Mode) -> Result<Option<Save>> {
+/// `--broadcast`), datagrams within the UDP limit, `--save` and `--pcap` files that can be
+/// written.
+fn prepare(config: &Config, mode: &Mode) -> Result<session::Files> {
     errors::check_addresses(config, matches!(mode, Mode::Discover(_)))?;
     mode.check(config.target)?;
-    config.save.as_deref().map(Save::open).transpose()
+    Ok(session::Files {
+        save: config.save.as_deref().map(Save::open).transpose()?,
+        pcap: config.pcap.as_deref().map(common::pcap::Writer::create).transpose()?,
+    })
 }
 
 /// connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the

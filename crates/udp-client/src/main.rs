@@ -54,7 +54,10 @@ Examples:
   udp-client --broadcast 127.255.255.255:7799 who
                                           find devices: one probe, every reply with its sender
   udp-client --file fw.bin --no-reply 9000
-                                          a file in 1472-byte datagrams (udp-server --save on the other side)"
+                                          a file in 1472-byte datagrams (udp-server --save on the other side)
+  udp-client --pcap talk.pcap hello       also write what was sent and received for Wireshark
+  udp-client --replay device.pcap --filter-port 8888 9000
+                                          what was sent to port 8888 in the capture, again, to 9000"
 )]
 struct Cli {
     /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
@@ -125,6 +128,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Write every datagram sent and received to FILE as a pcap capture, with its IP and UDP headers, for Wireshark or tshark -r FILE.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+
     /// Ping and flood: one line every DUR with the interval's sent, received, loss (replies not back by its end), p50 and jitter (as iperf3 -i).
     #[arg(long, value_name = "DUR", value_parser = common::duration::parse)]
     report_every: Option<Duration>,
@@ -136,6 +143,22 @@ struct Cli {
     /// Send MESSAGE once to a broadcast address or multicast group and list every reply within --timeout (device discovery).
     #[arg(long, conflicts_with_all = ["count", "repeat", "file"])]
     broadcast: bool,
+
+    /// Send the UDP payloads of a pcap or pcapng capture (tcpdump, Wireshark, --pcap) to TARGET again, at the recorded pace or every --interval; replies are shown.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["count", "repeat", "file", "broadcast"])]
+    replay: Option<std::path::PathBuf>,
+
+    /// With --replay: only the datagrams sent to port P (in a capture of a conversation, the server's port picks the requests).
+    #[arg(long, value_name = "P")]
+    filter_port: Option<u16>,
+
+    /// With --replay: only the datagrams from ADDR (IP, or IP:PORT).
+    #[arg(long, value_name = "ADDR")]
+    filter_src: Option<udp_client::Source>,
+
+    /// With --replay: "recorded" keeps the gaps the capture recorded between datagrams (the default); --interval DUR sends one every DUR instead.
+    #[arg(long, value_name = "PACE", conflicts_with = "interval", value_parser = ["recorded"])]
+    pace: Option<String>,
 
     #[command(flatten)]
     output: common::cli::OutputArgs,
@@ -184,6 +207,7 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         typing,
         output: cli.output.options(),
         save: cli.save.clone(),
+        pcap: cli.pcap.clone(),
     };
     let mode = mode(cli, message)?;
     refuse_unused(&given, &mode, config.no_reply)?;
@@ -202,6 +226,9 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
         ("--checksum", cli.checksum.is_some()),
         ("--escapes", cli.escapes),
         ("--crlf", cli.crlf),
+        ("--filter-port", cli.filter_port.is_some()),
+        ("--filter-src", cli.filter_src.is_some()),
+        ("--pace", cli.pace.is_some()),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
@@ -230,6 +257,7 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
         Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
         Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
         Mode::Discover(_) => ("--broadcast", &TYPED),
+        Mode::Replay(_) => ("--replay", &["--interval", "--filter-port", "--filter-src", "--pace"]),
     };
     match given.iter().find(|flag| !honoured.contains(flag)) {
         Some(flag) => Err(common::Error::Usage(format!(
@@ -244,11 +272,12 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
 fn where_it_applies(flag: &str) -> &'static str {
     match flag {
         "--retries" => "a one-shot MESSAGE",
-        "--interval" => "--count, --repeat and --file",
+        "--interval" => "--count, --repeat, --file and --replay",
         "--window" => "a flood (--interval 0) and --file with replies",
         "--chunk" => "--file",
         "--report-every" => "--count",
         "--graph" => "a paced ping (--count with an --interval above 0)",
+        "--filter-port" | "--filter-src" | "--pace" => "--replay FILE",
         _ => "a MESSAGE or typed lines",
     }
 }
@@ -284,6 +313,9 @@ fn target_and_message(
 fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
     let interval = cli.interval.unwrap_or(udp_client::DEFAULT_INTERVAL);
     let report_every = cli.report_every.filter(|d| !d.is_zero());
+    if let Some(path) = &cli.replay {
+        return replay(path, &cli, message.is_some());
+    }
     Ok(match (cli.file, cli.repeat, cli.count, message) {
         (Some(_), _, _, Some(_)) => {
             return Err(common::Error::Usage("--file sends the file: leave out MESSAGE".into()));
@@ -331,6 +363,25 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
         (None, None, None, None) if cli.broadcast => Mode::Discover(udp_client::Discover { message: Vec::new() }),
         (None, None, None, None) => Mode::Interactive,
     })
+}
+
+/// `--replay FILE`: the capture is read now, so a file that cannot be read or holds nothing
+/// to send is a usage error before any socket is made.
+fn replay(path: &std::path::Path, cli: &Cli, message: bool) -> common::Result<Mode> {
+    if message {
+        return Err(common::Error::Usage(
+            "--replay sends the capture's payloads: leave out MESSAGE".into(),
+        ));
+    }
+    let filter = udp_client::Filter {
+        port: cli.filter_port,
+        src: cli.filter_src,
+    };
+    let pace = match cli.interval {
+        Some(interval) => udp_client::Pace::Interval(interval),
+        None => udp_client::Pace::Recorded,
+    };
+    udp_client::Replay::load(path, filter, pace).map(Mode::Replay)
 }
 
 /// Whether the first word came after a `--` on the command line (`udp-client -- localhost

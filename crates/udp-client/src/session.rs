@@ -1,13 +1,15 @@
 //! The one value every mode borrows: the socket and the target it is connected to, where
-//! output goes, the stop flag, the `--save` file, one receive buffer, and whether "nobody
+//! output goes, the stop flag, the `--save` and `--pcap` files, one receive buffer, and whether "nobody
 //! is listening" was already said. Receiving and sending go through here, so the ICMP
 //! "port unreachable" and every receive error are handled in one place.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::output::{Datagram, Output};
+use common::pcap::{Packet, Writer};
 use common::save::Save;
 use common::shutdown::{POLL_INTERVAL, Shutdown, is_wake_up};
 use common::{Error, Result};
@@ -40,6 +42,72 @@ pub(crate) struct Arrival {
     pub(crate) len: usize,
 }
 
+/// The files a run writes besides stdout, opened before the socket is made, so a file that
+/// cannot be written fails the run before anything is sent.
+#[derive(Default)]
+pub(crate) struct Files {
+    /// `--save`: every reply's bytes.
+    pub(crate) save: Option<Save>,
+    /// `--pcap`: every datagram sent and received.
+    pub(crate) pcap: Option<Writer>,
+}
+
+/// Where `--pcap` records what crossed the wire: every datagram sent and received, with
+/// the socket's address on our side. Shared (a clone is the same file) with the
+/// interactive mode's input thread, which sends on its own handle of the socket.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    /// `None` without `--pcap`: recording then costs one check.
+    file: Option<Arc<Mutex<Writer>>>,
+    /// The socket's own address: connected, the OS has chosen the source address too.
+    local: SocketAddr,
+}
+
+impl Recorder {
+    fn new(pcap: Option<Writer>, local: SocketAddr) -> Self {
+        Recorder {
+            file: pcap.map(|w| Arc::new(Mutex::new(w))),
+            local,
+        }
+    }
+
+    /// An unbound, unconnected socket (discovery) gets its port at its first send: the
+    /// records after it name that port.
+    fn learn_port(&mut self, socket: &UdpSocket) {
+        if self.file.is_some() && self.local.port() == 0 {
+            if let Ok(local) = socket.local_addr() {
+                self.local = local;
+            }
+        }
+    }
+
+    /// Records a datagram this socket sent to `to`.
+    pub(crate) fn sent(&self, to: SocketAddr, data: &[u8]) {
+        self.record(&Packet::new(self.local, to, data));
+    }
+
+    /// Records a datagram this socket received from `from`.
+    fn received(&self, from: SocketAddr, data: &[u8]) {
+        self.record(&Packet::new(from, self.local, data));
+    }
+
+    fn record(&self, packet: &Packet<'_>) {
+        if let Some(file) = &self.file {
+            // A thread that panicked holding the lock cannot have left a record half-written
+            // to the file (each is flushed whole), so the writer is used as it is.
+            file.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(packet);
+        }
+    }
+
+    /// `wrote 3 datagrams to FILE (…)`, with `--pcap`.
+    fn finish(&self) -> Option<String> {
+        let file = self.file.as_ref()?;
+        Some(file.lock().unwrap_or_else(std::sync::PoisonError::into_inner).finish())
+    }
+}
+
 /// The socket and everything a mode needs around it.
 pub(crate) struct Session<'a> {
     pub(crate) socket: UdpSocket,
@@ -47,6 +115,8 @@ pub(crate) struct Session<'a> {
     pub(crate) shutdown: &'a Shutdown,
     pub(crate) out: &'a Output,
     save: Option<Save>,
+    /// `--pcap`: what was sent and received.
+    pub(crate) pcap: Recorder,
     buf: Vec<u8>,
     /// The read timeout set on the socket, so it is set again only when it changes.
     read_timeout: Option<Duration>,
@@ -64,15 +134,21 @@ impl<'a> Session<'a> {
         config: &'a Config,
         shutdown: &'a Shutdown,
         out: &'a Output,
-        save: Option<Save>,
+        files: Files,
     ) -> Self {
         let connected = socket.peer_addr().is_ok();
+        // Unbound and unconnected (discovery), the OS says 0.0.0.0: the address it sends
+        // from is chosen per datagram, and not told.
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
         Session {
             socket,
             config,
             shutdown,
             out,
-            save,
+            save: files.save,
+            pcap: Recorder::new(files.pcap, local),
             buf: vec![0u8; RECV_BUFFER],
             read_timeout: None,
             on_refused: OnRefused::Warn(""),
@@ -153,6 +229,7 @@ impl<'a> Session<'a> {
         match got {
             Ok(arrival) => {
                 self.warned_refused = false;
+                self.pcap.received(arrival.peer, &self.buf[..arrival.len]);
                 Ok(Received::Datagram(arrival))
             }
             Err(e) if is_wake_up(&e) => Ok(Received::WakeUp),
@@ -170,7 +247,11 @@ impl<'a> Session<'a> {
         let to = if self.connected { None } else { Some(self.config.target) };
         for _ in 0..2 {
             match send_once(&self.socket, to, payload) {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    self.pcap.learn_port(&self.socket);
+                    self.pcap.sent(self.config.target, payload);
+                    return Ok(true);
+                }
                 Err(e) if common::error::is_port_unreachable(&e) => self.refused()?,
                 Err(e) => return Err(send_error(&e, payload.len(), self.target())),
             }
@@ -254,6 +335,9 @@ impl<'a> Session<'a> {
     /// The end of the run: the `--save` file's total is logged; the socket closes when
     /// the session is dropped.
     pub(crate) fn close(self) -> Result<()> {
+        if let Some(wrote) = self.pcap.finish() {
+            log::info!("{wrote}");
+        }
         if let Some(save) = self.save {
             log::info!("{}", save.finish()?);
         }

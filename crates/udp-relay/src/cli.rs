@@ -80,6 +80,10 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub checksum: Option<common::checksum::Checksum>,
 
+    /// Write every datagram received and sent, both sides (clients and server), to FILE as a pcap capture for Wireshark or tshark -r FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
     /// Append every datagram sent up to the server to PATH.
     #[arg(long, value_name = "PATH")]
     pub save_up: Option<PathBuf>,
@@ -221,6 +225,7 @@ pub fn config(cli: &Cli) -> common::Result<Config> {
         checksum: cli.checksum,
         save_up: cli.save_up.clone(),
         save_down: cli.save_down.clone(),
+        pcap: cli.pcap.clone(),
         output: cli.output.options(),
     })
 }

@@ -76,6 +76,8 @@ pub struct Config {
     pub save_up: Option<PathBuf>,
     /// See `save_up`.
     pub save_down: Option<PathBuf>,
+    /// Write every datagram received and sent, on both sides, to this pcap file (`--pcap`).
+    pub pcap: Option<PathBuf>,
     /// How datagrams are printed.
     pub output: OutputOptions,
 }
@@ -94,6 +96,7 @@ impl Default for Config {
             checksum: None,
             save_up: None,
             save_down: None,
+            pcap: None,
             output: OutputOptions::default(),
         }
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use common::faults::Delivery;
 use common::output::Output;
+use common::pcap::{self, Packet};
 use common::save::Save;
 use common::shutdown::{POLL_INTERVAL, is_earlier_send_error, is_wake_up};
 use common::{Error, Result};
@@ -76,6 +77,8 @@ pub(crate) struct Relay<'c> {
     warned: HashSet<SocketAddr>,
     save_up: Option<Save>,
     save_down: Option<Save>,
+    /// `--pcap`: every datagram as it crossed the wire, on both sides.
+    pcap: Option<pcap::Writer>,
     told_unreachable: bool,
 }
 
@@ -84,6 +87,7 @@ impl<'c> Relay<'c> {
         // --save files that cannot be written fail now, before anything is relayed.
         let save_up = config.save_up.as_deref().map(Save::open).transpose()?;
         let save_down = config.save_down.as_deref().map(Save::open).transpose()?;
+        let pcap = config.pcap.as_deref().map(pcap::Writer::create).transpose()?;
         let poll = Poll::new().map_err(|e| Error::io("cannot create a poll instance", &e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -118,6 +122,7 @@ impl<'c> Relay<'c> {
             warned: HashSet::new(),
             save_up,
             save_down,
+            pcap,
             told_unreachable: false,
         })
     }
@@ -183,6 +188,10 @@ impl<'c> Relay<'c> {
                 Err(e) => return Err(Error::io(format!("receiving on {} failed", self.local), &e)),
             };
             self.len = len;
+            // Recorded as it arrived, also when it is then refused: what crossed the wire.
+            if let Some(pcap) = &mut self.pcap {
+                pcap.record(&Packet::new(client, self.local, &self.buf[..len]));
+            }
             if self.admit(client) {
                 return Ok(Some(client));
             }
@@ -268,6 +277,10 @@ impl<'c> Relay<'c> {
             match mapping.socket.recv(&mut self.buf) {
                 Ok(len) => {
                     self.len = len;
+                    if let Some(pcap) = &mut self.pcap {
+                        let upstream = mapping.socket.local_addr().unwrap_or(self.local);
+                        pcap.record(&Packet::new(self.config.to, upstream, &self.buf[..len]));
+                    }
                     self.clients.touch(slot, Instant::now());
                     return Ok(true);
                 }
@@ -350,10 +363,17 @@ impl<'c> Relay<'c> {
         data: &[u8],
         note: Option<&str>,
     ) -> Result<()> {
+        // The socket it leaves from and the address it goes to, for --pcap.
+        let mut ends = (self.local, client);
         let sent = match direction {
             Direction::Up => match slot.or_else(|| self.clients.find(client, Instant::now())) {
                 // A client that expired while its datagram was held back has no socket left.
-                Some(slot) => self.clients.get(slot).map(|m| m.socket.send(data)),
+                Some(slot) => self.clients.get(slot).map(|m| {
+                    if self.pcap.is_some() {
+                        ends = (m.socket.local_addr().unwrap_or(self.local), self.config.to);
+                    }
+                    m.socket.send(data)
+                }),
                 None => None,
             },
             Direction::Down => Some(self.listener.send_to(data, client)),
@@ -379,6 +399,9 @@ impl<'c> Relay<'c> {
             Direction::Down => self.down.sent(data.len(), ok),
         }
         if ok {
+            if let Some(pcap) = &mut self.pcap {
+                pcap.record(&Packet::new(ends.0, ends.1, data));
+            }
             let save = match direction {
                 Direction::Up => &mut self.save_up,
                 Direction::Down => &mut self.save_down,
@@ -413,6 +436,9 @@ impl<'c> Relay<'c> {
 
     /// The summary, once the `--save` files are written out.
     pub(crate) fn finish(self) -> Result<Summary> {
+        if let Some(pcap) = &self.pcap {
+            log::info!("{}", pcap.finish());
+        }
         let mut saved = [None, None];
         for (i, save) in [self.save_up, self.save_down].into_iter().enumerate() {
             if let Some(save) = save {

@@ -13,6 +13,11 @@ use common::output::OutputOptions;
 use testkit::{InProcess, WAIT};
 use udp_relay::{Config, FlowFaults, Summary};
 
+// The crate root is this file: its modules sit in tests/relay/ so cargo does not take them
+// for test binaries of their own.
+#[path = "relay/pcap.rs"]
+mod pcap;
+
 /// Every datagram a test server received, with its sender.
 type Seen = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
 

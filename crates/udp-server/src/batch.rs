@@ -48,25 +48,45 @@ pub(crate) fn serve(
             None => batch,
         };
         receive_batch(socket, &mut headers.recv, &mut bufs[..want * slot], slot, &mut arrivals)?;
-        let mut replies = Vec::with_capacity(arrivals.len());
-        for (i, arrival) in arrivals.iter().enumerate() {
+        let incoming = |i: usize| {
+            let arrival: &Arrival = &arrivals[i];
             let (len, truncated) = kept(arrival.len, options.buffer_size);
-            let datagram = Incoming {
+            Incoming {
                 data: &bufs[i * slot..i * slot + len],
                 peer: arrival.peer,
                 to: arrival.to,
                 truncated,
                 note: None,
-            };
+            }
+        };
+        let mut replies = Vec::with_capacity(arrivals.len());
+        for (i, arrival) in arrivals.iter().enumerate() {
+            let datagram = incoming(i);
             server.arrived(&datagram);
             if let Some(reply) = server.print_and_choose_reply(&datagram)? {
-                replies.push((Some(dest::storage(arrival.peer)), reply));
+                replies.push(Reply {
+                    to: Some(dest::storage(arrival.peer)),
+                    data: reply,
+                    answers: i,
+                });
             }
         }
-        let sent = send_batch(socket, &mut headers.send, &replies);
+        // What went out is recorded after sendmmsg says so (--pcap).
+        let mut went = |sent: &[Reply<'_>]| {
+            server.record_replies(sent.iter().map(|r| (incoming(r.answers), &*r.data)));
+        };
+        let sent = send_batch(socket, &mut headers.send, &replies, &mut went);
         server.replied(sent);
     }
     Ok(())
+}
+
+/// A reply waiting for `sendmmsg`: where it goes, its bytes, and the index of the datagram
+/// it answers.
+struct Reply<'a> {
+    to: Option<SockaddrStorage>,
+    data: std::borrow::Cow<'a, [u8]>,
+    answers: usize,
 }
 
 /// The message headers the kernel reads and fills, allocated once.
@@ -117,20 +137,21 @@ fn receive_batch(
     Ok(())
 }
 
-/// Sends every reply, as many per call as the kernel takes; returns how many went out. A
-/// reply that cannot go out (full buffer, ICMP error from an earlier send) is lost, as any
-/// UDP datagram may be.
+/// Sends every reply, as many per call as the kernel takes; returns how many went out, and
+/// hands each run of replies sent to `went`. A reply that cannot go out (full buffer, ICMP
+/// error from an earlier send) is lost, as any UDP datagram may be.
 fn send_batch(
     socket: &UdpSocket,
     headers: &mut MultiHeaders<SockaddrStorage>,
-    replies: &[(Option<SockaddrStorage>, std::borrow::Cow<'_, [u8]>)],
+    replies: &[Reply<'_>],
+    went: &mut dyn FnMut(&[Reply<'_>]),
 ) -> u64 {
     let mut done = 0;
     let mut sent = 0;
     while done < replies.len() {
         let rest = &replies[done..];
-        let slices: Vec<[IoSlice; 1]> = rest.iter().map(|(_, reply)| [IoSlice::new(reply)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(addr, _)| *addr).collect();
+        let slices: Vec<[IoSlice; 1]> = rest.iter().map(|r| [IoSlice::new(&r.data)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|r| r.to).collect();
         let no_control: [ControlMessage; 0] = [];
         match sendmmsg(
             socket.as_raw_fd(),
@@ -142,14 +163,17 @@ fn send_batch(
         ) {
             Ok(results) => {
                 let n = results.count();
+                went(&rest[..n]);
                 done += n.max(1);
                 sent += n as u64;
             }
             Err(Errno::EINTR) => {}
             Err(errno) => {
+                let e = io::Error::from(errno);
                 log::warn!(
-                    "a reply was not sent: {}",
-                    common::error::describe(&io::Error::from(errno))
+                    "a reply was not sent: {}{}",
+                    common::error::describe(&e),
+                    common::error::hint(&e)
                 );
                 done += 1;
             }

@@ -84,6 +84,8 @@ pub struct Config {
     pub checksum: Option<common::checksum::Checksum>,
     /// Append every payload delivered to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
+    /// Write every datagram received and every reply sent to this pcap file (`--pcap`).
+    pub pcap: Option<std::path::PathBuf>,
     /// `--rule`/`--rules`: replies by what the request says (a device simulator).
     pub rules: rules::Rules,
     /// A fixed or rule reply is cut to this many times the request's length (`--max-reply-ratio`).
@@ -109,6 +111,7 @@ impl Default for Config {
             show_header: false,
             checksum: None,
             save: None,
+            pcap: None,
             rules: rules::Rules::default(),
             max_reply_ratio: 1.0,
             answer_broadcasts: false,
@@ -120,14 +123,15 @@ impl Default for Config {
 impl Config {
     /// How the receive path should set up the socket. The destination of each datagram is
     /// asked for on `0.0.0.0`/`::` (which also receives broadcasts and multicast, never to
-    /// be answered) and for `--show-header` (the checksum covers it).
+    /// be answered), for `--show-header` (the checksum covers it) and for `--pcap` (the
+    /// record names the address each datagram was really sent to).
     fn receive_options(&self) -> ReceiveOptions {
         ReceiveOptions {
             bind: self.bind,
             buffer_size: self.buffer_size,
             recv_buffer: self.recv_buffer,
             reuse: self.reuse,
-            destination: self.bind.ip().is_unspecified() || self.show_header,
+            destination: self.bind.ip().is_unspecified() || self.show_header || self.pcap.is_some(),
             count: self.count,
             faults: self.faults,
         }
@@ -284,6 +288,8 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     let save = config.save.as_deref().map(common::save::Save::open).transpose()?;
     let save = save.map(|s| s.stop_on(shutdown));
     let save_status = save.as_ref().map(common::save::Save::status);
+    // So does a --pcap file: what crossed the wire, with its IP and UDP headers rebuilt.
+    let pcap = config.pcap.as_deref().map(common::pcap::Writer::create).transpose()?;
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`.
     let socket = receive::socket(&options)?;
@@ -300,7 +306,7 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     //     sock.sendto(data, addr)
     // `server` prints each datagram and chooses its reply (echo, none, a fixed text), or
     // none at all when answering would be unsafe.
-    let mut server = ServerState::new(config, out, local, save);
+    let mut server = ServerState::new(config, out, local, save).with_pcap(pcap);
     match config.batch {
         None => receiver.each(shutdown, out, &mut server)?,
         Some(n) => batched(&receiver, n, shutdown, out, &mut server)?,

@@ -98,6 +98,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     save: Option<std::path::PathBuf>,
 
+    /// Write every datagram received and every reply sent to FILE as a pcap capture, with its IP and UDP headers, for Wireshark or tshark -r FILE.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+
     /// Answer by what the request says: 'MATCH=>REPLY', MATCH exact, PREFIX* or /REGEX/ ($1… in REPLY); repeatable; the first match wins, else --reply.
     #[arg(long, value_name = "MATCH=>REPLY")]
     rule: Vec<String>,
@@ -176,6 +180,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         show_header: cli.show_header,
         checksum: cli.checksum,
         save: cli.save.clone(),
+        pcap: cli.pcap.clone(),
         rules: udp_server::rules::Rules::parse(&cli.rule, &cli.rules, cli.output.encoding, cli.escapes)?,
         max_reply_ratio: cli.max_reply_ratio,
         answer_broadcasts: cli.answer_broadcasts,

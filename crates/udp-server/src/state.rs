@@ -11,6 +11,7 @@ use common::dest::Destination;
 use common::header::UdpHeader;
 use common::loopguard::{self, LoopGuard, OwnAddresses, Verdict};
 use common::output::{Datagram, Output};
+use common::pcap;
 use common::receive::{Closed, Handler, Incoming};
 use common::save::Save;
 use common::{Error, Result};
@@ -55,6 +56,17 @@ pub fn reply_for<'a>(reply: &'a Reply, request: &'a [u8], max_reply_ratio: f64) 
     }
 }
 
+/// Whether the copy `--duplicate` made of a request from `peer` may be answered: on
+/// loopback yes (a learner sees what a duplicated datagram does to an echo), off loopback
+/// no. Two replies to one request are twice the bytes that request asked for: the
+/// amplification a server must never give a forged source (see [`reply_for`]).
+pub fn answers_duplicate(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
+}
+
+/// What the simulated network calls the copy of a duplicated datagram (`common::faults`).
+const DUPLICATE: &str = "duplicate";
+
 /// The longest reply allowed to a request of `len` bytes.
 pub fn allowed(len: usize, max_reply_ratio: f64) -> usize {
     (len as f64 * max_reply_ratio).floor() as usize
@@ -97,6 +109,8 @@ pub(crate) struct ServerState<'c> {
     guard: Option<LoopGuard>,
     /// The `--save` file, opened at start-up.
     save: Option<Save>,
+    /// The `--pcap` file, created at start-up: every datagram received, every reply sent.
+    pcap: Option<pcap::Writer>,
     /// How many requests each `--rule` answered.
     rule_answers: Vec<u64>,
 }
@@ -126,7 +140,24 @@ impl<'c> ServerState<'c> {
             own: OwnAddresses::new(local),
             guard: answers(config).then(LoopGuard::new),
             save,
+            pcap: None,
             rule_answers: vec![0; config.rules.iter().count()],
+        }
+    }
+
+    /// The same state, writing to a `--pcap` file.
+    pub(crate) fn with_pcap(self, pcap: Option<pcap::Writer>) -> Self {
+        ServerState { pcap, ..self }
+    }
+
+    /// Records the replies to `datagrams` that went out (`--batch`: `sendmmsg` sent them
+    /// together, after they were chosen).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn record_replies<'r>(&mut self, sent: impl Iterator<Item = (Incoming<'r>, &'r [u8])>) {
+        if let Some(pcap) = &mut self.pcap {
+            for (d, reply) in sent {
+                pcap.replied(&d, self.local, reply);
+            }
         }
     }
 
@@ -148,6 +179,10 @@ impl<'c> ServerState<'c> {
         let mut note = refused.map(|_| "refused: not answered").or(d.note);
         if looping {
             note = Some("refused: an echo loop, not answered");
+        }
+        if reply.is_some() && d.note == Some(DUPLICATE) && !answers_duplicate(d.peer) {
+            reply = None;
+            note = Some("duplicate: not answered (a second reply off loopback would amplify)");
         }
         if reply.is_some() && !self.allow(d.peer) {
             reply = None;
@@ -257,6 +292,9 @@ impl<'c> ServerState<'c> {
 
     /// The summary, once the socket is closed (and the `--save` file written out).
     pub(crate) fn finish(self, closed: Closed) -> Result<Summary> {
+        if let Some(pcap) = &self.pcap {
+            log::info!("{}", pcap.finish());
+        }
         let saved = match self.save {
             Some(save) => {
                 let bytes = save.bytes();
@@ -287,6 +325,11 @@ impl<'c> ServerState<'c> {
 impl Handler for ServerState<'_> {
     /// Counts every datagram that reached the socket, also those the faults then drop.
     fn arrived(&mut self, d: &Incoming<'_>) {
+        // Recorded as it came off the socket, before an injected loss or delay: the file
+        // shows what crossed the wire.
+        if let Some(pcap) = &mut self.pcap {
+            pcap.received(d, self.local);
+        }
         let s = &mut self.summary;
         s.received += 1;
         s.bytes += d.data.len() as u64;
@@ -303,10 +346,20 @@ impl Handler for ServerState<'_> {
     fn deliver(&mut self, socket: &UdpSocket, d: Incoming<'_>) -> Result<()> {
         if let Some(reply) = self.print_and_choose_reply(&d)? {
             match socket.send_to(&reply, d.peer) {
-                Ok(_) => self.summary.replied += 1,
+                Ok(_) => {
+                    self.summary.replied += 1;
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.replied(&d, self.local, &reply);
+                    }
+                }
                 // A reply that cannot go out (full send buffer, unreachable peer) is lost,
                 // as any UDP datagram may be; the server carries on.
-                Err(e) => log::warn!("reply to {} not sent: {}", d.peer, common::error::describe(&e)),
+                Err(e) => log::warn!(
+                    "reply to {} not sent: {}{}",
+                    d.peer,
+                    common::error::describe(&e),
+                    common::error::hint(&e)
+                ),
             }
         }
         Ok(())
@@ -316,6 +369,55 @@ impl Handler for ServerState<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_is_answered_on_loopback_only() {
+        for peer in [
+            "127.0.0.1:5000",
+            "127.0.0.2:5000",
+            "[::1]:5000",
+            "[::ffff:127.0.0.1]:5000",
+        ] {
+            assert!(answers_duplicate(peer.parse().unwrap()), "{peer}");
+        }
+        for peer in [
+            "10.0.0.1:5000",
+            "192.168.1.5:5000",
+            "[fd00::1]:5000",
+            "[::ffff:10.0.0.1]:5000",
+        ] {
+            assert!(!answers_duplicate(peer.parse().unwrap()), "{peer}");
+        }
+    }
+
+    /// The server's choice for forged arrivals (nothing is sent): a request from a LAN (TEST-NET-1)
+    /// peer is echoed, its duplicate is not; a loopback peer's duplicate is.
+    #[test]
+    fn the_copy_of_a_duplicated_request_from_off_loopback_gets_no_reply() {
+        let config = Config::default();
+        let (out, _lines) = testkit::capture(common::output::OutputOptions::default());
+        let mut server = ServerState::new(&config, &out, "127.0.0.1:8888".parse().unwrap(), None);
+        let arrival = |peer: &str, data: &'static [u8], note| Incoming {
+            data,
+            peer: peer.parse().unwrap(),
+            to: None,
+            truncated: false,
+            note,
+        };
+        let mut reply = |d: Incoming<'static>| server.print_and_choose_reply(&d).unwrap().map(Cow::into_owned);
+        assert_eq!(reply(arrival("192.0.2.5:5000", b"one", None)), Some(b"one".to_vec()));
+        assert_eq!(reply(arrival("192.0.2.5:5000", b"one", Some(DUPLICATE))), None);
+        assert_eq!(reply(arrival("127.0.0.1:5000", b"two", None)), Some(b"two".to_vec()));
+        assert_eq!(
+            reply(arrival("127.0.0.1:5000", b"two", Some(DUPLICATE))),
+            Some(b"two".to_vec())
+        );
+        // A delayed (not duplicated) request from the LAN is answered once, as always.
+        assert_eq!(
+            reply(arrival("192.0.2.5:5000", b"three", Some("delayed"))),
+            Some(b"three".to_vec())
+        );
+    }
 
     #[test]
     fn loops_are_refused_and_clients_are_not() {

@@ -10,6 +10,7 @@ mod in_process;
 mod loops;
 mod processes;
 mod relay;
+mod replay;
 mod repository;
 mod rules;
 mod scripts;

@@ -18,7 +18,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::errors::{check_size, nobody_listening, send_error};
-use crate::session::{OnRefused, Session, later, send_once};
+use crate::session::{OnRefused, Recorder, Session, later, send_once};
 use crate::summary::{Summary, fields};
 use crate::{DEFAULT_TIMEOUT, Typing};
 
@@ -103,6 +103,8 @@ struct Sender {
     encoding: Encoding,
     typing: Typing,
     out: Output,
+    /// `--pcap`: what this thread sends is recorded too.
+    pcap: Recorder,
 }
 
 impl Lines {
@@ -117,6 +119,7 @@ impl Lines {
             encoding: session.config.output.encoding,
             typing: session.config.typing,
             out: session.out.clone(),
+            pcap: session.pcap.clone(),
         };
         let (done_tx, done) = mpsc::channel::<()>();
         let lines = Lines {
@@ -218,6 +221,7 @@ impl Sender {
                 unreachable(&e);
                 send_error(&e, bytes.len(), self.target)
             })?;
+        self.pcap.sent(self.target, &bytes);
         Ok(bytes.len())
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod interactive;
 pub(crate) mod one_shot;
 pub(crate) mod ping;
 pub(crate) mod repeat;
+pub(crate) mod replay;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub use file::FileSend;
 pub use one_shot::OneShot;
 pub use ping::{Flood, Ping, Requests};
 pub use repeat::Repeat;
+pub use replay::{Filter, Pace, Recorded, Replay, Source};
 
 /// What the client does once its socket is connected, decided once from the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +43,8 @@ pub enum Mode {
     File(FileSend),
     /// One datagram to many, every reply listed (`--broadcast`).
     Discover(Discover),
+    /// The UDP payloads of a capture, sent again (`--replay FILE.pcap`).
+    Replay(Replay),
 }
 
 impl Mode {
@@ -83,6 +87,7 @@ impl Mode {
             Mode::Ping(m) => m.requests.check(target),
             Mode::Flood(m) => m.requests.check(target),
             Mode::File(m) => m.check(target),
+            Mode::Replay(m) => m.check(target),
             Mode::Interactive => Ok(()),
         }
     }
@@ -97,6 +102,7 @@ impl Mode {
             Mode::Repeat(m) => repeat::run(session, m),
             Mode::File(m) => file::run(session, m).map(Summary::File),
             Mode::Discover(m) => discover::run(session, m),
+            Mode::Replay(m) => replay::run(session, m),
         }
     }
 }

@@ -52,8 +52,8 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Repeat) -> Result<Summary> {
     })
 }
 
-/// Prints every reply that arrives until `until`; how many.
-fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
+/// Prints every reply that arrives until `until`; how many. (`--replay` paces the same way.)
+pub(crate) fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
     let mut received = 0;
     while let Some(arrival) = session.recv(until)? {
         received += 1;

@@ -4,6 +4,8 @@
 mod devices;
 mod hostile;
 mod modes;
+mod pcap;
+mod replay;
 mod truth;
 mod usage;
 

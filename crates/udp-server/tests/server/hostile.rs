@@ -321,3 +321,36 @@ fn datagrams_left_in_the_queue_at_stop_are_counted() {
         (Some(1), Some(2))
     );
 }
+
+/// A reply the OS refuses to send (a 70,000-byte `--reply`, allowed by `--max-reply-ratio
+/// 2` for a 40,000-byte request, is over the UDP limit) is logged with what to do about
+/// it, and the server goes on answering.
+#[test]
+fn a_reply_that_cannot_be_sent_says_why_and_what_to_try() {
+    let text = "x".repeat(70_000);
+    let mut server = Process::spawn(
+        BIN,
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--count",
+            "1",
+            "--max-reply-ratio",
+            "2",
+            "--reply",
+            &text,
+        ],
+    )
+    .unwrap();
+    let addr = server.listening(WAIT).expect("a listening line");
+    let client = testkit::local_socket(std::time::Duration::from_millis(300)).unwrap();
+    client.send_to(&vec![b'r'; 40_000], addr).unwrap();
+    assert!(testkit::recv(&client).is_err(), "no reply can go out");
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let stderr = server.stderr.rest(WAIT);
+    let said = format!(
+        "udp-server: warning: reply to {} not sent: message too long (one UDP datagram carries at most 65507 bytes over IPv4, 65527 over IPv6; send less)",
+        client.local_addr().unwrap()
+    );
+    assert!(stderr.contains(&said), "{stderr:?}");
+}

@@ -4,6 +4,7 @@
 mod hostile;
 mod in_process;
 mod loops;
+mod pcap;
 mod process;
 mod rules;
 
