@@ -195,6 +195,14 @@ pub fn looks_like(text: &str) -> bool {
 /// assert!(target_words("::1:9005", Some("hi")).unwrap_err().to_string().contains("[::1]:9005"));
 /// ```
 pub fn target_words(first: &str, second: Option<&str>) -> Result<Option<(SocketAddr, usize)>> {
+    // `[::1]`: an IPv6 address in the brackets a port would follow, the same as `::1`.
+    let bracketed = first.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+    if let Some(ip) = bracketed.and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok()) {
+        return match second.and_then(|p| p.parse::<u16>().ok()) {
+            Some(port) => Ok(Some((SocketAddr::new(ip.into(), port), 2))),
+            None => Err(without_port(first, &format!("{first}:8888"))),
+        };
+    }
     if looks_like(first) {
         return Ok(Some((parse(first)?, 1)));
     }
@@ -218,9 +226,14 @@ pub fn target_words(first: &str, second: Option<&str>) -> Result<Option<(SocketA
         Some(IpAddr::V6(_)) => ipv6_with_port(first).unwrap_or_else(|| format!("[{}]:8888", host.unwrap_or(first))),
         _ => format!("{}:8888", host.unwrap_or(first)),
     };
-    Err(Error::Usage(format!(
+    Err(without_port(first, &spelled))
+}
+
+/// The one-line error for an address typed without its port, with the spelling that works.
+fn without_port(first: &str, spelled: &str) -> Error {
+    Error::Usage(format!(
         "'{first}' is an address without a port: write {spelled} (or HOST PORT as two words); to send a message that starts with it, quote the message or put it after --"
-    )))
+    ))
 }
 
 /// `::1:9005` is a valid IPv6 address, but what was meant is `[::1]:9005`: the last group,
@@ -309,6 +322,16 @@ mod tests {
         assert!(err.contains("'%eth0' is an interface name"), "{err}");
         let err = parse("[::1]").unwrap_err().to_string();
         assert!(err.contains("no port: write [::1]:8888"), "{err}");
+        // As the client's first word, `[::1]` gets the same one-line error as `::1`, and
+        // `[::1] 9000` is HOST PORT as two words.
+        let words = |a: &str, b: Option<&str>| target_words(a, b).map_err(|e| e.to_string());
+        let plain = words("::1", Some("hi")).unwrap_err();
+        let bracketed = words("[::1]", Some("hi")).unwrap_err();
+        assert_eq!(bracketed, plain.replacen("'::1'", "'[::1]'", 1));
+        assert_eq!(
+            words("[::1]", Some("9000")),
+            Ok(Some(("[::1]:9000".parse().unwrap(), 2)))
+        );
     }
 
     #[test]

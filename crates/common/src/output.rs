@@ -345,6 +345,9 @@ impl Output {
     /// # Errors
     /// Any stdout error other than a closed pipe.
     pub fn received(&self, d: &Datagram<'_>) -> io::Result<()> {
+        // Chinese Windows (NetAssist's default) sends GBK: shown as UTF-8 it is a row of
+        // \xNN escapes, so say once what would show it as text.
+        crate::codec::hint_gbk_once(self.options.encoding, d.bytes);
         self.datagram("recv", d)
     }
 
@@ -353,6 +356,7 @@ impl Output {
     /// # Errors
     /// Any stdout error other than a closed pipe.
     pub fn reply(&self, d: &Datagram<'_>) -> io::Result<()> {
+        crate::codec::hint_gbk_once(self.options.encoding, d.bytes);
         self.datagram("reply", d)
     }
 

@@ -437,7 +437,10 @@ impl<'c> Relay<'c> {
 #[cfg(unix)]
 fn room_for_sockets(max_clients: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let wanted = max_clients as u64 + 64;
+    // rlim_t is u64 on Linux and macOS, i64 on FreeBSD.
+    let Ok(wanted) = nix::libc::rlim_t::try_from(max_clients.saturating_add(64)) else {
+        return;
+    };
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         if soft < wanted {
             let new = wanted.min(hard);

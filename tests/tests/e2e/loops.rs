@@ -4,7 +4,6 @@
 //! in full.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -94,13 +93,20 @@ fn two_server_processes_bounced_by_one_forged_datagram_stop_and_say_so_once() {
 }
 
 /// A network namespace of our own, removed on drop, with a non-loopback address on its
-/// `lo` (nothing can leave it), so a server on 0.0.0.0 there has one to know.
+/// `lo` (nothing can leave it), so a server on 0.0.0.0 there has one to know (Linux).
+#[cfg(target_os = "linux")]
 struct Namespace(String);
 
+#[cfg(target_os = "linux")]
 impl Namespace {
     fn create(address: &str) -> Option<Self> {
         let name = format!("udploop{}", std::process::id());
-        let ok = |args: &[&str]| Command::new("ip").args(args).output().is_ok_and(|o| o.status.success());
+        let ok = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
         if !ok(&["netns", "add", &name]) {
             // Only root may make a namespace: skipped (and said) elsewhere, never under CI.
             let refused = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "ip netns add failed");
@@ -118,9 +124,12 @@ impl Namespace {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
     }
 }
 

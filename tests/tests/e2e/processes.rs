@@ -214,3 +214,51 @@ fn drain_marker(addr: std::net::SocketAddr) -> u64 {
     }
     markers
 }
+
+/// GBK bytes (what NetAssist on a Chinese Windows sends) shown as UTF-8 are a row of `\xNN`:
+/// the server, the client and the listener each say once that `--encoding gbk` would show
+/// them as text, and never for UTF-8, or when already shown as GBK.
+#[test]
+fn gbk_shown_as_utf8_gets_one_hint_from_each_program() {
+    const HINT: &str = "looks like GBK (Chinese Windows): try --encoding gbk";
+    let gbk = "ce c2 b6 c8 32 33 2e 35"; // 温度23.5 in GBK
+    let (mut server, addr) = Process::server(&bin("udp-server"), &[]);
+    for _ in 0..2 {
+        let client = run_to_end(&bin("udp-client"), &[&addr.to_string(), "-e", "hex", gbk]);
+        assert_eq!(client.code, Some(0), "{}", client.stderr);
+        // The client shows its reply in hex: no hint there.
+        assert!(!client.stderr.contains(HINT), "{}", client.stderr);
+    }
+    let client = run_to_end(&bin("udp-client"), &[&addr.to_string(), "plain text"]);
+    assert!(!client.stderr.contains(HINT), "{}", client.stderr);
+    server.signal("TERM").unwrap();
+    assert_eq!(server.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let said = server.stderr.rest(WAIT);
+    assert_eq!(said.iter().filter(|l| l.contains(HINT)).count(), 1, "{said:?}");
+
+    // The client, shown its reply as UTF-8, says it too; with -e gbk it shows 温度23.5.
+    let (_echo, addr) = Process::server(&bin("udp-server"), &["-e", "hex", "-q"]);
+    let ran = run_to_end(
+        &bin("udp-client"),
+        &[&addr.to_string(), "--escapes", "\\xce\\xc2\\xb6\\xc823.5"],
+    );
+    assert_eq!(ran.stderr.matches(HINT).count(), 1, "{}", ran.stderr);
+    let ran = run_to_end(&bin("udp-client"), &[&addr.to_string(), "-e", "gbk", "温度23.5"]);
+    assert!(ran.stdout.contains("温度23.5"), "{}", ran.stdout);
+    assert!(!ran.stderr.contains(HINT), "{}", ran.stderr);
+
+    // The listener, sent the same bytes twice by a sensor that is not ours.
+    let mut listener = Process::spawn(
+        &bin("udp-broadcast"),
+        &["listen", "--bind", "127.0.0.1:0", "--count", "2"],
+    )
+    .unwrap();
+    let heard = listener.listening(WAIT).expect("the listener's listening line");
+    let sensor = testkit::local_socket(WAIT).unwrap();
+    for _ in 0..2 {
+        sensor.send_to(b"\xce\xc2\xb6\xc823.5", heard).unwrap();
+    }
+    assert_eq!(listener.wait(WAIT).and_then(|s| s.code()), Some(0));
+    let said = listener.stderr.rest(WAIT);
+    assert_eq!(said.iter().filter(|l| l.contains(HINT)).count(), 1, "{said:?}");
+}

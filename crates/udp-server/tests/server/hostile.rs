@@ -67,6 +67,7 @@ mod unix {
     use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
+    #[cfg(target_os = "linux")]
     use testkit::Process;
 
     use super::run;
