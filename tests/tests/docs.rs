@@ -660,7 +660,9 @@ fn every_test_the_safety_page_cites_exists() {
         .collect::<Vec<_>>()
         .join("\n");
     let is_test_name = |s: &str| {
-        s.contains('_') && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        s.contains('_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
     for path in ["docs/safety.md", "docs/safety.zh-CN.md"] {
         let doc = read(path);
