@@ -222,8 +222,9 @@ fn the_readmes_and_the_demo_agree_on_its_length() {
     assert_eq!(seconds(zh_line, "大约 ", " 秒"), Some(script), "{zh_line}");
 }
 
-/// The README's commands that need no second terminal run as printed, output and exit
-/// code included (trycmd reads the ```console blocks), in both languages.
+/// The commands that need no second terminal (the README's, and the refusals of
+/// docs/tools.md) run as printed, output and exit code included (trycmd reads the
+/// ```console blocks), in both languages.
 #[test]
 fn the_readme_one_liners_run_as_printed() {
     let bin = |name: &str| {
@@ -236,7 +237,9 @@ fn the_readme_one_liners_run_as_printed() {
         .register_bin("udp-broadcast", bin("udp-broadcast"))
         .env("RUST_LOG", "")
         .case(root().join("README.md"))
-        .case(root().join("README.zh-CN.md"));
+        .case(root().join("README.zh-CN.md"))
+        .case(root().join("docs/tools.md"))
+        .case(root().join("docs/tools.zh-CN.md"));
 }
 
 /// A document's shape, language aside: its fenced blocks, its tables' row counts, and the
@@ -624,4 +627,64 @@ fn sessions_line_matches(pattern: &str, message: &str) -> bool {
         }
     }
     rest.is_empty() || pattern.ends_with("[..]")
+}
+
+/// Every `.rs` file under `dir`, recursively (sources, tests, examples, fuzz targets).
+fn rust_sources(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+            rust_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// docs/safety.md is the list of attacks and of the test that proves each: every row of its
+/// tables names in its last column a test (or a test file or script), and every test named
+/// there is a `fn` of the workspace's sources, in both languages, so a renamed or deleted
+/// test cannot leave the page claiming a proof that is gone.
+#[test]
+fn every_test_the_safety_page_cites_exists() {
+    let mut files = Vec::new();
+    for dir in ["crates", "tests", "fuzz"] {
+        rust_sources(&root().join(dir), &mut files);
+    }
+    let sources: String = files
+        .iter()
+        .filter_map(|f| fs::read_to_string(f).ok())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let is_test_name = |s: &str| {
+        s.contains('_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    for path in ["docs/safety.md", "docs/safety.zh-CN.md"] {
+        let doc = read(path);
+        let (mut problems, mut cited) = (Vec::new(), 0);
+        let rows = doc
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+            .filter(|l| !l.starts_with("| tried |") && !l.starts_with("| 尝试 |"));
+        for row in rows {
+            let last = row.trim_end().trim_end_matches('|').rsplit(" | ").next().unwrap_or("");
+            let spans = code_spans(last);
+            if !spans.iter().any(|s| is_test_name(s) || s.contains('/')) {
+                problems.push(format!("a row proved by no test: {row}"));
+            }
+            for name in spans.into_iter().filter(|s| is_test_name(s)) {
+                cited += 1;
+                if !sources.contains(&format!("fn {name}(")) {
+                    problems.push(format!("no test fn {name}"));
+                }
+            }
+        }
+        assert!(cited >= 60, "{path}: {cited} tests cited");
+        assert!(problems.is_empty(), "{path}:\n{}", problems.join("\n"));
+    }
 }
