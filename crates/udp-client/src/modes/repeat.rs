@@ -26,18 +26,33 @@ pub struct Repeat {
 /// Sends MESSAGE `count` times, printing every reply; after the last, waits up to
 /// `--timeout` for replies still on their way (unless `--no-reply`).
 pub(crate) fn run(session: &mut Session<'_>, mode: &Repeat) -> Result<Summary> {
+    let times = std::iter::successors(Some(Instant::now()), |next| Some(later(*next, mode.interval)));
+    paced(
+        session,
+        times
+            .take(usize::try_from(mode.count).unwrap_or(usize::MAX))
+            .map(|due| (due, &mode.message[..])),
+    )
+}
+
+/// Sends each payload when it is due, printing every reply that arrives meanwhile; after
+/// the last, waits up to `--timeout` for replies still on their way (unless `--no-reply`).
+/// `--replay` sends a capture the same way.
+pub(crate) fn paced<'p>(
+    session: &mut Session<'_>,
+    sends: impl Iterator<Item = (Instant, &'p [u8])>,
+) -> Result<Summary> {
     let target = session.target();
-    let (mut sent, mut received, mut next) = (0u64, 0u64, Instant::now());
-    for _ in 0..mode.count {
-        received += replies_until(session, next)?;
+    let (mut sent, mut received) = (0u64, 0u64);
+    for (due, payload) in sends {
+        received += replies_until(session, due)?;
         if session.stopped() {
             break;
         }
-        if session.send(&mode.message)? {
-            session.out.sent(target, mode.message.len()).map_err(Error::stdout)?;
+        if session.send(payload)? {
+            session.out.sent(target, payload.len()).map_err(Error::stdout)?;
             sent += 1;
         }
-        next = later(next, mode.interval);
     }
     if !session.config.no_reply {
         let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
@@ -52,7 +67,7 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Repeat) -> Result<Summary> {
     })
 }
 
-/// Prints every reply that arrives until `until`; how many. (`--replay` paces the same way.)
+/// Prints every reply that arrives until `until`; how many.
 pub(crate) fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
     let mut received = 0;
     while let Some(arrival) = session.recv(until)? {

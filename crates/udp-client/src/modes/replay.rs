@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use common::pcap::Captured;
 use common::{Error, Result};
 
-use crate::DEFAULT_TIMEOUT;
-use crate::modes::repeat::replies_until;
 use crate::session::{Session, later};
 use crate::summary::Summary;
 
@@ -163,28 +161,13 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &Replay) -> Result<Summary> {
             Pace::Interval(i) => format!("one every {i:?}"),
         }
     );
-    let (mut sent, mut received, start) = (0u64, 0u64, Instant::now());
-    for (i, datagram) in mode.datagrams.iter().enumerate() {
-        received += replies_until(session, mode.due(start, i))?;
-        if session.stopped() {
-            break;
-        }
-        if session.send(&datagram.data)? {
-            session.out.sent(target, datagram.data.len()).map_err(Error::stdout)?;
-            sent += 1;
-        }
-    }
-    if !session.config.no_reply {
-        let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
-        while received < sent && !session.shutdown.is_triggered() && Instant::now() < deadline {
-            received += replies_until(session, deadline.min(later(Instant::now(), Duration::from_millis(100))))?;
-        }
-    }
-    Ok(Summary::Repeat {
-        sent,
-        received,
-        expect_replies: !session.config.no_reply,
-    })
+    let start = Instant::now();
+    let sends = mode
+        .datagrams
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (mode.due(start, i), &d.data[..]));
+    super::repeat::paced(session, sends)
 }
 
 #[cfg(test)]
