@@ -64,15 +64,7 @@ fn chapter_client_fails_instead_of_hanging_when_no_reply_comes() {
         &example("chapter_client"),
         &["127.0.0.1", &nobody.port().to_string(), "anyone?"],
     );
-    let line = format!("no reply within 5 s: is a server running on {nobody}?");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
-    );
+    assert_eq!(ended, no_reply(nobody));
 }
 
 #[test]
@@ -149,6 +141,15 @@ fn run_python(script: &str, args: &[&str]) -> Ended {
     let mut all = vec![path.to_str().unwrap()];
     all.extend_from_slice(args);
     run("python3", &all)
+}
+
+/// What a chapter client prints when nobody answers at `nobody`: one line, exit code 1.
+fn no_reply(nobody: std::net::SocketAddr) -> Ended {
+    Ended {
+        code: Some(1),
+        stdout: vec![],
+        stderr: vec![format!("no reply within 5 s: is a server running on {nobody}?")],
+    }
 }
 
 /// The usage line on stderr, nothing on stdout, exit code 2.
@@ -311,15 +312,7 @@ fn the_python_peers_say_in_one_line_what_failed_and_exit_1() {
         "chapter_client.py",
         &["127.0.0.1", &nobody.port().to_string(), "anyone?"],
     );
-    let line = format!("no reply within 5 s: is a server running on {nobody}?");
-    assert_eq!(
-        ended,
-        Ended {
-            code: Some(1),
-            stdout: vec![],
-            stderr: vec![line]
-        }
-    );
+    assert_eq!(ended, no_reply(nobody));
 }
 
 #[test]

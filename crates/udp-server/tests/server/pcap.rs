@@ -54,13 +54,17 @@ const PAYLOADS: [&[u8]; 3] = [b"hello", b"", &[0x01, 0x03, 0x00, 0x00, 0xff, 0x0
 /// records in order with the real addresses and ports, every checksum good in tshark.
 #[test]
 fn requests_and_replies_are_in_the_pcap_file() {
-    let path = tshark::temp("udp-server", "echo");
-    let (client, server) = echo_each(
-        &["--bind", "127.0.0.1:0", "--pcap", &path.to_string_lossy()],
-        "127.0.0.1:0",
-        "127.0.0.1",
-        &PAYLOADS,
-    );
+    echoed_and_captured("echo", &[]);
+}
+
+/// A server on 127.0.0.1 with `extra` flags echoes [`PAYLOADS`]; its pcap file holds each
+/// request and each echo, in order.
+fn echoed_and_captured(name: &str, extra: &[&str]) {
+    let path = tshark::temp("udp-server", name);
+    let file = path.to_string_lossy();
+    let mut args = vec!["--bind", "127.0.0.1:0", "--pcap", &file];
+    args.extend_from_slice(extra);
+    let (client, server) = echo_each(&args, "127.0.0.1:0", "127.0.0.1", &PAYLOADS);
     tshark::assert_capture(&path, &requests_and_echoes(client, server, &PAYLOADS));
     std::fs::remove_file(&path).ok();
 }
@@ -85,22 +89,7 @@ fn the_records_name_the_real_addresses_on_any_address_and_over_ipv6() {
 #[cfg(target_os = "linux")]
 #[test]
 fn batched_requests_and_replies_are_in_the_pcap_file() {
-    let path = tshark::temp("udp-server", "batch");
-    let (client, server) = echo_each(
-        &[
-            "--bind",
-            "127.0.0.1:0",
-            "--batch",
-            "8",
-            "--pcap",
-            &path.to_string_lossy(),
-        ],
-        "127.0.0.1:0",
-        "127.0.0.1",
-        &PAYLOADS,
-    );
-    tshark::assert_capture(&path, &requests_and_echoes(client, server, &PAYLOADS));
-    std::fs::remove_file(&path).ok();
+    echoed_and_captured("batch", &["--batch", "8"]);
 }
 
 /// Requests that are not answered (`--reply none`) are recorded, and no reply is.
