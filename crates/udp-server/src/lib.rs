@@ -94,6 +94,9 @@ pub struct Config {
     pub answer_broadcasts: bool,
     /// Share the port with other servers on this host (`--reuse`).
     pub reuse: bool,
+    /// Answer repeats however fast they come (`--no-loop-guard`): a client that sends the
+    /// same bytes 1 000 times a second on purpose looks exactly like an echo loop.
+    pub no_loop_guard: bool,
 }
 
 impl Default for Config {
@@ -116,6 +119,7 @@ impl Default for Config {
             max_reply_ratio: 1.0,
             answer_broadcasts: false,
             reuse: false,
+            no_loop_guard: false,
         }
     }
 }

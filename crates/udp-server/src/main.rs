@@ -122,6 +122,10 @@ struct Cli {
     #[arg(long)]
     reuse: bool,
 
+    /// Answer a peer that repeats the same bytes more than 200 times a second (a client repeating itself on purpose); the echo-loop guard is on by default.
+    #[arg(long)]
+    no_loop_guard: bool,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -185,6 +189,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         max_reply_ratio: cli.max_reply_ratio,
         answer_broadcasts: cli.answer_broadcasts,
         reuse: cli.reuse,
+        no_loop_guard: cli.no_loop_guard,
     })
 }
 

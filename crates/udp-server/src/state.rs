@@ -138,7 +138,7 @@ impl<'c> ServerState<'c> {
             last_peer: None,
             warned: HashSet::new(),
             own: OwnAddresses::new(local),
-            guard: answers(config).then(LoopGuard::new),
+            guard: (answers(config) && !config.no_loop_guard).then(LoopGuard::new),
             save,
             pcap: None,
             rule_answers: vec![0; config.rules.iter().count()],
@@ -264,7 +264,7 @@ impl<'c> ServerState<'c> {
             Verdict::Broken { repeats, over } => {
                 self.summary.loops_broken += 1;
                 log::warn!(
-                    "echo loop with {peer} broken: it sent back datagrams it had sent before {repeats} times in {} ms, as another server answering our answers does (a \"Loop DoS\", CVE-2024-2169); its repeats go unanswered until it is quiet for {} s, anything new it sends is answered",
+                    "echo loop with {peer} broken: it sent back datagrams it had sent before {repeats} times in {} ms, as another server answering our answers does (a \"Loop DoS\", CVE-2024-2169); its repeats go unanswered until it is quiet for {} s, anything new it sends is answered (a client repeating itself on purpose: --no-loop-guard)",
                     over.as_millis(),
                     loopguard::HOLD.as_secs()
                 );

@@ -267,3 +267,40 @@ fn the_same_command_a_hundred_times_a_second_is_answered_every_time() {
     let s = server.stop();
     assert_eq!((s.replied, s.refused, s.loops_broken), (300, 0, 0));
 }
+
+/// The same bytes as fast as a peer can send them, each answered before the next: the
+/// guard takes that for a loop (it cannot tell them apart), `--no-loop-guard` answers all.
+#[test]
+fn no_loop_guard_answers_a_peer_repeating_itself_fast() {
+    let peer = testkit::local_socket(WAIT).unwrap();
+    let mut buf = [0u8; 64];
+    // Sends until the first unanswered repeat (or 2 × LOOP_REPEATS): (answers, summary).
+    let mut ping_pong = |config: Config| {
+        let server = start(Config {
+            output: OutputOptions {
+                quiet: true,
+                ..OutputOptions::default()
+            },
+            ..config
+        });
+        let mut answers = 0;
+        for _ in 0..2 * LOOP_REPEATS {
+            peer.send_to(b"READ temp", server.addr).unwrap();
+            let Ok((n, _)) = peer.recv_from(&mut buf) else { break };
+            assert_eq!(&buf[..n], b"READ temp");
+            answers += 1;
+        }
+        (answers, server.stop())
+    };
+    // Guarded, a refused repeat is simply not answered: a short deadline finds it.
+    peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let (answers, s) = ping_pong(on("127.0.0.1:0"));
+    assert!(answers >= LOOP_REPEATS - 1 && answers < 2 * LOOP_REPEATS, "{answers} answers");
+    assert_eq!((s.received, s.refused, s.loops_broken), (u64::from(answers) + 1, 1, 1));
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let (answers, s) = ping_pong(Config {
+        no_loop_guard: true,
+        ..on("127.0.0.1:0")
+    });
+    assert_eq!((answers, s.received, s.refused), (2 * LOOP_REPEATS, u64::from(2 * LOOP_REPEATS), 0));
+}
