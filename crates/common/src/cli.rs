@@ -94,6 +94,7 @@ impl OutputArgs {
             timestamp: self.timestamp,
             encoding: self.encoding,
             quiet: self.quiet,
+            show: None,
         }
     }
 }

@@ -80,8 +80,12 @@ pub struct Config {
     /// Print each datagram's UDP header (`--show-header`).
     pub show_header: bool,
     /// Verify the check bytes at the end of each datagram (`--checksum`); a fixed reply
-    /// carries them already (see `main`), an echo is the request unchanged.
+    /// carries them already (see `main`), an echo is the request unchanged. Rules match
+    /// the request without them, and append them to each reply.
     pub checksum: Option<common::checksum::Checksum>,
+    /// Answer requests whose check bytes are wrong too (`--answer-bad-checksum`); a
+    /// simulated device (rules or a fixed `--reply`) ignores them otherwise, as a real one does.
+    pub answer_bad_checksum: bool,
     /// Append every payload delivered to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
     /// Write every datagram received and every reply sent to this pcap file (`--pcap`).
@@ -110,6 +114,7 @@ impl Default for Config {
             rate_limit: None,
             show_header: false,
             checksum: None,
+            answer_bad_checksum: false,
             save: None,
             pcap: None,
             rules: rules::Rules::default(),
@@ -165,6 +170,19 @@ pub struct Summary {
     /// Datagrams whose check bytes were wrong (`--checksum`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_bad: Option<u64>,
+    /// Of those, requests a simulated device did not answer (no `--answer-bad-checksum`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub checksum_bad_unanswered: u64,
+    /// Requests whose answer `--max-reply-ratio` cut (each also marked on its line).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replies_cut: u64,
+    /// Delayed rule replies dropped because the reply queue held
+    /// [`common::faults::MAX_QUEUED_BYTES`] already.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reply_queue_full: u64,
+    /// Delayed rule replies still waiting when the server stopped: never sent.
+    #[serde(rename = "replies_pending_at_stop", skip_serializing_if = "is_zero")]
+    pub replies_pending: u64,
     /// Bytes appended to the `--save` file.
     #[serde(rename = "saved_bytes", skip_serializing_if = "Option::is_none")]
     pub saved: Option<u64>,
@@ -230,6 +248,18 @@ impl Summary {
         }
         if let Some(bad) = self.checksum_bad {
             text += &format!(", checksum bad {bad}");
+        }
+        if self.checksum_bad_unanswered > 0 {
+            text += &format!(" ({} not answered)", self.checksum_bad_unanswered);
+        }
+        if self.replies_cut > 0 {
+            text += &format!(", replies cut {} (--max-reply-ratio)", self.replies_cut);
+        }
+        if self.reply_queue_full > 0 {
+            text += &format!(", delayed replies dropped {} (reply queue full)", self.reply_queue_full);
+        }
+        if self.replies_pending > 0 {
+            text += &format!(", delayed replies never sent {} (stopped first)", self.replies_pending);
         }
         if let Some(saved) = self.saved {
             text += &format!(", saved {saved} B");
@@ -390,6 +420,11 @@ fn check_batch(config: &Config) -> Result<()> {
             "--batch cannot be combined with --drop, --duplicate, --delay or --reorder".into(),
         ));
     }
+    if config.rules.any_timed() {
+        return Err(Error::Usage(
+            "--batch sends one reply per request at once: rules with a delay ([200ms]) or several replies (||) need the plain loop; leave out --batch".into(),
+        ));
+    }
     if !(1..=usize::from(MAX_BATCH)).contains(&n) {
         return Err(Error::Usage(format!("--batch {n}: use 1 to {MAX_BATCH}")));
     }
@@ -411,8 +446,11 @@ pub fn default_rate_limit(bind: SocketAddr) -> Option<RateLimit> {
 fn announce_rules(config: &Config, local: SocketAddr) {
     let ratio = config.max_reply_ratio;
     for rule in config.rules.iter() {
-        let reply = rule.reply_len() + config.checksum.map_or(0, |c| c.size());
-        if let Some(len) = rule.exact_len().filter(|&len| reply > state::allowed(len, ratio)) {
+        let check = config.checksum.map_or(0, |c| c.size());
+        let reply = rule.reply_len() + check * rule.datagrams();
+        // The request that matches carries its check bytes too (the rule is written without).
+        let request = rule.exact_len().map(|len| len + check);
+        if let Some(len) = request.filter(|&len| reply > state::allowed(len, ratio)) {
             log::warn!(
                 "rule '{}' replies {reply} bytes to a {len}-byte request: cut to {} (raise --max-reply-ratio to send it whole)",
                 common::error::echo(&rule.text),
@@ -483,6 +521,14 @@ fn announce(config: &Config, local: SocketAddr) {
         );
     }
     announce_rules(config, local);
+    if let Some(c) = config.checksum.filter(|_| state::simulates(config)) {
+        let bad = if config.answer_bad_checksum {
+            "a request whose check bytes are wrong is answered too (--answer-bad-checksum)"
+        } else {
+            "a request whose check bytes are wrong is not answered, as a device would not (--answer-bad-checksum answers it)"
+        };
+        log::info!("rules match requests without their {} check bytes; {bad}", c.size());
+    }
     match &config.reply {
         Reply::Echo => log::info!("echoing every datagram back to its sender"),
         Reply::None => log::info!("printing datagrams without replying (--reply none)"),

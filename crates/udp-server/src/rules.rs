@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
+use std::time::Duration;
 
 use common::codec::{Encoding, parse_hex};
 use common::error::{echo, echo_path};
@@ -27,6 +28,13 @@ pub const MAX_RULE: usize = 200_000;
 /// The largest `--rules` file (`--rules /dev/zero` stops here, at once).
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
+/// The most datagrams one rule may answer with (`A||B||…`): a device's burst of status
+/// lines, not a way to turn one request into thousands of datagrams.
+pub const MAX_STEPS: usize = 16;
+
+/// What separates the datagrams of one answer: `AT+RST=>OK||ready`.
+pub const STEP_SEPARATOR: &str = "||";
+
 /// One `MATCH=>REPLY` rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -34,13 +42,22 @@ pub struct Rule {
     pub text: String,
     /// How the rule recognises a request.
     pattern: Pattern,
+    /// The datagrams it answers with, in order (one for a plain `MATCH=>REPLY`).
+    steps: Vec<Step>,
+    /// Hex mode: a regular expression matches, and its reply is written, as hex text.
+    hex: bool,
+}
+
+/// One datagram of an answer: `[200ms]PONG`.
+#[derive(Debug, Clone)]
+struct Step {
+    /// How long after the previous datagram (the first: after the request) it is sent.
+    after: Duration,
     /// The reply as bytes, or (for a regular expression) a template with `$1`….
     reply: Vec<u8>,
     /// For a regular expression: the template in pieces, so a reply can be built up to a
     /// length and no further.
     template: Vec<Piece>,
-    /// Hex mode: a regular expression matches, and its reply is written, as hex text.
-    hex: bool,
 }
 
 /// A piece of a reply template: text, or a capture group (`$1`, `${name}`).
@@ -60,12 +77,18 @@ pub struct Rules {
     ratio: Option<f64>,
 }
 
+/// The datagrams a rule answers with: each after its delay (counted from the one before),
+/// built up to a length (see [`Rule::respond`]).
+pub type Answer<'r> = Vec<(Duration, Cow<'r, [u8]>)>;
+
 impl Rule {
-    /// Parses `MATCH=>REPLY` typed in `encoding` (with `--escapes` if `escapes`).
+    /// Parses `MATCH=>REPLY` typed in `encoding` (with `--escapes` if `escapes`). REPLY is
+    /// one datagram or several separated by `||`, each after an optional delay in
+    /// brackets: `AT+RST=>OK||[500ms]ready`.
     ///
     /// # Errors
     /// [`Error::Usage`] naming the rule: no `=>`, an empty MATCH, a bad regular expression,
-    /// bad hex or a bad escape.
+    /// bad hex, a bad escape, a bad delay or more than [`MAX_STEPS`] datagrams.
     ///
     /// # Examples
     /// ```
@@ -74,11 +97,15 @@ impl Rule {
     /// let rule = Rule::parse("/^SET (\\w+)=(\\d+)$/=>OK $1", Encoding::Utf8, false).unwrap();
     /// assert_eq!(rule.answer(b"SET temp=23").unwrap().as_ref(), b"OK temp");
     /// assert!(rule.answer(b"GET temp").is_none());
+    /// let later = Rule::parse("PING=>[200ms]PONG||[1s]PONG again", Encoding::Utf8, false).unwrap();
+    /// let answer = later.respond(b"PING", usize::MAX).unwrap();
+    /// assert_eq!(answer[1].0, std::time::Duration::from_secs(1));
+    /// assert_eq!(answer[1].1.as_ref(), b"PONG again");
     /// ```
     pub fn parse(text: &str, encoding: Encoding, escapes: bool) -> Result<Rule> {
         let bad = |why: String| {
             Error::Usage(format!(
-                "bad rule '{}': {} (e.g. 'PING=>PONG', 'READ*=>OK', '/^SET (\\w+)/=>OK $1')",
+                "bad rule '{}': {} (e.g. 'PING=>PONG', 'READ*=>OK', '/^SET (\\w+)/=>OK $1', 'AT+RST=>OK||[500ms]ready')",
                 echo(text),
                 echo(&why)
             ))
@@ -92,49 +119,71 @@ impl Rule {
         if pattern.is_empty() {
             return Err(bad("MATCH is empty".into()));
         }
+        let pattern = Pattern::parse_why(pattern, encoding, escapes).map_err(bad)?;
         let hex = encoding == Encoding::Hex;
         let typed = |t: &str| encoding.encode_typed(t, escapes).map_err(|e| bad(e.to_string()));
-        let pattern = Pattern::parse_why(pattern, encoding, escapes).map_err(bad)?;
-        let reply = match (pattern.is_regex(), hex) {
-            // A hex template: `$1` is expanded into the hex text first, then parsed.
-            (true, true) => reply.as_bytes().to_vec(),
-            _ => typed(reply)?,
-        };
-        let template = if pattern.is_regex() { pieces(&reply) } else { Vec::new() };
+        let mut steps = Vec::new();
+        for written in reply.split(STEP_SEPARATOR) {
+            if steps.len() == MAX_STEPS {
+                return Err(bad(format!(
+                    "a rule answers with at most {MAX_STEPS} datagrams (separated by '{STEP_SEPARATOR}')"
+                )));
+            }
+            let (after, reply) = delay(written).map_err(bad)?;
+            let reply = match (pattern.is_regex(), hex) {
+                // A hex template: `$1` is expanded into the hex text first, then parsed.
+                (true, true) => reply.as_bytes().to_vec(),
+                _ => typed(reply)?,
+            };
+            let template = if pattern.is_regex() { pieces(&reply) } else { Vec::new() };
+            steps.push(Step { after, reply, template });
+        }
         Ok(Rule {
             text: text.to_string(),
             pattern,
-            reply,
-            template,
+            steps,
             hex,
         })
     }
 
-    /// The reply to `request` if this rule matches it.
+    /// The (first) reply to `request` if this rule matches it.
     pub fn answer(&self, request: &[u8]) -> Option<Cow<'_, [u8]>> {
         self.answer_within(request, usize::MAX)
     }
 
-    /// The reply to `request` if this rule matches it, built up to `limit` bytes: a template
-    /// of 5 000 `$1` answering a 65 KB request no longer builds 321 MB to send 65 KB.
+    /// The (first) reply to `request` if this rule matches it, built up to `limit` bytes.
     pub fn answer_within(&self, request: &[u8], limit: usize) -> Option<Cow<'_, [u8]>> {
+        self.respond(request, limit)?.into_iter().next().map(|(_, reply)| reply)
+    }
+
+    /// Every datagram of the answer to `request` if this rule matches it, each with its
+    /// delay and built up to `limit` bytes: a template of 5 000 `$1` answering a 65 KB
+    /// request no longer builds 321 MB to send 65 KB.
+    pub fn respond(&self, request: &[u8], limit: usize) -> Option<Answer<'_>> {
         let found = self.pattern.find(request)?;
-        if !self.pattern.is_regex() {
-            return Some(Cow::Borrowed(self.reply.as_slice()));
-        }
-        if self.hex {
-            // Three characters of hex text per byte ("01 "), and a few more so a pair is
-            // not cut in two.
-            let text = expand(&self.template, &found, limit.saturating_mul(3).saturating_add(3));
-            return hex_prefix(&String::from_utf8_lossy(&text))
-                .map_err(|e| log::debug!("rule '{}': {e}", echo(&self.text)))
-                .ok()
-                .map(|mut bytes| {
+        let answer = self
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let reply = if !self.pattern.is_regex() {
+                    Cow::Borrowed(step.reply.as_slice())
+                } else if self.hex {
+                    // Three characters of hex text per byte ("01 "), and a few more so a
+                    // pair is not cut in two.
+                    let text = expand(&step.template, &found, limit.saturating_mul(3).saturating_add(3));
+                    let mut bytes = hex_prefix(&String::from_utf8_lossy(&text))
+                        .map_err(|e| log::debug!("rule '{}': {e}", echo(&self.text)))
+                        .ok()?;
                     bytes.truncate(limit);
                     Cow::Owned(bytes)
-                });
-        }
-        Some(Cow::Owned(expand(&self.template, &found, limit)))
+                } else {
+                    Cow::Owned(expand(&step.template, &found, limit))
+                };
+                Some((step.after, reply))
+            })
+            .collect::<Answer<'_>>();
+        // A hex template that expanded to bad hex answers nothing at all.
+        (answer.len() == self.steps.len()).then_some(answer)
     }
 
     /// For an exact MATCH, the request's length: a reply longer than `ratio` times it is
@@ -143,10 +192,47 @@ impl Rule {
         self.pattern.exact().map(<[u8]>::len)
     }
 
-    /// The reply's length as written (a template's, for a regular expression).
+    /// The reply's length as written (a template's, for a regular expression): every
+    /// datagram's, added up.
     pub fn reply_len(&self) -> usize {
-        self.reply.len()
+        self.steps.iter().map(|s| s.reply.len()).sum()
     }
+
+    /// How many datagrams the rule answers with.
+    pub fn datagrams(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the rule waits before a reply or sends several: what `--batch` cannot do.
+    pub fn is_timed(&self) -> bool {
+        self.steps.len() > 1 || self.steps.iter().any(|s| !s.after.is_zero())
+    }
+}
+
+/// A step's delay and its reply: `[200ms]PONG` is 200 ms and `PONG`. A step that starts
+/// with `[` and a digit must be a delay; `[OK]` is text.
+fn delay(step: &str) -> std::result::Result<(Duration, &str), String> {
+    let Some(inner) = step.strip_prefix('[') else {
+        return Ok((Duration::ZERO, step));
+    };
+    if !inner.starts_with(|c: char| c.is_ascii_digit()) {
+        return Ok((Duration::ZERO, step));
+    }
+    let Some((written, reply)) = inner.split_once(']') else {
+        return Err(format!(
+            "'[{}' has no ']' (a delay: [200ms]PONG)",
+            inner.chars().take(12).collect::<String>()
+        ));
+    };
+    if written.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        // A bare number would be seconds (as --timeout reads it): [200] waiting 200 s
+        // for what was meant as 200 ms is a trap, so the unit is required here.
+        return Err(format!(
+            "bad delay [{written}]: give a unit, e.g. [{written}ms] or [{written}s]"
+        ));
+    }
+    let after = common::duration::parse(written).map_err(|e| format!("bad delay [{written}]: {e}"))?;
+    Ok((after, reply))
 }
 
 impl Rules {
@@ -184,17 +270,29 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    /// The first rule that matches `request`: its index and its reply.
+    /// Whether any rule waits before a reply or sends several.
+    pub fn any_timed(&self) -> bool {
+        self.rules.iter().any(Rule::is_timed)
+    }
+
+    /// The first rule that matches `request`: its index and its (first) reply.
     pub fn answer(&self, request: &[u8]) -> Option<(usize, Cow<'_, [u8]>)> {
         // The checksum bytes appended later are cut with the rest: building exactly the
         // allowed length loses nothing that would have been sent.
         let limit = self
             .ratio
             .map_or(usize::MAX, |r| (request.len() as f64 * r).floor() as usize);
+        let (i, answer) = self.respond(request, limit)?;
+        answer.into_iter().next().map(|(_, reply)| (i, reply))
+    }
+
+    /// The first rule that matches `request`: its index and every datagram of its answer,
+    /// each built up to `limit` bytes.
+    pub fn respond(&self, request: &[u8], limit: usize) -> Option<(usize, Answer<'_>)> {
         self.rules
             .iter()
             .enumerate()
-            .find_map(|(i, r)| r.answer_within(request, limit).map(|reply| (i, reply)))
+            .find_map(|(i, r)| r.respond(request, limit).map(|answer| (i, answer)))
     }
 
     /// The rules, in order.
@@ -547,6 +645,107 @@ mod tests {
             for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
                 match Rule::parse(&text, enc, true) {
                     Ok(rule) => { let _ = rule.answer(&request); }
+                    Err(e) => proptest::prop_assert_eq!(e.exit_code(), 2),
+                }
+            }
+        }
+    }
+
+    fn steps(rule: &Rule, request: &[u8]) -> Vec<(Duration, Vec<u8>)> {
+        rule.respond(request, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(after, reply)| (after, reply.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_may_wait_and_be_several_datagrams() {
+        let ms = Duration::from_millis;
+        let rule = Rule::parse("PING=>[200ms]PONG", Encoding::Utf8, false).unwrap();
+        assert_eq!(steps(&rule, b"PING"), [(ms(200), b"PONG".to_vec())]);
+        assert!(rule.is_timed());
+        let rule = Rule::parse("AT+RST=>OK||[1.5s]ready||", Encoding::Utf8, false).unwrap();
+        assert_eq!(
+            steps(&rule, b"AT+RST"),
+            [
+                (ms(0), b"OK".to_vec()),
+                (ms(1500), b"ready".to_vec()),
+                (ms(0), Vec::new())
+            ]
+        );
+        assert_eq!((rule.datagrams(), rule.reply_len()), (3, 7));
+        // Each datagram of a regex rule is a template of its own; hex works the same.
+        let rule = Rule::parse("/^GET (\\w+)$/=>[10ms]$1=1||$1 done", Encoding::Utf8, false).unwrap();
+        assert_eq!(
+            steps(&rule, b"GET t"),
+            [(ms(10), b"t=1".to_vec()), (ms(0), b"t done".to_vec())]
+        );
+        let rule = Rule::parse("01 03*=>[5ms]01 83 02||01 83 03", Encoding::Hex, false).unwrap();
+        assert_eq!(
+            steps(&rule, &[1, 3, 0]),
+            [(ms(5), vec![1, 0x83, 2]), (ms(0), vec![1, 0x83, 3])]
+        );
+        // Not a delay: brackets without a leading digit are text, and with --escapes a
+        // reply can hold '||' or start with '[5'.
+        let rule = Rule::parse("X=>[OK] fine", Encoding::Utf8, false).unwrap();
+        assert_eq!(steps(&rule, b"X"), [(ms(0), b"[OK] fine".to_vec())]);
+        assert!(!rule.is_timed());
+        let rule = Rule::parse("X=>a\\x7c\\x7cb||\\x5b5s]", Encoding::Utf8, true).unwrap();
+        assert_eq!(
+            steps(&rule, b"X"),
+            [(ms(0), b"a||b".to_vec()), (ms(0), b"[5s]".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_bad_delay_or_too_many_datagrams_is_a_usage_error_naming_the_rule() {
+        let many = format!("X=>{}", vec!["a"; MAX_STEPS + 1].join("||"));
+        for (text, why) in [
+            ("PING=>[200]PONG", "bad delay [200]"),
+            ("PING=>[2 days]PONG", "bad delay [2 days]"),
+            ("PING=>[200ms PONG", "has no ']'"),
+            ("PING=>OK||[9x]late", "bad delay [9x]"),
+            (many.as_str(), "at most 16 datagrams"),
+        ] {
+            let err = Rule::parse(text, Encoding::Utf8, false).unwrap_err();
+            let line = err.to_string();
+            assert_eq!(err.exit_code(), 2);
+            assert!(
+                line.starts_with(&format!("bad rule '{text}'")) && line.contains(why),
+                "{line}"
+            );
+        }
+        Rule::parse(
+            &format!("X=>{}", vec!["a"; MAX_STEPS].join("||")),
+            Encoding::Utf8,
+            false,
+        )
+        .unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Any answer written as `[DUR]TEXT||…` reads back as those delays and texts.
+        #[test]
+        fn steps_written_out_parse_back(steps in proptest::collection::vec((0u64..100_000, "[a-zA-Z0-9 =?.#时]{0,12}"), 1..=MAX_STEPS)) {
+            let written: Vec<String> = steps.iter().map(|(ms, text)| format!("[{ms}ms]{text}")).collect();
+            let rule = Rule::parse(&format!("GO=>{}", written.join("||")), Encoding::Utf8, false).unwrap();
+            let want: Vec<(Duration, Vec<u8>)> = steps
+                .iter()
+                .map(|(ms, text)| (Duration::from_millis(*ms), text.clone().into_bytes()))
+                .collect();
+            proptest::prop_assert_eq!(self::steps(&rule, b"GO"), want);
+        }
+
+        /// Any reply syntax, delays and separators included, parses or is one usage error.
+        #[test]
+        fn random_replies_never_panic(reply in "[\\[\\]|0-9a-z. ]{0,40}", request in proptest::collection::vec(proptest::num::u8::ANY, 0..16)) {
+            for (pattern, enc) in [("*", Encoding::Utf8), ("/(.*)/", Encoding::Utf8), ("/(.*)/", Encoding::Hex)] {
+                match Rule::parse(&format!("{pattern}=>{reply}"), enc, true) {
+                    Ok(rule) => {
+                        let _ = rule.respond(&request, 64);
+                    }
                     Err(e) => proptest::prop_assert_eq!(e.exit_code(), 2),
                 }
             }
