@@ -476,6 +476,25 @@ fn announce_rules(config: &Config, local: SocketAddr) {
     }
 }
 
+/// Start-up log for `--checksum` on a simulated device: what rules match, and that a
+/// frame with wrong check bytes goes unanswered (or not).
+fn announce_checksum(config: &Config) {
+    let Some(c) = config.checksum.filter(|_| state::simulates(config)) else {
+        return;
+    };
+    let matched = if config.rules.is_empty() {
+        String::new()
+    } else {
+        format!("rules match requests without their {} check bytes; ", c.size())
+    };
+    let bad = if config.answer_bad_checksum {
+        "a request whose check bytes are wrong is answered too (--answer-bad-checksum)"
+    } else {
+        "a request whose check bytes are wrong is not answered, as a device would not (--answer-bad-checksum answers it)"
+    };
+    log::info!("{matched}{bad}");
+}
+
 /// `0.0.0.0` for an IPv4 address, `::` for an IPv6 one: every interface, same family.
 fn unspecified_like(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
@@ -521,15 +540,13 @@ fn announce(config: &Config, local: SocketAddr) {
         );
     }
     announce_rules(config, local);
-    if let Some(c) = config.checksum.filter(|_| state::simulates(config)) {
-        let bad = if config.answer_bad_checksum {
-            "a request whose check bytes are wrong is answered too (--answer-bad-checksum)"
-        } else {
-            "a request whose check bytes are wrong is not answered, as a device would not (--answer-bad-checksum answers it)"
-        };
-        log::info!("rules match requests without their {} check bytes; {bad}", c.size());
-    }
+    announce_checksum(config);
     match &config.reply {
+        // With rules, --reply is only for what no rule matches: the log says so.
+        Reply::Echo if !config.rules.is_empty() => {
+            log::info!("echoing what no rule matches back to its sender (--reply)");
+        }
+        Reply::None if !config.rules.is_empty() => log::info!("no reply to what no rule matches (--reply none)"),
         Reply::Echo => log::info!("echoing every datagram back to its sender"),
         Reply::None => log::info!("printing datagrams without replying (--reply none)"),
         Reply::Text(text) => log::info!(
@@ -556,6 +573,10 @@ mod tests {
             refused: 1,
             rate_limited: 1,
             checksum_bad: Some(3),
+            checksum_bad_unanswered: 2,
+            replies_cut: 6,
+            reply_queue_full: 8,
+            replies_pending: 9,
             saved: Some(900),
             rules: vec![("PING=>PONG".into(), 4), ("/^x\u{1b}/=>y".into(), 0)],
             faults: Some(FaultCounts {
@@ -570,7 +591,7 @@ mod tests {
         };
         assert_eq!(
             full.to_json().to_string(),
-            r#"{"bytes":900,"checksum_bad":3,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
+            r#"{"bytes":900,"checksum_bad":3,"checksum_bad_unanswered":2,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"replies_cut":6,"replies_pending_at_stop":9,"reply_queue_full":8,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
         );
         assert_eq!(
             Summary::default().to_json().to_string(),

@@ -103,6 +103,19 @@ fn a_request_with_a_bad_crc_is_not_answered_unless_asked() {
     assert_eq!(Crc16Modbus.check(&reply), common::checksum::Check::Ok);
 }
 
+/// A fixed `--reply` plays a device too: no answer to a bad frame. A plain echo reflects
+/// it (how a relay's corruption is seen).
+#[test]
+fn a_fixed_reply_ignores_a_bad_frame_and_an_echo_reflects_it() {
+    let bad = [0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
+    let peer = testkit::local_socket(Duration::from_millis(300)).unwrap();
+    let (_fixed, addr) = server(&["-e", "hex", "--checksum", "crc16-modbus", "--reply", "01 03 02 00 17"]);
+    peer.send_to(&bad, addr).unwrap();
+    assert!(testkit::recv(&peer).is_err(), "no fixed reply to a bad frame");
+    let (_echo, addr) = server(&["-e", "hex", "--checksum", "crc16-modbus"]);
+    assert_eq!(echo(addr, &bad), bad);
+}
+
 /// `PING=>[300ms]PONG`: the reply waits, and the server answers others meanwhile (the
 /// receive loop is not blocked by the wait).
 #[test]
