@@ -12,10 +12,11 @@
 # quarter larger. The lock file pins the versions the workspace was tested with (cargo drops
 # what the copy does not use).
 # Then a copy of udp-client must build `common` with no feature but `pcap` (--pcap and
-# --replay; never the receive path), no program may link testkit, and a release build of the
-# copy must be within 5% of the workspace's own binary. That last check builds both with fat
-# LTO (about 40 s each on 2 cores) and proves the same appended profile for every crate, so
-# it runs for the crates in SIZE_CHECK only (default: udp-client, the README's example).
+# --replay) and `pattern` (--expect; never the receive path), no program may link testkit,
+# and a release build of the copy must be within 5% of the workspace's own binary. That last
+# check builds both with fat LTO (about 40 s each on 2 cores) and proves the same appended
+# profile for every crate, so it runs for the crates in SIZE_CHECK only (default:
+# udp-client, the README's example).
 #   scripts/check-template.sh [CRATE...]      (default: udp-client udp-server)
 #   SIZE_CHECK="udp-client udp-server" scripts/check-template.sh udp-client udp-server
 set -euo pipefail
@@ -53,12 +54,12 @@ for crate in "${crates[@]}"; do
         exit 1
     fi
     if [ "$crate" = udp-client ]; then
-        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"' || true)
+        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"\|"pattern"' || true)
         if [ -n "$features" ]; then
             echo "check-template: FAIL: a copy of udp-client turns on $features"
             exit 1
         fi
-        echo "check-template: udp-client's copy builds common with no feature but pcap (no receive path)"
+        echo "check-template: udp-client's copy builds common with no feature but pcap and pattern (no receive path)"
     fi
     if ! grep -qw -- "$crate" <<<"${SIZE_CHECK:-udp-client}"; then
         echo "check-template: $crate's release size not compared (not in SIZE_CHECK; the profile step is the same as udp-client's)"

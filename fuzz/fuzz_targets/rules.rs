@@ -1,5 +1,7 @@
 //! Rules (`udp-server --rule`) never panic: any text parses or is one usage error, and any
 //! request through any rule that parsed is answered or not, in time linear in its length.
+//! The text covers the whole syntax: MATCH, `=>`, delays (`[200ms]`) and several
+//! datagrams (`A||B`), a template's built up to a limit as the server builds them.
 #![no_main]
 
 use common::codec::Encoding;
@@ -13,6 +15,9 @@ fuzz_target!(|data: &[u8]| {
         for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
             if let Ok(rule) = Rule::parse(text, enc, true) {
                 let _ = rule.answer(request);
+                if let Some(answer) = rule.respond(request, 64) {
+                    assert!(answer.len() <= udp_server::rules::MAX_STEPS);
+                }
             }
         }
     }

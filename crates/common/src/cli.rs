@@ -7,7 +7,7 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser};
 
 use crate::codec::Encoding;
-use crate::output::OutputOptions;
+use crate::output::{OutputOptions, Show};
 
 /// The output and logging flags every program has; `#[command(flatten)]` them in.
 #[derive(Debug, Clone, Args)]
@@ -15,6 +15,10 @@ pub struct OutputArgs {
     /// How payloads are typed and shown: utf8, gbk (Chinese NetAssist) or hex.
     #[arg(short, long, value_name = "utf8|gbk|hex", default_value = "utf8")]
     pub encoding: Encoding,
+
+    /// How payloads are shown, whatever -e types them in: hex, text or both [default: as -e says].
+    #[arg(long, value_name = "hex|text|both")]
+    pub show: Option<Show>,
 
     /// Print JSON Lines on stdout (one object per datagram, a summary last).
     #[arg(long)]
@@ -94,6 +98,7 @@ impl OutputArgs {
             timestamp: self.timestamp,
             encoding: self.encoding,
             quiet: self.quiet,
+            show: self.show,
         }
     }
 }

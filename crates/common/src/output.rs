@@ -30,10 +30,67 @@ pub struct OutputOptions {
     pub json: bool,
     /// Prefix each datagram with the local time (`--timestamp`).
     pub timestamp: bool,
-    /// How payloads are shown (`--encoding`).
+    /// How payloads are typed, and shown unless `show` says otherwise (`--encoding`).
     pub encoding: Encoding,
     /// No per-datagram lines (`-q`); the `listening` line and the summary stay.
     pub quiet: bool,
+    /// How payloads are shown (`--show`); `None`: as `encoding` says.
+    pub show: Option<Show>,
+}
+
+/// What a datagram's line shows of its payload (`--show`), whatever it was typed in: a
+/// device that speaks AT text may still be read byte by byte, as NetAssist's "hex display".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Text in `--encoding` (UTF-8 when that is hex).
+    Text,
+    /// Hex bytes: `48 65 6c`.
+    Hex,
+    /// Text, then the hex bytes in brackets: `Hel  [hex 48 65 6c]`.
+    Both,
+}
+
+impl std::str::FromStr for Show {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Ok(Show::Text),
+            "hex" => Ok(Show::Hex),
+            "both" => Ok(Show::Both),
+            _ => Err(crate::Error::Usage(format!(
+                "unknown --show '{}': use hex, text or both",
+                crate::error::echo(text)
+            ))),
+        }
+    }
+}
+
+impl OutputOptions {
+    /// A payload as its line shows it: `--show`, else as `--encoding` says. Never fails,
+    /// always one line.
+    ///
+    /// # Examples
+    /// ```
+    /// use common::output::{OutputOptions, Show};
+    /// let typed_as_text = OutputOptions::default();
+    /// assert_eq!(typed_as_text.render(b"OK"), "OK");
+    /// assert_eq!(OutputOptions { show: Some(Show::Hex), ..typed_as_text }.render(b"OK"), "4f 4b");
+    /// assert_eq!(OutputOptions { show: Some(Show::Both), ..typed_as_text }.render(b"OK"), "OK  [hex 4f 4b]");
+    /// ```
+    pub fn render(&self, bytes: &[u8]) -> String {
+        // Text of hex-typed bytes is UTF-8, as the JSON's "text" has always been.
+        let text = |bytes: &[u8]| match self.encoding {
+            Encoding::Hex => Encoding::Utf8.render(bytes),
+            other => other.render(bytes),
+        };
+        match self.show {
+            None => self.encoding.render(bytes),
+            Some(Show::Text) => text(bytes),
+            Some(Show::Hex) => to_hex(bytes),
+            Some(Show::Both) => format!("{}  [hex {}]", text(bytes), to_hex(bytes)),
+        }
+    }
 }
 
 /// One datagram to show.
@@ -51,6 +108,9 @@ pub struct Datagram<'a> {
     pub rtt: Option<Duration>,
     /// Something worth saying about it (`2 lost`, `duplicate`): `[note]` in text, `"note"` in JSON.
     pub note: Option<&'a str>,
+    /// The server's reply to it was cut to this many bytes (`--max-reply-ratio`):
+    /// `[reply cut to N B]` in text, `"reply_cut_to"` in JSON.
+    pub reply_cut: Option<usize>,
     /// What its trailing check bytes said (`--checksum`): `[checksum ok]` in text,
     /// `"checksum_ok"` in JSON.
     pub check: Option<&'a crate::checksum::Check>,
@@ -72,6 +132,7 @@ impl<'a> Datagram<'a> {
             seq: None,
             rtt: None,
             note: None,
+            reply_cut: None,
             check: None,
             rule: None,
             header: None,
@@ -468,15 +529,16 @@ impl Output {
         let rtt = d
             .rtt
             .map_or(String::new(), |r| format!("  rtt {:.3} ms", r.as_secs_f64() * 1e3));
-        let payload = self.options.encoding.render(d.bytes);
+        let payload = self.options.render(d.bytes);
         let note = d.note.map_or(String::new(), |n| format!("  [{n}]"));
+        let cut = d.reply_cut.map_or(String::new(), |n| format!("  [reply cut to {n} B]"));
         let check = d.check.map_or(String::new(), |c| format!("  [{}]", c.to_text()));
         let rule = d
             .rule
             .map_or(String::new(), |r| format!("  [rule {}]", crate::error::echo(r)));
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{cut}{header}",
             crate::addr::unmapped(d.peer),
             d.bytes.len()
         ))
@@ -510,6 +572,9 @@ impl Output {
         }
         if let Some(check) = d.check {
             obj["checksum_ok"] = check.is_ok().into();
+        }
+        if let Some(cut) = d.reply_cut {
+            obj["reply_cut_to"] = cut.into();
         }
         if let Some(rule) = d.rule {
             obj["rule"] = rule.into();

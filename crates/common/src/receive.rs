@@ -77,6 +77,20 @@ pub trait Handler {
     /// # Errors
     /// Whatever should stop the loop (a failed write to stdout).
     fn deliver(&mut self, socket: &UdpSocket, datagram: Incoming<'_>) -> Result<()>;
+
+    /// When the handler next has something to send that it held back (a simulated
+    /// device's delayed reply), so the loop wakes up for it; `None`: nothing held.
+    fn next_due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Sends what the handler held back that is due by `now`.
+    ///
+    /// # Errors
+    /// Whatever should stop the loop.
+    fn send_due(&mut self, _socket: &UdpSocket, _now: Instant) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What the kernel and the simulated network did, told when the socket closes.
@@ -142,6 +156,7 @@ pub fn bind(socket: Socket, options: &ReceiveOptions) -> Result<Receiver> {
         options: *options,
         faults: options.faults.is_active().then(|| Faults::new(options.faults)),
         arrivals: 0,
+        short_wait: false,
     })
 }
 
@@ -155,6 +170,8 @@ pub struct Receiver {
     options: ReceiveOptions,
     faults: Option<Faults>,
     arrivals: u64,
+    /// The read timeout was shortened for something due soon: it is set back afterwards.
+    short_wait: bool,
 }
 
 impl Receiver {
@@ -230,32 +247,53 @@ impl Receiver {
         }
     }
 
-    /// Hands over what the simulated network releases now, and shortens the next wait so a
-    /// delayed datagram is delivered on time.
+    /// Hands over what the simulated network releases now, sends what the handler held
+    /// back for now, and shortens the next wait so neither is late.
     fn deliver_due(&mut self, handler: &mut impl Handler) -> Result<()> {
-        let Some(faults) = &mut self.faults else { return Ok(()) };
-        let now = Instant::now();
-        for d in faults.take_due(now) {
-            handler.deliver(&self.socket, delivered(&d))?;
+        if self.faults.is_none() && handler.next_due().is_none() && !self.short_wait {
+            // The common case costs nothing: no clock, no system call.
+            return Ok(());
         }
+        let now = Instant::now();
+        if let Some(faults) = &mut self.faults {
+            for d in faults.take_due(now) {
+                handler.deliver(&self.socket, delivered(&d))?;
+            }
+        }
+        handler.send_due(&self.socket, now)?;
+        let due = [self.faults.as_ref().and_then(Faults::next_due), handler.next_due()];
+        let wait = due
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now))
+            .clamp(std::time::Duration::from_micros(100), POLL_INTERVAL);
+        self.short_wait = wait < POLL_INTERVAL;
         self.socket
-            .set_read_timeout(Some(faults.read_timeout(now, POLL_INTERVAL)))
+            .set_read_timeout(Some(wait))
             .map_err(|e| Error::io("cannot set a read timeout", &e))
     }
 
     /// After the last counted datagram, what is still inside the simulated network (delayed
-    /// or held back) is delivered when due, unless a stop was asked for.
+    /// or held back) is delivered when due, and what the handler held back is sent when
+    /// due, unless a stop was asked for.
     fn drain(&mut self, shutdown: &Shutdown, out: &Output, handler: &mut impl Handler) -> Result<()> {
-        let Some(faults) = &mut self.faults else { return Ok(()) };
-        while let Some(due) = faults.next_due() {
+        loop {
+            let faults = self.faults.as_ref().and_then(Faults::next_due);
+            let Some(due) = [faults, handler.next_due()].into_iter().flatten().min() else {
+                return Ok(());
+            };
             if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
-                break;
+                return Ok(());
             }
-            for d in faults.take_due(Instant::now()) {
-                handler.deliver(&self.socket, delivered(&d))?;
+            let now = Instant::now();
+            if let Some(faults) = &mut self.faults {
+                for d in faults.take_due(now) {
+                    handler.deliver(&self.socket, delivered(&d))?;
+                }
             }
+            handler.send_due(&self.socket, now)?;
         }
-        Ok(())
     }
 
     /// Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped;

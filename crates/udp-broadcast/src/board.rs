@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use common::codec::Encoding;
-use common::output::{Output, plural};
+use common::output::{Output, OutputOptions, plural};
 
 use crate::feed::Counts;
 
@@ -55,16 +54,17 @@ struct Row {
 /// The board's rows, and how to show them.
 pub(crate) struct Rows {
     style: Board,
-    encoding: Encoding,
+    /// How keys (`--encoding`) and values (`--show`, else `--encoding`) are shown.
+    output: OutputOptions,
     rows: BTreeMap<Key, Row>,
     updates: u64,
 }
 
 impl Rows {
-    pub(crate) fn new(style: Board, encoding: Encoding) -> Self {
+    pub(crate) fn new(style: Board, output: OutputOptions) -> Self {
         Rows {
             style,
-            encoding,
+            output,
             rows: BTreeMap::new(),
             updates: 0,
         }
@@ -72,7 +72,7 @@ impl Rows {
 
     /// A feed message's key and value.
     pub(crate) fn feed(&mut self, key: &[u8], value: &[u8], seq: u64, from: SocketAddr) {
-        let key = Key::Name(self.encoding.render(key));
+        let key = Key::Name(self.output.encoding.render(key));
         self.post(key, value, Some(seq), from);
     }
 
@@ -98,14 +98,14 @@ impl Rows {
     /// At most [`MAX_BOARD_VALUE`] bytes, escaped; a UTF-8 character is not cut in half.
     fn render(&self, value: &[u8]) -> String {
         if value.len() <= MAX_BOARD_VALUE {
-            return self.encoding.render(value);
+            return self.output.render(value);
         }
         let head = &value[..MAX_BOARD_VALUE];
         let head = match std::str::from_utf8(head) {
             Err(e) if e.error_len().is_none() => &head[..e.valid_up_to()],
             _ => head,
         };
-        format!("{}…", self.encoding.render(head))
+        format!("{}…", self.output.render(head))
     }
 
     /// Prints the board: the newest row (line mode), or the whole board from the top left.
@@ -152,6 +152,15 @@ fn line(key: &Key, row: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::codec::Encoding;
+    use common::output::Show;
+
+    fn typed(encoding: Encoding) -> OutputOptions {
+        OutputOptions {
+            encoding,
+            ..OutputOptions::default()
+        }
+    }
 
     fn from() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
@@ -159,12 +168,12 @@ mod tests {
 
     #[test]
     fn long_values_are_cut_without_splitting_a_character() {
-        let mut rows = Rows::new(Board::Lines, Encoding::Utf8);
+        let mut rows = Rows::new(Board::Lines, typed(Encoding::Utf8));
         let long = "é".repeat(100);
         rows.foreign(long.as_bytes(), from());
         let value = &rows.rows[&Key::Sender(from())].value;
         assert_eq!(value, &format!("{}…", "é".repeat(MAX_BOARD_VALUE / 2)));
-        let mut hex = Rows::new(Board::Lines, Encoding::Hex);
+        let mut hex = Rows::new(Board::Lines, typed(Encoding::Hex));
         hex.foreign(&[0xaa; 200], from());
         let value = &hex.rows[&Key::Sender(from())].value;
         assert_eq!(value.len(), MAX_BOARD_VALUE * 3 - 1 + '…'.len_utf8());
@@ -172,12 +181,28 @@ mod tests {
 
     #[test]
     fn keys_and_values_are_escaped() {
-        let mut rows = Rows::new(Board::Lines, Encoding::Utf8);
+        let mut rows = Rows::new(Board::Lines, typed(Encoding::Utf8));
         rows.feed(b"K\x1b]0;x\x07", b"v\r\n\x00", 1, from());
         let (key, row) = rows.rows.iter().next().unwrap();
         assert_eq!(
             line(key, row),
             format!("K\\x1b]0;x\\x07 {:<28} seq=1 from 127.0.0.1:5000", "v\\r\\n\\x00")
+        );
+    }
+
+    /// `--show hex` shows the values as bytes; keys stay text.
+    #[test]
+    fn show_hex_shows_values_as_bytes() {
+        let output = OutputOptions {
+            show: Some(Show::Hex),
+            ..OutputOptions::default()
+        };
+        let mut rows = Rows::new(Board::Lines, output);
+        rows.feed(b"T", b"23.5", 1, from());
+        let (key, row) = rows.rows.iter().next().unwrap();
+        assert_eq!(
+            line(key, row),
+            format!("{:<10} {:<28} seq=1 from 127.0.0.1:5000", "T", "32 33 2e 35")
         );
     }
 }

@@ -244,7 +244,7 @@ impl<'a> Heard<'a> {
             local,
             out,
             tracker: Tracker::default(),
-            board: board.map(|style| Rows::new(style, config.output.encoding)),
+            board: board.map(|style| Rows::new(style, config.output)),
             header_for: config.show_header.then_some(local),
         }
     }

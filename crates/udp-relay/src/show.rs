@@ -73,7 +73,8 @@ pub(crate) fn crossing(out: &Output, options: OutputOptions, started: Instant, c
         c.client,
         c.server,
         c.data.len(),
-        options.encoding.render(c.data)
+        // --show, else as -e says.
+        options.render(c.data)
     ))
 }
 

@@ -80,8 +80,12 @@ pub struct Config {
     /// Print each datagram's UDP header (`--show-header`).
     pub show_header: bool,
     /// Verify the check bytes at the end of each datagram (`--checksum`); a fixed reply
-    /// carries them already (see `main`), an echo is the request unchanged.
+    /// carries them already (see `main`), an echo is the request unchanged. Rules match
+    /// the request without them, and append them to each reply.
     pub checksum: Option<common::checksum::Checksum>,
+    /// Answer requests whose check bytes are wrong too (`--answer-bad-checksum`); a
+    /// simulated device (rules or a fixed `--reply`) ignores them otherwise, as a real one does.
+    pub answer_bad_checksum: bool,
     /// Append every payload delivered to this file (`--save`).
     pub save: Option<std::path::PathBuf>,
     /// Write every datagram received and every reply sent to this pcap file (`--pcap`).
@@ -113,6 +117,7 @@ impl Default for Config {
             rate_limit: None,
             show_header: false,
             checksum: None,
+            answer_bad_checksum: false,
             save: None,
             pcap: None,
             rules: rules::Rules::default(),
@@ -169,6 +174,19 @@ pub struct Summary {
     /// Datagrams whose check bytes were wrong (`--checksum`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_bad: Option<u64>,
+    /// Of those, requests a simulated device did not answer (no `--answer-bad-checksum`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub checksum_bad_unanswered: u64,
+    /// Requests whose answer `--max-reply-ratio` cut (each also marked on its line).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replies_cut: u64,
+    /// Delayed rule replies dropped because the reply queue held
+    /// [`common::faults::MAX_QUEUED_BYTES`] already.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reply_queue_full: u64,
+    /// Delayed rule replies still waiting when the server stopped: never sent.
+    #[serde(rename = "replies_pending_at_stop", skip_serializing_if = "is_zero")]
+    pub replies_pending: u64,
     /// Bytes appended to the `--save` file.
     #[serde(rename = "saved_bytes", skip_serializing_if = "Option::is_none")]
     pub saved: Option<u64>,
@@ -234,6 +252,18 @@ impl Summary {
         }
         if let Some(bad) = self.checksum_bad {
             text += &format!(", checksum bad {bad}");
+        }
+        if self.checksum_bad_unanswered > 0 {
+            text += &format!(" ({} not answered)", self.checksum_bad_unanswered);
+        }
+        if self.replies_cut > 0 {
+            text += &format!(", replies cut {} (--max-reply-ratio)", self.replies_cut);
+        }
+        if self.reply_queue_full > 0 {
+            text += &format!(", delayed replies dropped {} (reply queue full)", self.reply_queue_full);
+        }
+        if self.replies_pending > 0 {
+            text += &format!(", delayed replies never sent {} (stopped first)", self.replies_pending);
         }
         if let Some(saved) = self.saved {
             text += &format!(", saved {saved} B");
@@ -394,6 +424,11 @@ fn check_batch(config: &Config) -> Result<()> {
             "--batch cannot be combined with --drop, --duplicate, --delay or --reorder".into(),
         ));
     }
+    if config.rules.any_timed() {
+        return Err(Error::Usage(
+            "--batch sends one reply per request at once: rules with a delay ([200ms]) or several replies (||) need the plain loop; leave out --batch".into(),
+        ));
+    }
     if !(1..=usize::from(MAX_BATCH)).contains(&n) {
         return Err(Error::Usage(format!("--batch {n}: use 1 to {MAX_BATCH}")));
     }
@@ -415,8 +450,11 @@ pub fn default_rate_limit(bind: SocketAddr) -> Option<RateLimit> {
 fn announce_rules(config: &Config, local: SocketAddr) {
     let ratio = config.max_reply_ratio;
     for rule in config.rules.iter() {
-        let reply = rule.reply_len() + config.checksum.map_or(0, |c| c.size());
-        if let Some(len) = rule.exact_len().filter(|&len| reply > state::allowed(len, ratio)) {
+        let check = config.checksum.map_or(0, |c| c.size());
+        let reply = rule.reply_len() + check * rule.datagrams();
+        // The request that matches carries its check bytes too (the rule is written without).
+        let request = rule.exact_len().map(|len| len + check);
+        if let Some(len) = request.filter(|&len| reply > state::allowed(len, ratio)) {
             log::warn!(
                 "rule '{}' replies {reply} bytes to a {len}-byte request: cut to {} (raise --max-reply-ratio to send it whole)",
                 common::error::echo(&rule.text),
@@ -440,6 +478,25 @@ fn announce_rules(config: &Config, local: SocketAddr) {
             "answering datagrams sent to broadcast and multicast addresses too (--answer-broadcasts), within the rate limit"
         );
     }
+}
+
+/// Start-up log for `--checksum` on a simulated device: what rules match, and that a
+/// frame with wrong check bytes goes unanswered (or not).
+fn announce_checksum(config: &Config) {
+    let Some(c) = config.checksum.filter(|_| state::simulates(config)) else {
+        return;
+    };
+    let matched = if config.rules.is_empty() {
+        String::new()
+    } else {
+        format!("rules match requests without their {} check bytes; ", c.size())
+    };
+    let bad = if config.answer_bad_checksum {
+        "a request whose check bytes are wrong is answered too (--answer-bad-checksum)"
+    } else {
+        "a request whose check bytes are wrong is not answered, as a device would not (--answer-bad-checksum answers it)"
+    };
+    log::info!("{matched}{bad}");
 }
 
 /// `0.0.0.0` for an IPv4 address, `::` for an IPv6 one: every interface, same family.
@@ -487,7 +544,13 @@ fn announce(config: &Config, local: SocketAddr) {
         );
     }
     announce_rules(config, local);
+    announce_checksum(config);
     match &config.reply {
+        // With rules, --reply is only for what no rule matches: the log says so.
+        Reply::Echo if !config.rules.is_empty() => {
+            log::info!("echoing what no rule matches back to its sender (--reply)");
+        }
+        Reply::None if !config.rules.is_empty() => log::info!("no reply to what no rule matches (--reply none)"),
         Reply::Echo => log::info!("echoing every datagram back to its sender"),
         Reply::None => log::info!("printing datagrams without replying (--reply none)"),
         Reply::Text(text) => log::info!(
@@ -514,6 +577,10 @@ mod tests {
             refused: 1,
             rate_limited: 1,
             checksum_bad: Some(3),
+            checksum_bad_unanswered: 2,
+            replies_cut: 6,
+            reply_queue_full: 8,
+            replies_pending: 9,
             saved: Some(900),
             rules: vec![("PING=>PONG".into(), 4), ("/^x\u{1b}/=>y".into(), 0)],
             faults: Some(FaultCounts {
@@ -528,7 +595,7 @@ mod tests {
         };
         assert_eq!(
             full.to_json().to_string(),
-            r#"{"bytes":900,"checksum_bad":3,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
+            r#"{"bytes":900,"checksum_bad":3,"checksum_bad_unanswered":2,"delayed":3,"dropped":1,"duplicated":2,"kernel_drops":5,"peers":2,"rate_limited":1,"received":9,"refused":1,"reordered":4,"replied":7,"replies_cut":6,"replies_pending_at_stop":9,"reply_queue_full":8,"rules":{"/^x\u001b/=>y":0,"PING=>PONG":4},"saved_bytes":900,"truncated":1}"#
         );
         assert_eq!(
             Summary::default().to_json().to_string(),

@@ -41,7 +41,9 @@ const PROGRAM: &str = "udp-server";
   udp-server --rule 'PING=>PONG' --rule '/^READ (\\w+)$/=>$1=23.5' --max-reply-ratio 4
                                           a device simulator: replies by what the request says
   udp-server --rules scripts/rules/modbus.rules -e hex --checksum crc16-modbus
-                                          a Modbus slave in hex, CRC checked and appended
+                                          a Modbus slave in hex: rules without the CRC, bad CRCs unanswered
+  udp-server --rule 'AT=>OK' --rule 'AT+RST=>OK||[500ms]ready' --rule '*=>ERROR' --max-reply-ratio 4
+                                          an AT modem: a late second reply, ERROR to anything else
   udp-server --bind 0.0.0.0:7799 --reuse --answer-broadcasts
                                           answer discovery probes (several servers, one port)
 
@@ -90,9 +92,13 @@ struct Cli {
     #[arg(long)]
     escapes: bool,
 
-    /// Verify the check bytes at the end of each datagram, and append them to a fixed --reply: sum8, xor8, crc16-modbus, crc16-ccitt, crc32 (an echo is sent back unchanged).
+    /// Verify the check bytes at the end of each datagram, and append them to a fixed --reply and to each rule reply: sum8, xor8, crc16-modbus, crc16-ccitt, crc32. Rules match the request without them; with rules or a fixed --reply, a request whose check bytes are wrong is not answered (an echo is sent back unchanged).
     #[arg(long, value_name = "NAME")]
     checksum: Option<common::checksum::Checksum>,
+
+    /// With --checksum: answer requests whose check bytes are wrong too, as if they were right.
+    #[arg(long, requires = "checksum")]
+    answer_bad_checksum: bool,
 
     /// Append every datagram's bytes to PATH, in arrival order (NetAssist's "receive to file").
     #[arg(long, value_name = "PATH")]
@@ -102,7 +108,7 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     pcap: Option<std::path::PathBuf>,
 
-    /// Answer by what the request says: 'MATCH=>REPLY', MATCH exact, PREFIX* or /REGEX/ ($1… in REPLY); repeatable; the first match wins, else --reply.
+    /// Answer by what the request says: 'MATCH=>REPLY', MATCH exact, PREFIX* or /REGEX/ ($1… in REPLY), '*' for anything; REPLY may wait ('PING=>[200ms]PONG') and be several datagrams ('AT+RST=>OK||[500ms]ready'); repeatable; the first match wins, else --reply.
     #[arg(long, value_name = "MATCH=>REPLY")]
     rule: Vec<String>,
 
@@ -183,6 +189,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         rate_limit: rate_limit(cli),
         show_header: cli.show_header,
         checksum: cli.checksum,
+        answer_bad_checksum: cli.answer_bad_checksum,
         save: cli.save.clone(),
         pcap: cli.pcap.clone(),
         rules: udp_server::rules::Rules::parse(&cli.rule, &cli.rules, cli.output.encoding, cli.escapes)?,

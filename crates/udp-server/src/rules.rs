@@ -5,31 +5,22 @@
 //! match falls back to `--reply`. With `--encoding hex` both sides are hex, and a regular
 //! expression matches the request written as hex (`01 03 00 00 00 0a`).
 //!
-//! The regex crate matches in time linear in the input, whatever the pattern (there is no
-//! backtracking to exploit), but linear is per NFA state: `/[a-z]{800}q/` tracks 800 states
-//! per byte. So a pattern may compile to at most [`REGEX_SIZE_LIMIT`] bytes, and a regular
-//! expression looks only at requests up to [`REGEX_MAX_INPUT`] bytes (longer ones skip
-//! regex rules); a reply stops being built once it reaches the length it will be cut to.
+//! MATCH is a [`common::pattern::Pattern`], the same matcher as the client's `--expect`,
+//! bounded as it is: a regular expression compiles to at most [`REGEX_SIZE_LIMIT`] bytes and
+//! looks only at requests up to [`REGEX_MAX_INPUT`] bytes (longer ones skip regex rules); a
+//! reply stops being built once it reaches the length it will be cut to.
 //! A rule file is at most [`MAX_FILE`] bytes, a rule at most [`MAX_RULE`].
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
+use std::time::Duration;
 
-use common::codec::{Encoding, parse_hex, to_hex};
+use common::codec::{Encoding, parse_hex};
 use common::error::{echo, echo_path};
+use common::pattern::{Found, Pattern};
+pub use common::pattern::{REGEX_MAX_INPUT, REGEX_SIZE_LIMIT};
 use common::{Error, Result};
-use regex::bytes::{Captures, Regex, RegexBuilder};
-
-/// The most memory one compiled regular expression may take. Enough for device protocols
-/// (`^SET (\w+)=(\d+)$` takes 30 KB: a Unicode `\w` is large), not for `\w{500}`.
-pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
-
-/// Requests longer than this (as matched: the hex text with `-e hex`) skip regex rules, so
-/// a 65 KB datagram costs a regex no more than a 512-byte one: about 10 ms for the worst
-/// pattern allowed (`/[a-z]{400}q/`, measured on a busy 2-core machine), microseconds for
-/// a device rule. Before these bounds, `/\w{500}q/` took 1.5 s per 65 KB request.
-pub const REGEX_MAX_INPUT: usize = 512;
 
 /// The longest rule: a whole 65 507-byte reply written in hex fits.
 pub const MAX_RULE: usize = 200_000;
@@ -37,27 +28,36 @@ pub const MAX_RULE: usize = 200_000;
 /// The largest `--rules` file (`--rules /dev/zero` stops here, at once).
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
-/// How a rule recognises a request.
-#[derive(Debug, Clone)]
-enum Matcher {
-    Exact(Vec<u8>),
-    Prefix(Vec<u8>),
-    Regex(Regex),
-}
+/// The most datagrams one rule may answer with (`A||B||…`): a device's burst of status
+/// lines, not a way to turn one request into thousands of datagrams.
+pub const MAX_STEPS: usize = 16;
+
+/// What separates the datagrams of one answer: `AT+RST=>OK||ready`.
+pub const STEP_SEPARATOR: &str = "||";
 
 /// One `MATCH=>REPLY` rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// The rule as written, to name it in logs, the JSON and the summary.
     pub text: String,
-    matcher: Matcher,
+    /// How the rule recognises a request.
+    pattern: Pattern,
+    /// The datagrams it answers with, in order (one for a plain `MATCH=>REPLY`).
+    steps: Vec<Step>,
+    /// Hex mode: a regular expression matches, and its reply is written, as hex text.
+    hex: bool,
+}
+
+/// One datagram of an answer: `[200ms]PONG`.
+#[derive(Debug, Clone)]
+struct Step {
+    /// How long after the previous datagram (the first: after the request) it is sent.
+    after: Duration,
     /// The reply as bytes, or (for a regular expression) a template with `$1`….
     reply: Vec<u8>,
     /// For a regular expression: the template in pieces, so a reply can be built up to a
     /// length and no further.
     template: Vec<Piece>,
-    /// Hex mode: a regular expression matches, and its reply is written, as hex text.
-    hex: bool,
 }
 
 /// A piece of a reply template: text, or a capture group (`$1`, `${name}`).
@@ -77,12 +77,18 @@ pub struct Rules {
     ratio: Option<f64>,
 }
 
+/// The datagrams a rule answers with: each after its delay (counted from the one before),
+/// built up to a length (see [`Rule::respond`]).
+pub type Answer<'r> = Vec<(Duration, Cow<'r, [u8]>)>;
+
 impl Rule {
-    /// Parses `MATCH=>REPLY` typed in `encoding` (with `--escapes` if `escapes`).
+    /// Parses `MATCH=>REPLY` typed in `encoding` (with `--escapes` if `escapes`). REPLY is
+    /// one datagram or several separated by `||`, each after an optional delay in
+    /// brackets: `AT+RST=>OK||[500ms]ready`.
     ///
     /// # Errors
     /// [`Error::Usage`] naming the rule: no `=>`, an empty MATCH, a bad regular expression,
-    /// bad hex or a bad escape.
+    /// bad hex, a bad escape, a bad delay or more than [`MAX_STEPS`] datagrams.
     ///
     /// # Examples
     /// ```
@@ -91,11 +97,15 @@ impl Rule {
     /// let rule = Rule::parse("/^SET (\\w+)=(\\d+)$/=>OK $1", Encoding::Utf8, false).unwrap();
     /// assert_eq!(rule.answer(b"SET temp=23").unwrap().as_ref(), b"OK temp");
     /// assert!(rule.answer(b"GET temp").is_none());
+    /// let later = Rule::parse("PING=>[200ms]PONG||[1s]PONG again", Encoding::Utf8, false).unwrap();
+    /// let answer = later.respond(b"PING", usize::MAX).unwrap();
+    /// assert_eq!(answer[1].0, std::time::Duration::from_secs(1));
+    /// assert_eq!(answer[1].1.as_ref(), b"PONG again");
     /// ```
     pub fn parse(text: &str, encoding: Encoding, escapes: bool) -> Result<Rule> {
         let bad = |why: String| {
             Error::Usage(format!(
-                "bad rule '{}': {} (e.g. 'PING=>PONG', 'READ*=>OK', '/^SET (\\w+)/=>OK $1')",
+                "bad rule '{}': {} (e.g. 'PING=>PONG', 'READ*=>OK', '/^SET (\\w+)/=>OK $1', 'AT+RST=>OK||[500ms]ready')",
                 echo(text),
                 echo(&why)
             ))
@@ -109,86 +119,120 @@ impl Rule {
         if pattern.is_empty() {
             return Err(bad("MATCH is empty".into()));
         }
+        let pattern = Pattern::parse_why(pattern, encoding, escapes).map_err(bad)?;
         let hex = encoding == Encoding::Hex;
         let typed = |t: &str| encoding.encode_typed(t, escapes).map_err(|e| bad(e.to_string()));
-        let matcher = match pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
-            Some(re) => Matcher::Regex(compile(re).map_err(bad)?),
-            None => match pattern.strip_suffix('*') {
-                Some(prefix) => Matcher::Prefix(typed(prefix)?),
-                None => Matcher::Exact(typed(pattern)?),
-            },
-        };
-        let reply = match (&matcher, hex) {
-            // A hex template: `$1` is expanded into the hex text first, then parsed.
-            (Matcher::Regex(_), true) => reply.as_bytes().to_vec(),
-            _ => typed(reply)?,
-        };
-        let template = match matcher {
-            Matcher::Regex(_) => pieces(&reply),
-            _ => Vec::new(),
-        };
+        let mut steps = Vec::new();
+        for written in reply.split(STEP_SEPARATOR) {
+            if steps.len() == MAX_STEPS {
+                return Err(bad(format!(
+                    "a rule answers with at most {MAX_STEPS} datagrams (separated by '{STEP_SEPARATOR}')"
+                )));
+            }
+            let (after, reply) = delay(written).map_err(bad)?;
+            let reply = match (pattern.is_regex(), hex) {
+                // A hex template: `$1` is expanded into the hex text first, then parsed.
+                (true, true) => reply.as_bytes().to_vec(),
+                _ => typed(reply)?,
+            };
+            let template = if pattern.is_regex() { pieces(&reply) } else { Vec::new() };
+            steps.push(Step { after, reply, template });
+        }
         Ok(Rule {
             text: text.to_string(),
-            matcher,
-            reply,
-            template,
+            pattern,
+            steps,
             hex,
         })
     }
 
-    /// The reply to `request` if this rule matches it.
+    /// The (first) reply to `request` if this rule matches it.
     pub fn answer(&self, request: &[u8]) -> Option<Cow<'_, [u8]>> {
         self.answer_within(request, usize::MAX)
     }
 
-    /// The reply to `request` if this rule matches it, built up to `limit` bytes: a template
-    /// of 5 000 `$1` answering a 65 KB request no longer builds 321 MB to send 65 KB.
+    /// The (first) reply to `request` if this rule matches it, built up to `limit` bytes.
     pub fn answer_within(&self, request: &[u8], limit: usize) -> Option<Cow<'_, [u8]>> {
-        match &self.matcher {
-            Matcher::Exact(m) => (request == m.as_slice()).then_some(Cow::Borrowed(self.reply.as_slice())),
-            Matcher::Prefix(p) => request.starts_with(p).then_some(Cow::Borrowed(self.reply.as_slice())),
-            Matcher::Regex(re) => {
-                let hex_text;
-                let subject: &[u8] = if self.hex {
-                    hex_text = to_hex(request);
-                    hex_text.as_bytes()
-                } else {
-                    request
-                };
-                if subject.len() > REGEX_MAX_INPUT {
-                    return None;
-                }
-                let caps = re.captures(subject)?;
-                if self.hex {
+        self.respond(request, limit)?.into_iter().next().map(|(_, reply)| reply)
+    }
+
+    /// Every datagram of the answer to `request` if this rule matches it, each with its
+    /// delay and built up to `limit` bytes: a template of 5 000 `$1` answering a 65 KB
+    /// request no longer builds 321 MB to send 65 KB.
+    pub fn respond(&self, request: &[u8], limit: usize) -> Option<Answer<'_>> {
+        let found = self.pattern.find(request)?;
+        let answer = self
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let reply = if !self.pattern.is_regex() {
+                    Cow::Borrowed(step.reply.as_slice())
+                } else if self.hex {
                     // Three characters of hex text per byte ("01 "), and a few more so a
                     // pair is not cut in two.
-                    let text = expand(&self.template, &caps, limit.saturating_mul(3).saturating_add(3));
-                    return hex_prefix(&String::from_utf8_lossy(&text))
+                    let text = expand(&step.template, &found, limit.saturating_mul(3).saturating_add(3));
+                    let mut bytes = hex_prefix(&String::from_utf8_lossy(&text))
                         .map_err(|e| log::debug!("rule '{}': {e}", echo(&self.text)))
-                        .ok()
-                        .map(|mut bytes| {
-                            bytes.truncate(limit);
-                            Cow::Owned(bytes)
-                        });
-                }
-                Some(Cow::Owned(expand(&self.template, &caps, limit)))
-            }
-        }
+                        .ok()?;
+                    bytes.truncate(limit);
+                    Cow::Owned(bytes)
+                } else {
+                    Cow::Owned(expand(&step.template, &found, limit))
+                };
+                Some((step.after, reply))
+            })
+            .collect::<Answer<'_>>();
+        // A hex template that expanded to bad hex answers nothing at all.
+        (answer.len() == self.steps.len()).then_some(answer)
     }
 
     /// For an exact MATCH, the request's length: a reply longer than `ratio` times it is
     /// known to be cut before anything arrives.
     pub fn exact_len(&self) -> Option<usize> {
-        match &self.matcher {
-            Matcher::Exact(m) => Some(m.len()),
-            _ => None,
-        }
+        self.pattern.exact().map(<[u8]>::len)
     }
 
-    /// The reply's length as written (a template's, for a regular expression).
+    /// The reply's length as written (a template's, for a regular expression): every
+    /// datagram's, added up.
     pub fn reply_len(&self) -> usize {
-        self.reply.len()
+        self.steps.iter().map(|s| s.reply.len()).sum()
     }
+
+    /// How many datagrams the rule answers with.
+    pub fn datagrams(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the rule waits before a reply or sends several: what `--batch` cannot do.
+    pub fn is_timed(&self) -> bool {
+        self.steps.len() > 1 || self.steps.iter().any(|s| !s.after.is_zero())
+    }
+}
+
+/// A step's delay and its reply: `[200ms]PONG` is 200 ms and `PONG`. A step that starts
+/// with `[` and a digit must be a delay; `[OK]` is text.
+fn delay(step: &str) -> std::result::Result<(Duration, &str), String> {
+    let Some(inner) = step.strip_prefix('[') else {
+        return Ok((Duration::ZERO, step));
+    };
+    if !inner.starts_with(|c: char| c.is_ascii_digit()) {
+        return Ok((Duration::ZERO, step));
+    }
+    let Some((written, reply)) = inner.split_once(']') else {
+        return Err(format!(
+            "'[{}' has no ']' (a delay: [200ms]PONG)",
+            inner.chars().take(12).collect::<String>()
+        ));
+    };
+    if written.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        // A bare number would be seconds (as --timeout reads it): [200] waiting 200 s
+        // for what was meant as 200 ms is a trap, so the unit is required here.
+        return Err(format!(
+            "bad delay [{written}]: give a unit, e.g. [{written}ms] or [{written}s]"
+        ));
+    }
+    let after = common::duration::parse(written).map_err(|e| format!("bad delay [{written}]: {e}"))?;
+    Ok((after, reply))
 }
 
 impl Rules {
@@ -226,17 +270,29 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    /// The first rule that matches `request`: its index and its reply.
+    /// Whether any rule waits before a reply or sends several.
+    pub fn any_timed(&self) -> bool {
+        self.rules.iter().any(Rule::is_timed)
+    }
+
+    /// The first rule that matches `request`: its index and its (first) reply.
     pub fn answer(&self, request: &[u8]) -> Option<(usize, Cow<'_, [u8]>)> {
         // The checksum bytes appended later are cut with the rest: building exactly the
         // allowed length loses nothing that would have been sent.
         let limit = self
             .ratio
             .map_or(usize::MAX, |r| (request.len() as f64 * r).floor() as usize);
+        let (i, answer) = self.respond(request, limit)?;
+        answer.into_iter().next().map(|(_, reply)| (i, reply))
+    }
+
+    /// The first rule that matches `request`: its index and every datagram of its answer,
+    /// each built up to `limit` bytes.
+    pub fn respond(&self, request: &[u8], limit: usize) -> Option<(usize, Answer<'_>)> {
         self.rules
             .iter()
             .enumerate()
-            .find_map(|(i, r)| r.answer_within(request, limit).map(|reply| (i, reply)))
+            .find_map(|(i, r)| r.respond(request, limit).map(|answer| (i, answer)))
     }
 
     /// The rules, in order.
@@ -281,20 +337,6 @@ fn read_capped(path: &Path) -> Result<String> {
         )));
     }
     String::from_utf8(bytes).map_err(|e| cannot(format!("not UTF-8 text ({e})")))
-}
-
-/// A regular expression within [`REGEX_SIZE_LIMIT`], or why not.
-fn compile(pattern: &str) -> std::result::Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => format!(
-                "the regular expression is too large (over {} KB compiled): use fewer repetitions, or [a-zA-Z0-9_] for \\w",
-                REGEX_SIZE_LIMIT / 1024
-            ),
-            other => first_line(&other.to_string()),
-        })
 }
 
 /// A reply template in pieces, read as the regex crate reads one: `$1`, `${1}`, `$name`,
@@ -349,13 +391,13 @@ fn pieces(template: &[u8]) -> Vec<Piece> {
 }
 
 /// The template with the captures filled in, stopping at `limit` bytes.
-fn expand(template: &[Piece], caps: &Captures<'_>, limit: usize) -> Vec<u8> {
+fn expand(template: &[Piece], caps: &Found<'_>, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for piece in template {
         let bytes: &[u8] = match piece {
             Piece::Text(t) => t,
-            Piece::Index(i) => caps.get(*i).map_or(&[], |m| m.as_bytes()),
-            Piece::Name(n) => caps.name(n).map_or(&[], |m| m.as_bytes()),
+            Piece::Index(i) => caps.group(*i).unwrap_or_default(),
+            Piece::Name(n) => caps.name(n).unwrap_or_default(),
         };
         let room = limit - out.len();
         out.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -376,14 +418,6 @@ fn hex_prefix(text: &str) -> Result<Vec<u8>> {
             .ok_or(e.clone())?;
         parse_hex(shorter).map_err(|_| e)
     })
-}
-
-fn first_line(text: &str) -> String {
-    text.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(text)
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]
@@ -565,7 +599,8 @@ mod tests {
         );
         // In hex mode the limit is on the hex text: 3 characters a byte.
         let r = rules(&["/^(..)/=>$1"], Encoding::Hex);
-        assert!(r.answer(&[1; 171]).is_some() && r.answer(&[1; 172]).is_none());
+        let n = (REGEX_MAX_INPUT + 1) / 3;
+        assert!(r.answer(&vec![1; n]).is_some() && r.answer(&vec![1; n + 1]).is_none());
     }
 
     /// `/(.*)/=>$1$1…` (5 000 × `$1`) built 321 MB per 65 KB request before cutting it to
@@ -574,8 +609,8 @@ mod tests {
     fn a_rule_reply_is_built_only_up_to_the_allowed_length() {
         let text = format!("/(.*)/=>{}", "$1".repeat(5000));
         let r = rules(&[&text], Encoding::Utf8).limit_replies(2.0);
-        let request = vec![b'z'; 500];
-        assert_eq!(r.answer(&request).unwrap().1.len(), 1000);
+        let request = vec![b'z'; 200];
+        assert_eq!(r.answer(&request).unwrap().1.len(), 400);
         let r = rules(&["/^(.. ..)/=>$1 $1 $1 $1"], Encoding::Hex).limit_replies(1.5);
         assert_eq!(r.answer(&[0xab, 0xcd]).unwrap().1.as_ref(), [0xab, 0xcd, 0xab]);
         let r = rules(&["/^(.. ..)/=>$1 $1 $1 $1"], Encoding::Hex);
@@ -585,15 +620,17 @@ mod tests {
     /// The template is read as the regex crate reads it.
     #[test]
     fn templates_expand_as_the_regex_crate_expands_them() {
-        let re = Regex::new("(?<word>[a-z]+)=(\\d+)").unwrap();
+        let re = regex::bytes::Regex::new("(?<word>[a-z]+)=(\\d+)").unwrap();
         let caps = re.captures(b"x temp=23 y").unwrap();
+        let pattern = Pattern::parse("/(?<word>[a-z]+)=(\\d+)/", Encoding::Utf8, false).unwrap();
+        let found = pattern.find(b"x temp=23 y").unwrap();
         for template in [
             "$1", "${1}x", "$2$1", "$$1", "$word!", "${word}s", "$", "a$", "$1a", "${", "${9}", "$}", "é$1",
         ] {
             let mut want = Vec::new();
             caps.expand(template.as_bytes(), &mut want);
             assert_eq!(
-                expand(&pieces(template.as_bytes()), &caps, usize::MAX),
+                expand(&pieces(template.as_bytes()), &found, usize::MAX),
                 want,
                 "{template}"
             );
@@ -608,6 +645,107 @@ mod tests {
             for enc in [Encoding::Utf8, Encoding::Gbk, Encoding::Hex] {
                 match Rule::parse(&text, enc, true) {
                     Ok(rule) => { let _ = rule.answer(&request); }
+                    Err(e) => proptest::prop_assert_eq!(e.exit_code(), 2),
+                }
+            }
+        }
+    }
+
+    fn steps(rule: &Rule, request: &[u8]) -> Vec<(Duration, Vec<u8>)> {
+        rule.respond(request, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(after, reply)| (after, reply.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_may_wait_and_be_several_datagrams() {
+        let ms = Duration::from_millis;
+        let rule = Rule::parse("PING=>[200ms]PONG", Encoding::Utf8, false).unwrap();
+        assert_eq!(steps(&rule, b"PING"), [(ms(200), b"PONG".to_vec())]);
+        assert!(rule.is_timed());
+        let rule = Rule::parse("AT+RST=>OK||[1.5s]ready||", Encoding::Utf8, false).unwrap();
+        assert_eq!(
+            steps(&rule, b"AT+RST"),
+            [
+                (ms(0), b"OK".to_vec()),
+                (ms(1500), b"ready".to_vec()),
+                (ms(0), Vec::new())
+            ]
+        );
+        assert_eq!((rule.datagrams(), rule.reply_len()), (3, 7));
+        // Each datagram of a regex rule is a template of its own; hex works the same.
+        let rule = Rule::parse("/^GET (\\w+)$/=>[10ms]$1=1||$1 done", Encoding::Utf8, false).unwrap();
+        assert_eq!(
+            steps(&rule, b"GET t"),
+            [(ms(10), b"t=1".to_vec()), (ms(0), b"t done".to_vec())]
+        );
+        let rule = Rule::parse("01 03*=>[5ms]01 83 02||01 83 03", Encoding::Hex, false).unwrap();
+        assert_eq!(
+            steps(&rule, &[1, 3, 0]),
+            [(ms(5), vec![1, 0x83, 2]), (ms(0), vec![1, 0x83, 3])]
+        );
+        // Not a delay: brackets without a leading digit are text, and with --escapes a
+        // reply can hold '||' or start with '[5'.
+        let rule = Rule::parse("X=>[OK] fine", Encoding::Utf8, false).unwrap();
+        assert_eq!(steps(&rule, b"X"), [(ms(0), b"[OK] fine".to_vec())]);
+        assert!(!rule.is_timed());
+        let rule = Rule::parse("X=>a\\x7c\\x7cb||\\x5b5s]", Encoding::Utf8, true).unwrap();
+        assert_eq!(
+            steps(&rule, b"X"),
+            [(ms(0), b"a||b".to_vec()), (ms(0), b"[5s]".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_bad_delay_or_too_many_datagrams_is_a_usage_error_naming_the_rule() {
+        let many = format!("X=>{}", vec!["a"; MAX_STEPS + 1].join("||"));
+        for (text, why) in [
+            ("PING=>[200]PONG", "bad delay [200]"),
+            ("PING=>[2 days]PONG", "bad delay [2 days]"),
+            ("PING=>[200ms PONG", "has no ']'"),
+            ("PING=>OK||[9x]late", "bad delay [9x]"),
+            (many.as_str(), "at most 16 datagrams"),
+        ] {
+            let err = Rule::parse(text, Encoding::Utf8, false).unwrap_err();
+            let line = err.to_string();
+            assert_eq!(err.exit_code(), 2);
+            assert!(
+                line.starts_with(&format!("bad rule '{text}'")) && line.contains(why),
+                "{line}"
+            );
+        }
+        Rule::parse(
+            &format!("X=>{}", vec!["a"; MAX_STEPS].join("||")),
+            Encoding::Utf8,
+            false,
+        )
+        .unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Any answer written as `[DUR]TEXT||…` reads back as those delays and texts.
+        #[test]
+        fn steps_written_out_parse_back(steps in proptest::collection::vec((0u64..100_000, "[a-zA-Z0-9 =?.#时]{0,12}"), 1..=MAX_STEPS)) {
+            let written: Vec<String> = steps.iter().map(|(ms, text)| format!("[{ms}ms]{text}")).collect();
+            let rule = Rule::parse(&format!("GO=>{}", written.join("||")), Encoding::Utf8, false).unwrap();
+            let want: Vec<(Duration, Vec<u8>)> = steps
+                .iter()
+                .map(|(ms, text)| (Duration::from_millis(*ms), text.clone().into_bytes()))
+                .collect();
+            proptest::prop_assert_eq!(self::steps(&rule, b"GO"), want);
+        }
+
+        /// Any reply syntax, delays and separators included, parses or is one usage error.
+        #[test]
+        fn random_replies_never_panic(reply in "[\\[\\]|0-9a-z. ]{0,40}", request in proptest::collection::vec(proptest::num::u8::ANY, 0..16)) {
+            for (pattern, enc) in [("*", Encoding::Utf8), ("/(.*)/", Encoding::Utf8), ("/(.*)/", Encoding::Hex)] {
+                match Rule::parse(&format!("{pattern}=>{reply}"), enc, true) {
+                    Ok(rule) => {
+                        let _ = rule.respond(&request, 64);
+                    }
                     Err(e) => proptest::prop_assert_eq!(e.exit_code(), 2),
                 }
             }

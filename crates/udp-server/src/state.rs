@@ -3,11 +3,12 @@
 //! ([`reply_for`]).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::dest::Destination;
+use common::faults::MAX_QUEUED_BYTES;
 use common::header::UdpHeader;
 use common::loopguard::{self, LoopGuard, OwnAddresses, Verdict};
 use common::output::{Datagram, Output};
@@ -83,6 +84,69 @@ fn cut(reply: Cow<'_, [u8]>, limit: usize) -> Cow<'_, [u8]> {
     }
 }
 
+/// Whether the server plays a device (rules or a fixed `--reply`): one that does not answer
+/// a request whose check bytes are wrong, as a real device drops a frame with a bad CRC. An
+/// echo reflects every byte, good or bad (a relay's corruption is seen that way).
+pub(crate) fn simulates(config: &Config) -> bool {
+    !config.rules.is_empty() || matches!(config.reply, Reply::Text(_))
+}
+
+/// What a datagram's line says when its check bytes were wrong and it got no answer.
+const BAD_CHECKSUM: &str = "not answered: bad check bytes";
+
+/// What to send for one request: a datagram at once, and those a rule sends later.
+#[derive(Debug, Default)]
+struct Plan<'d> {
+    now: Option<Cow<'d, [u8]>>,
+    /// How long after the request, and what (`[200ms]PONG`, the second of `A||B`).
+    later: Vec<(Duration, Vec<u8>)>,
+    /// The bytes the whole answer was cut to (`--max-reply-ratio`), if it was cut.
+    cut: Option<usize>,
+}
+
+impl Plan<'_> {
+    fn is_empty(&self) -> bool {
+        self.now.is_none() && self.later.is_empty()
+    }
+}
+
+/// A rule reply waiting for its delay. The queue is ordered by due time, then by the
+/// order the replies were planned in (so `A||B` keeps its order).
+#[derive(Debug)]
+struct Later {
+    due: Instant,
+    order: u64,
+    peer: SocketAddr,
+    /// Where the request was sent to: the reply's source in the `--pcap` file.
+    to: Option<Destination>,
+    bytes: Vec<u8>,
+}
+
+/// What one waiting reply costs besides its bytes, so that a flood of empty delayed
+/// replies is bounded too.
+const LATER_OVERHEAD: usize = std::mem::size_of::<Later>();
+
+impl Ord for Later {
+    /// Reversed: `BinaryHeap` pops its greatest, and the earliest is wanted first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.order).cmp(&(self.due, self.order))
+    }
+}
+
+impl PartialOrd for Later {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Later {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.order) == (other.due, other.order)
+    }
+}
+
+impl Eq for Later {}
+
 /// Distinct peers remembered for the `peers` count; a flood of forged sources cannot make
 /// the set grow past this (about 0.5 MB), and the count then reads "at least".
 pub const MAX_PEERS: usize = 10_000;
@@ -113,6 +177,15 @@ pub(crate) struct ServerState<'c> {
     pcap: Option<pcap::Writer>,
     /// How many requests each `--rule` answered.
     rule_answers: Vec<u64>,
+    /// Rule replies waiting for their delay, earliest first: the receive loop goes on
+    /// meanwhile (a due-queue, as the simulated network's delay queue).
+    later: BinaryHeap<Later>,
+    /// What `later` holds, kept under [`MAX_QUEUED_BYTES`].
+    later_bytes: usize,
+    /// Replies planned so far, to keep their order.
+    planned: u64,
+    /// Whether the first request with wrong check bytes was logged.
+    warned_checksum: bool,
 }
 
 /// Sources remembered for "warned once"; past this many, new ones are not warned about.
@@ -142,6 +215,10 @@ impl<'c> ServerState<'c> {
             save,
             pcap: None,
             rule_answers: vec![0; config.rules.iter().count()],
+            later: BinaryHeap::new(),
+            later_bytes: 0,
+            planned: 0,
+            warned_checksum: false,
         }
     }
 
@@ -161,45 +238,29 @@ impl<'c> ServerState<'c> {
         }
     }
 
-    /// Prints a datagram and chooses what to send back: `None` for no reply, for a
+    /// Prints a datagram and chooses what to send back: `None` for no reply (now), for a
     /// datagram refused for safety (see [`refusal`]) or for a source over its rate limit.
-    /// Shared by the plain and the batched loop.
+    /// What a rule sends later waits in the due-queue ([`Handler::send_due`]). Shared by
+    /// the plain and the batched loop.
     pub(crate) fn print_and_choose_reply<'d>(&mut self, d: &Incoming<'d>) -> Result<Option<Cow<'d, [u8]>>>
     where
         'c: 'd,
     {
-        let refused = self.refuse(d.peer, d.to);
-        // The loop guard looks before a reply is built: a looping peer costs no rule match.
-        let looping = refused.is_none() && self.looping(d.peer, d.data);
-        let (mut reply, rule) = if refused.is_some() || looping {
-            (None, None)
-        } else {
-            self.choose(d.data)
-        };
-        let mut note = refused.map(|_| "refused: not answered").or(d.note);
-        if looping {
-            note = Some("refused: an echo loop, not answered");
+        let check = self.config.checksum.map(|c| c.check(d.data));
+        let bad = check.as_ref().is_some_and(|c| !c.is_ok());
+        if bad {
+            *self.summary.checksum_bad.get_or_insert(0) += 1;
         }
-        if reply.is_some() && d.note == Some(DUPLICATE) && !answers_duplicate(d.peer) {
-            reply = None;
-            note = Some("duplicate: not answered (a second reply off loopback would amplify)");
-        }
-        if reply.is_some() && !self.allow(d.peer) {
-            reply = None;
-            note = Some("rate-limited: not answered");
-        }
+        let (plan, rule, note) = self.plan(d, bad);
         let header = match (self.config.show_header, d.truncated) {
             (true, false) => UdpHeader::received(d.peer, d.to, self.local, d.data),
             _ => None,
         };
-        let check = self.config.checksum.map(|c| c.check(d.data));
-        if check.as_ref().is_some_and(|c| !c.is_ok()) {
-            *self.summary.checksum_bad.get_or_insert(0) += 1;
-        }
         self.out
             .received(&Datagram {
                 truncated: d.truncated,
                 note,
+                reply_cut: plan.cut,
                 check: check.as_ref(),
                 rule,
                 header,
@@ -209,27 +270,159 @@ impl<'c> ServerState<'c> {
         if let Some(save) = &mut self.save {
             save.write(d.data)?;
         }
-        Ok(reply)
+        Ok(self.schedule(plan, d))
     }
 
-    /// The reply to `request`: the first `--rule` that matches (its check bytes appended),
-    /// else `--reply`; cut to `--max-reply-ratio` × the request. With the rule's text.
-    fn choose<'d>(&mut self, request: &'d [u8]) -> (Option<Cow<'d, [u8]>>, Option<&'c str>)
+    /// What to answer `d` with, the rule that chose it, and the note for its line: nothing
+    /// when refused, looping, a device's bad frame, a duplicate off loopback or over the
+    /// rate limit.
+    fn plan<'d>(&mut self, d: &Incoming<'d>, bad_checksum: bool) -> (Plan<'d>, Option<&'c str>, Option<&'static str>)
     where
         'c: 'd,
     {
-        let ratio = self.config.max_reply_ratio;
+        let refused = self.refuse(d.peer, d.to);
+        // The loop guard looks before a reply is built: a looping peer costs no rule match.
+        let looping = refused.is_none() && self.looping(d.peer, d.data);
+        let ignored =
+            refused.is_none() && !looping && bad_checksum && simulates(self.config) && !self.config.answer_bad_checksum;
+        let (mut plan, rule) = if refused.is_some() || looping || ignored {
+            (Plan::default(), None)
+        } else {
+            self.choose(d.data)
+        };
+        let mut note = refused.map(|_| "refused: not answered").or(d.note);
+        if looping {
+            note = Some("refused: an echo loop, not answered");
+        }
+        if ignored {
+            self.ignore_bad_checksum(d.peer);
+            note = Some(BAD_CHECKSUM);
+        }
+        if !plan.is_empty() && d.note == Some(DUPLICATE) && !answers_duplicate(d.peer) {
+            plan = Plan::default();
+            note = Some("duplicate: not answered (a second reply off loopback would amplify)");
+        }
+        if !plan.is_empty() && !self.allow(d.peer) {
+            plan = Plan::default();
+            note = Some("rate-limited: not answered");
+        }
+        self.summary.replies_cut += u64::from(plan.cut.is_some());
+        (plan, rule, note)
+    }
+
+    /// Counts a request not answered for its wrong check bytes; the first is logged.
+    fn ignore_bad_checksum(&mut self, peer: SocketAddr) {
+        self.summary.checksum_bad_unanswered += 1;
+        if !self.warned_checksum {
+            self.warned_checksum = true;
+            log::warn!(
+                "not answering {peer}: the request's check bytes are wrong, and a device ignores such a frame (each one is marked on its line and counted; --answer-bad-checksum answers them)"
+            );
+        }
+    }
+
+    /// The reply to `request`: the first `--rule` that matches it without its check bytes
+    /// (each datagram with its own appended), else `--reply`; the whole answer cut to
+    /// `--max-reply-ratio` × the request. With the rule's text.
+    fn choose<'d>(&mut self, request: &'d [u8]) -> (Plan<'d>, Option<&'c str>)
+    where
+        'c: 'd,
+    {
         let config: &'c Config = self.config;
-        let Some((i, reply)) = config.rules.answer(request) else {
-            return (reply_for(&config.reply, request, ratio).map(Cow::Borrowed), None);
+        let budget = allowed(request.len(), config.max_reply_ratio);
+        // A device reads its frame without the check bytes: rules are written that way.
+        let body = &request[..request.len() - config.checksum.map_or(0, |c| c.size().min(request.len()))];
+        // One byte more than allowed is built, so a template's reply is known to be cut.
+        let Some((i, answer)) = config.rules.respond(body, budget.saturating_add(1)) else {
+            let now = reply_for(&config.reply, request, config.max_reply_ratio).map(Cow::Borrowed);
+            let cut = match &config.reply {
+                Reply::Text(text) if text.len() > budget => Some(budget),
+                _ => None,
+            };
+            return (
+                Plan {
+                    now,
+                    cut,
+                    ..Plan::default()
+                },
+                None,
+            );
         };
         self.rule_answers[i] += 1;
-        let reply = match config.checksum {
-            Some(c) => Cow::Owned(c.append(reply.into_owned())),
-            None => reply,
-        };
+        let mut plan = Plan::default();
+        let (mut left, mut at, mut was_cut) = (budget, Duration::ZERO, false);
+        for (after, reply) in answer {
+            let reply = match config.checksum {
+                Some(c) => Cow::Owned(c.append(reply.into_owned())),
+                None => reply,
+            };
+            let whole = reply.len();
+            let reply = cut(reply, left);
+            at = at.saturating_add(after);
+            was_cut |= reply.len() < whole;
+            if reply.len() < whole && reply.is_empty() && !plan.is_empty() {
+                // Nothing of a later datagram fits: no empty datagram in its place. (The
+                // first is sent empty, as a fixed reply is: the request is answered.)
+                continue;
+            }
+            left -= reply.len();
+            if at.is_zero() && plan.is_empty() {
+                plan.now = Some(reply);
+            } else {
+                plan.later.push((at, reply.into_owned()));
+            }
+        }
+        plan.cut = was_cut.then_some(budget - left);
         let text = config.rules.iter().nth(i).map(|r| r.text.as_str());
-        (Some(cut(reply, allowed(request.len(), ratio))), text)
+        (plan, text)
+    }
+
+    /// Queues what `plan` sends later (dropped and counted when the queue is full), and
+    /// gives what goes at once.
+    fn schedule<'d>(&mut self, plan: Plan<'d>, d: &Incoming<'_>) -> Option<Cow<'d, [u8]>> {
+        if plan.later.is_empty() {
+            return plan.now;
+        }
+        let now = Instant::now();
+        for (after, bytes) in plan.later {
+            let cost = bytes.len() + LATER_OVERHEAD;
+            if self.later_bytes + cost > MAX_QUEUED_BYTES {
+                self.summary.reply_queue_full += 1;
+                continue;
+            }
+            self.later_bytes += cost;
+            self.planned += 1;
+            self.later.push(Later {
+                // Delays are at most a year (common::duration): due at once rather than a
+                // panic, should the clock overflow all the same.
+                due: now.checked_add(after).unwrap_or(now),
+                order: self.planned,
+                peer: d.peer,
+                to: d.to,
+                bytes,
+            });
+        }
+        plan.now
+    }
+
+    /// `sendto()`: one reply datagram, counted and recorded; one that cannot go out is
+    /// lost, as any UDP datagram may be, and the server carries on.
+    fn send(&mut self, socket: &UdpSocket, d: &Incoming<'_>, reply: &[u8]) {
+        match socket.send_to(reply, d.peer) {
+            Ok(_) => {
+                self.summary.replied += 1;
+                if let Some(pcap) = &mut self.pcap {
+                    pcap.replied(d, self.local, reply);
+                }
+            }
+            // A full send buffer or an unreachable peer.
+            Err(e) => log::warn!(
+                "reply to {} not sent: {}{}",
+                d.peer,
+                common::error::describe(&e),
+                common::error::hint(&e)
+            ),
+        }
     }
 
     /// Whether a datagram from `peer` must go unanswered, counting and warning (once per
@@ -313,6 +506,7 @@ impl<'c> ServerState<'c> {
             .collect();
         Ok(Summary {
             rules,
+            replies_pending: self.later.len() as u64,
             faults: closed.faults,
             kernel_drops: closed.kernel_drops,
             checksum_bad,
@@ -345,22 +539,32 @@ impl Handler for ServerState<'_> {
     /// Prints a datagram and sends its reply: the `sendto()` half of step 3.
     fn deliver(&mut self, socket: &UdpSocket, d: Incoming<'_>) -> Result<()> {
         if let Some(reply) = self.print_and_choose_reply(&d)? {
-            match socket.send_to(&reply, d.peer) {
-                Ok(_) => {
-                    self.summary.replied += 1;
-                    if let Some(pcap) = &mut self.pcap {
-                        pcap.replied(&d, self.local, &reply);
-                    }
-                }
-                // A reply that cannot go out (full send buffer, unreachable peer) is lost,
-                // as any UDP datagram may be; the server carries on.
-                Err(e) => log::warn!(
-                    "reply to {} not sent: {}{}",
-                    d.peer,
-                    common::error::describe(&e),
-                    common::error::hint(&e)
-                ),
-            }
+            self.send(socket, &d, &reply);
+        }
+        // `A||B`: the second datagram is due at once, right after the first.
+        if self.later.peek().is_some_and(|l| l.due <= Instant::now()) {
+            self.send_due(socket, Instant::now())?;
+        }
+        Ok(())
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.later.peek().map(|l| l.due)
+    }
+
+    /// The rule replies whose delay is over, earliest first.
+    fn send_due(&mut self, socket: &UdpSocket, now: Instant) -> Result<()> {
+        while self.later.peek().is_some_and(|l| l.due <= now) {
+            let Some(later) = self.later.pop() else { break };
+            self.later_bytes -= later.bytes.len() + LATER_OVERHEAD;
+            let to = Incoming {
+                data: &[],
+                peer: later.peer,
+                to: later.to,
+                truncated: false,
+                note: None,
+            };
+            self.send(socket, &to, &later.bytes);
         }
         Ok(())
     }
@@ -445,5 +649,75 @@ mod tests {
         assert!(refusal("[::ffff:127.0.0.1]:8888".parse().unwrap(), any6).is_some());
         assert!(refusal("[::ffff:127.0.0.1]:8888".parse().unwrap(), local).is_some());
         assert_eq!(refusal("[::ffff:127.0.0.1]:8889".parse().unwrap(), any6), None);
+    }
+
+    fn rule_server(rule: &str) -> Config {
+        Config {
+            rules: crate::rules::Rules::parse(&[rule.to_string()], &[], common::codec::Encoding::Utf8, false).unwrap(),
+            max_reply_ratio: 2.0,
+            ..Config::default()
+        }
+    }
+
+    /// A request from peer number `n` (the same bytes again and again from one peer would
+    /// be taken for an echo loop).
+    fn request(data: &'static [u8], n: u32) -> Incoming<'static> {
+        let [_, a, b, c] = n.to_be_bytes();
+        Incoming {
+            data,
+            peer: SocketAddr::from(([127, a, b, c], 5000)),
+            to: None,
+            truncated: false,
+            note: None,
+        }
+    }
+
+    /// Delayed replies wait in a queue held to MAX_QUEUED_BYTES: past it, they are dropped
+    /// and counted, and the queue never holds more (the fault delay queue's rule). Each
+    /// costs its bytes and its bookkeeping, so empty replies are bounded too.
+    #[test]
+    fn the_reply_queue_is_capped_in_bytes_and_the_excess_counted() {
+        static BIG: [u8; 30_000] = [b'q'; 30_000];
+        let (out, _lines) = testkit::capture(common::output::OutputOptions {
+            quiet: true,
+            ..Default::default()
+        });
+        let local = "127.0.0.1:8888".parse().unwrap();
+        for (rule, data, cost) in [
+            (
+                format!("*=>[1h]{}", "x".repeat(60_000)),
+                &BIG[..],
+                60_000 + LATER_OVERHEAD,
+            ),
+            ("*=>[1h]".to_string(), &b""[..], LATER_OVERHEAD),
+        ] {
+            let config = rule_server(&rule);
+            let mut server = ServerState::new(&config, &out, local, None);
+            let fits = MAX_QUEUED_BYTES / cost;
+            for i in 0..fits + 7 {
+                let now = server.print_and_choose_reply(&request(data, i as u32)).unwrap();
+                assert!(now.is_none(), "nothing at once");
+                assert!(server.later_bytes <= MAX_QUEUED_BYTES);
+            }
+            assert_eq!((server.later.len(), server.summary.reply_queue_full), (fits, 7));
+        }
+    }
+
+    /// `A||B||C` with delays: due in order, the ones at the same time in the order written.
+    #[test]
+    fn held_replies_come_due_in_order() {
+        let config = rule_server("GO=>A||B||[50ms]C||[0ms]D");
+        let (out, _lines) = testkit::capture(common::output::OutputOptions::default());
+        let mut server = ServerState::new(&config, &out, "127.0.0.1:8888".parse().unwrap(), None);
+        let first = server.print_and_choose_reply(&request(b"GO", 1)).unwrap();
+        assert_eq!(first.as_deref(), Some(&b"A"[..]));
+        let mut order = Vec::new();
+        while let Some(later) = server.later.pop() {
+            order.push((later.due, later.bytes));
+        }
+        let bytes: Vec<&[u8]> = order.iter().map(|(_, b)| b.as_slice()).collect();
+        assert_eq!(bytes, [&b"B"[..], b"C", b"D"]);
+        assert_eq!(order[1].0, order[2].0, "[0ms] after C: at the same time");
+        assert!(order[1].0 - order[0].0 >= Duration::from_millis(50));
     }
 }

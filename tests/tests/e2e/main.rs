@@ -14,5 +14,6 @@ mod replay;
 mod repository;
 mod rules;
 mod scripts;
+mod show;
 
 use testkit::WAIT;

@@ -2,6 +2,7 @@
 //! loaded with the rules files the repository ships (both live outside the server's crate,
 //! so these tests live here).
 
+use common::checksum::Checksum;
 use testkit::{Command, Process, WAIT, bin, output};
 
 fn server(args: &[&str]) -> (Process, std::net::SocketAddr) {
@@ -76,6 +77,20 @@ fn the_shipped_rules_files_answer() {
         "--rules",
         modbus.to_str().unwrap(),
     ]);
+    // The rules are written without the CRC; the request carries it (84 0a).
     let reply = echo(addr, &[0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0a]);
     assert_eq!(reply[..5], [0x01, 0x03, 0x02, 0x00, 0x17]);
+    let write = Checksum::Crc16Modbus.append(vec![0x01, 0x06, 0x00, 0x01, 0x00, 0x03]);
+    assert_eq!(echo(addr, &write), write, "a write is echoed, CRC and all");
+    let other = Checksum::Crc16Modbus.append(vec![0x01, 0x03, 0x00, 0x09, 0x00, 0x01]);
+    assert_eq!(
+        echo(addr, &other),
+        Checksum::Crc16Modbus.append(vec![0x01, 0x83, 0x02]),
+        "exception 02: illegal data address"
+    );
+    // A bad CRC: no answer, as from a real slave.
+    let peer = testkit::local_socket(std::time::Duration::from_millis(300)).unwrap();
+    peer.send_to(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0xf5], addr)
+        .unwrap();
+    assert!(testkit::recv(&peer).is_err(), "a bad frame is not answered");
 }
