@@ -124,8 +124,11 @@ pub(crate) struct Session<'a> {
     warned_refused: bool,
     /// How often the target refused (ICMP "port unreachable").
     refusals: u64,
-    /// Whether the socket is connected to the target (every mode but discovery).
+    /// Whether the socket is connected to the target (every mode but discovery and
+    /// `--any-source`).
     connected: bool,
+    /// Datagrams from senders other than `--only-from`: not shown, counted.
+    ignored: u64,
 }
 
 impl<'a> Session<'a> {
@@ -155,6 +158,7 @@ impl<'a> Session<'a> {
             warned_refused: false,
             refusals: 0,
             connected,
+            ignored: 0,
         }
     }
 
@@ -205,7 +209,7 @@ impl<'a> Session<'a> {
                 .and_then(|()| self.socket.recv_from(&mut self.buf));
             match self.received(got.map(|(len, peer)| Arrival { peer, len }))? {
                 Received::Datagram(arrival) => return Ok(Some(arrival)),
-                Received::Refused | Received::WakeUp => {}
+                Received::Refused | Received::WakeUp | Received::Ignored => {}
             }
         }
     }
@@ -220,7 +224,7 @@ impl<'a> Session<'a> {
             .and_then(|()| self.socket.recv(&mut self.buf));
         match self.received(got.map(|len| Arrival { peer: target, len }))? {
             Received::Datagram(arrival) => Ok(Some(arrival)),
-            Received::Refused | Received::WakeUp => Ok(None),
+            Received::Refused | Received::WakeUp | Received::Ignored => Ok(None),
         }
     }
 
@@ -229,7 +233,18 @@ impl<'a> Session<'a> {
         match got {
             Ok(arrival) => {
                 self.warned_refused = false;
+                // Recorded whoever sent it: the capture shows what crossed the wire.
                 self.pcap.received(arrival.peer, &self.buf[..arrival.len]);
+                let only = self.config.any_source.and_then(|a| a.only_from);
+                if let Some(only) = only.filter(|only| !only.matches(arrival.peer)) {
+                    self.ignored += 1;
+                    log::debug!(
+                        "ignored {} B from {} (not --only-from {only})",
+                        arrival.len,
+                        arrival.peer
+                    );
+                    return Ok(Received::Ignored);
+                }
                 Ok(Received::Datagram(arrival))
             }
             Err(e) if is_wake_up(&e) => Ok(Received::WakeUp),
@@ -244,7 +259,7 @@ impl<'a> Session<'a> {
     /// has not sent this one, so it is handled as [`OnRefused`] says and tried once more.
     /// `Ok(false)`: not sent, the target refused again.
     pub(crate) fn send(&mut self, payload: &[u8]) -> Result<bool> {
-        let to = if self.connected { None } else { Some(self.config.target) };
+        let to = self.destination();
         for _ in 0..2 {
             match send_once(&self.socket, to, payload) {
                 Ok(_) => {
@@ -257,6 +272,17 @@ impl<'a> Session<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Where `send_once` sends: `None` on a connected socket (the peer is fixed), the target
+    /// on an unconnected one (discovery, `--any-source`).
+    pub(crate) fn destination(&self) -> Option<SocketAddr> {
+        if self.connected { None } else { Some(self.config.target) }
+    }
+
+    /// Datagrams `--only-from` left out so far.
+    pub(crate) fn ignored(&self) -> u64 {
+        self.ignored
     }
 
     /// How often the target refused so far.
@@ -335,6 +361,11 @@ impl<'a> Session<'a> {
     /// The end of the run: the `--save` file's total is logged; the socket closes when
     /// the session is dropped.
     pub(crate) fn close(self) -> Result<()> {
+        if self.ignored > 0 {
+            let only = self.config.any_source.and_then(|a| a.only_from);
+            let only = only.map_or(String::new(), |o| format!(" (not --only-from {o}; -v shows each)"));
+            log::info!("ignored {}{only}", common::output::plural(self.ignored, "datagram"));
+        }
         if let Some(wrote) = self.pcap.finish() {
             log::info!("{wrote}");
         }
@@ -367,4 +398,6 @@ enum Received {
     Refused,
     /// A timeout or a signal: time to check the clock and the stop flag.
     WakeUp,
+    /// From a sender `--only-from` leaves out: counted, not shown.
+    Ignored,
 }

@@ -41,7 +41,8 @@ pub enum Mode {
     Repeat(Repeat),
     /// A file in consecutive datagrams (`--file PATH`).
     File(FileSend),
-    /// One datagram to many, every reply listed (`--broadcast`).
+    /// One datagram to many, every reply listed (`--broadcast`); again every `--interval`
+    /// with `--repeat N`.
     Discover(Discover),
     /// The UDP payloads of a capture, sent again (`--replay FILE.pcap`).
     Replay(Replay),
@@ -83,7 +84,7 @@ impl Mode {
         match self {
             Mode::OneShot(m) => crate::errors::check_size(m.message.len(), target),
             Mode::Repeat(m) => crate::errors::check_size(m.message.len(), target),
-            Mode::Discover(m) => crate::errors::check_size(m.message.len(), target),
+            Mode::Discover(m) => m.check(target),
             Mode::Ping(m) => m.requests.check(target),
             Mode::Flood(m) => m.requests.check(target),
             Mode::File(m) => m.check(target),

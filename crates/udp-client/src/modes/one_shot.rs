@@ -10,7 +10,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
-use crate::errors::{TRY_ONE_SHOT, no_reply};
+use crate::errors::{TRY_ONE_SHOT, no_reply, what_to_try};
 use crate::session::{OnRefused, Session, later};
 use crate::summary::{Summary, fields};
 
@@ -63,7 +63,15 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
     } else {
         format!(" within {}", display(timeout))
     };
-    Err(no_reply(target, &tries, TRY_ONE_SHOT))
+    if session.ignored() > 0 {
+        // What did arrive is worth knowing before the "no reply" line: the filter may be wrong.
+        log::warn!(
+            "{} from other senders ignored (--only-from; -v shows each)",
+            plural(session.ignored(), "datagram")
+        );
+    }
+    let connected = session.config.any_source.is_none();
+    Err(no_reply(target, &tries, &what_to_try(TRY_ONE_SHOT, connected)))
 }
 
 /// How many bytes an echo lacks, when it is the start of the request and shorter: what a

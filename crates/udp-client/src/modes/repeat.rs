@@ -60,11 +60,13 @@ pub(crate) fn paced<'p>(
             received += replies_until(session, deadline.min(later(Instant::now(), Duration::from_millis(100))))?;
         }
     }
-    Ok(Summary::Repeat {
+    Ok(Summary::Repeat(RepeatSummary {
         sent,
         received,
         expect_replies: !session.config.no_reply,
-    })
+        connected: session.destination().is_none(),
+        stopped: session.shutdown.is_triggered(),
+    }))
 }
 
 /// Prints every reply that arrives until `until`; how many.
@@ -75,6 +77,41 @@ pub(crate) fn replies_until(session: &mut Session<'_>, until: Instant) -> Result
         session.show_reply(arrival, None)?;
     }
     Ok(received)
+}
+
+/// What a repeat (or a replay) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatSummary {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Whether replies were awaited (not with `--no-reply`).
+    pub expect_replies: bool,
+    /// Whether the socket was connected (not `--any-source`): the no-reply hint says what
+    /// a connected client cannot hear.
+    pub connected: bool,
+    /// Whether Ctrl-C or SIGTERM stopped it.
+    pub stopped: bool,
+}
+
+impl RepeatSummary {
+    /// Waited for replies and got none (not stopped): exit 1, saying what may help.
+    pub(crate) fn check(&self, target: std::net::SocketAddr) -> Result<()> {
+        if self.sent > 0 && self.received == 0 && self.expect_replies && !self.stopped {
+            return Err(crate::errors::no_reply(
+                target,
+                &crate::errors::to_any_of(self.sent, "datagram"),
+                &crate::errors::what_to_try(crate::errors::TRY_LONGER, self.connected),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `udp-client: sent 3 datagrams, received 3, lost 0`, and the JSON fields.
+    pub(crate) fn report(&self) -> (String, serde_json::Value) {
+        report(self.sent, self.received, self.expect_replies)
+    }
 }
 
 /// The summary's JSON fields; no `lost` when replies were not awaited.
@@ -88,7 +125,7 @@ struct Json {
 
 /// `udp-client: sent 3 datagrams, received 3, lost 0`; with `--no-reply` nothing was
 /// awaited, so nothing can be called lost.
-pub(crate) fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
+fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
     let sent_text = plural(sent, "datagram");
     if !expect_replies {
         let got = if received > 0 {

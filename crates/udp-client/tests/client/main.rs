@@ -6,6 +6,7 @@ mod hostile;
 mod modes;
 mod pcap;
 mod replay;
+mod sources;
 mod truth;
 mod usage;
 
