@@ -29,6 +29,9 @@
 //! Behind the `pcap` feature (turned on by a program that has `--pcap` or `--replay`):
 //! - `pcap`: every datagram sent and received, written as a pcap file Wireshark reads, and
 //!   the UDP datagrams of a capture read back.
+//!
+//! Behind the `pattern` feature (the server's rules, the client's `--expect`):
+//! - `pattern`: a payload matched against `exact`, `PREFIX*` or `/REGEX/`.
 
 // No unsafe code but one Windows call (receive::no_reports_of_earlier_sends): nix and jiff
 // make the system calls std lacks.
@@ -56,6 +59,8 @@ pub mod dest;
 pub mod faults;
 #[cfg(feature = "receive")]
 pub mod kernel;
+#[cfg(feature = "pattern")]
+pub mod pattern;
 #[cfg(feature = "pcap")]
 pub mod pcap;
 #[cfg(feature = "receive")]

@@ -5,31 +5,21 @@
 //! match falls back to `--reply`. With `--encoding hex` both sides are hex, and a regular
 //! expression matches the request written as hex (`01 03 00 00 00 0a`).
 //!
-//! The regex crate matches in time linear in the input, whatever the pattern (there is no
-//! backtracking to exploit), but linear is per NFA state: `/[a-z]{800}q/` tracks 800 states
-//! per byte. So a pattern may compile to at most [`REGEX_SIZE_LIMIT`] bytes, and a regular
-//! expression looks only at requests up to [`REGEX_MAX_INPUT`] bytes (longer ones skip
-//! regex rules); a reply stops being built once it reaches the length it will be cut to.
+//! MATCH is a [`common::pattern::Pattern`], the same matcher as the client's `--expect`,
+//! bounded as it is: a regular expression compiles to at most [`REGEX_SIZE_LIMIT`] bytes and
+//! looks only at requests up to [`REGEX_MAX_INPUT`] bytes (longer ones skip regex rules); a
+//! reply stops being built once it reaches the length it will be cut to.
 //! A rule file is at most [`MAX_FILE`] bytes, a rule at most [`MAX_RULE`].
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
-use common::codec::{Encoding, parse_hex, to_hex};
+use common::codec::{Encoding, parse_hex};
 use common::error::{echo, echo_path};
+use common::pattern::{Found, Pattern};
+pub use common::pattern::{REGEX_MAX_INPUT, REGEX_SIZE_LIMIT};
 use common::{Error, Result};
-use regex::bytes::{Captures, Regex, RegexBuilder};
-
-/// The most memory one compiled regular expression may take. Enough for device protocols
-/// (`^SET (\w+)=(\d+)$` takes 30 KB: a Unicode `\w` is large), not for `\w{500}`.
-pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
-
-/// Requests longer than this (as matched: the hex text with `-e hex`) skip regex rules, so
-/// a 65 KB datagram costs a regex no more than a 512-byte one: about 10 ms for the worst
-/// pattern allowed (`/[a-z]{400}q/`, measured on a busy 2-core machine), microseconds for
-/// a device rule. Before these bounds, `/\w{500}q/` took 1.5 s per 65 KB request.
-pub const REGEX_MAX_INPUT: usize = 512;
 
 /// The longest rule: a whole 65 507-byte reply written in hex fits.
 pub const MAX_RULE: usize = 200_000;
@@ -37,20 +27,13 @@ pub const MAX_RULE: usize = 200_000;
 /// The largest `--rules` file (`--rules /dev/zero` stops here, at once).
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
-/// How a rule recognises a request.
-#[derive(Debug, Clone)]
-enum Matcher {
-    Exact(Vec<u8>),
-    Prefix(Vec<u8>),
-    Regex(Regex),
-}
-
 /// One `MATCH=>REPLY` rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// The rule as written, to name it in logs, the JSON and the summary.
     pub text: String,
-    matcher: Matcher,
+    /// How the rule recognises a request.
+    pattern: Pattern,
     /// The reply as bytes, or (for a regular expression) a template with `$1`….
     reply: Vec<u8>,
     /// For a regular expression: the template in pieces, so a reply can be built up to a
@@ -111,25 +94,16 @@ impl Rule {
         }
         let hex = encoding == Encoding::Hex;
         let typed = |t: &str| encoding.encode_typed(t, escapes).map_err(|e| bad(e.to_string()));
-        let matcher = match pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
-            Some(re) => Matcher::Regex(compile(re).map_err(bad)?),
-            None => match pattern.strip_suffix('*') {
-                Some(prefix) => Matcher::Prefix(typed(prefix)?),
-                None => Matcher::Exact(typed(pattern)?),
-            },
-        };
-        let reply = match (&matcher, hex) {
+        let pattern = Pattern::parse_why(pattern, encoding, escapes).map_err(bad)?;
+        let reply = match (pattern.is_regex(), hex) {
             // A hex template: `$1` is expanded into the hex text first, then parsed.
-            (Matcher::Regex(_), true) => reply.as_bytes().to_vec(),
+            (true, true) => reply.as_bytes().to_vec(),
             _ => typed(reply)?,
         };
-        let template = match matcher {
-            Matcher::Regex(_) => pieces(&reply),
-            _ => Vec::new(),
-        };
+        let template = if pattern.is_regex() { pieces(&reply) } else { Vec::new() };
         Ok(Rule {
             text: text.to_string(),
-            matcher,
+            pattern,
             reply,
             template,
             hex,
@@ -144,45 +118,29 @@ impl Rule {
     /// The reply to `request` if this rule matches it, built up to `limit` bytes: a template
     /// of 5 000 `$1` answering a 65 KB request no longer builds 321 MB to send 65 KB.
     pub fn answer_within(&self, request: &[u8], limit: usize) -> Option<Cow<'_, [u8]>> {
-        match &self.matcher {
-            Matcher::Exact(m) => (request == m.as_slice()).then_some(Cow::Borrowed(self.reply.as_slice())),
-            Matcher::Prefix(p) => request.starts_with(p).then_some(Cow::Borrowed(self.reply.as_slice())),
-            Matcher::Regex(re) => {
-                let hex_text;
-                let subject: &[u8] = if self.hex {
-                    hex_text = to_hex(request);
-                    hex_text.as_bytes()
-                } else {
-                    request
-                };
-                if subject.len() > REGEX_MAX_INPUT {
-                    return None;
-                }
-                let caps = re.captures(subject)?;
-                if self.hex {
-                    // Three characters of hex text per byte ("01 "), and a few more so a
-                    // pair is not cut in two.
-                    let text = expand(&self.template, &caps, limit.saturating_mul(3).saturating_add(3));
-                    return hex_prefix(&String::from_utf8_lossy(&text))
-                        .map_err(|e| log::debug!("rule '{}': {e}", echo(&self.text)))
-                        .ok()
-                        .map(|mut bytes| {
-                            bytes.truncate(limit);
-                            Cow::Owned(bytes)
-                        });
-                }
-                Some(Cow::Owned(expand(&self.template, &caps, limit)))
-            }
+        let found = self.pattern.find(request)?;
+        if !self.pattern.is_regex() {
+            return Some(Cow::Borrowed(self.reply.as_slice()));
         }
+        if self.hex {
+            // Three characters of hex text per byte ("01 "), and a few more so a pair is
+            // not cut in two.
+            let text = expand(&self.template, &found, limit.saturating_mul(3).saturating_add(3));
+            return hex_prefix(&String::from_utf8_lossy(&text))
+                .map_err(|e| log::debug!("rule '{}': {e}", echo(&self.text)))
+                .ok()
+                .map(|mut bytes| {
+                    bytes.truncate(limit);
+                    Cow::Owned(bytes)
+                });
+        }
+        Some(Cow::Owned(expand(&self.template, &found, limit)))
     }
 
     /// For an exact MATCH, the request's length: a reply longer than `ratio` times it is
     /// known to be cut before anything arrives.
     pub fn exact_len(&self) -> Option<usize> {
-        match &self.matcher {
-            Matcher::Exact(m) => Some(m.len()),
-            _ => None,
-        }
+        self.pattern.exact().map(<[u8]>::len)
     }
 
     /// The reply's length as written (a template's, for a regular expression).
@@ -283,20 +241,6 @@ fn read_capped(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| cannot(format!("not UTF-8 text ({e})")))
 }
 
-/// A regular expression within [`REGEX_SIZE_LIMIT`], or why not.
-fn compile(pattern: &str) -> std::result::Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => format!(
-                "the regular expression is too large (over {} KB compiled): use fewer repetitions, or [a-zA-Z0-9_] for \\w",
-                REGEX_SIZE_LIMIT / 1024
-            ),
-            other => first_line(&other.to_string()),
-        })
-}
-
 /// A reply template in pieces, read as the regex crate reads one: `$1`, `${1}`, `$name`,
 /// `${name}`, and `$$` for a dollar sign; anything else after `$` is text.
 fn pieces(template: &[u8]) -> Vec<Piece> {
@@ -349,13 +293,13 @@ fn pieces(template: &[u8]) -> Vec<Piece> {
 }
 
 /// The template with the captures filled in, stopping at `limit` bytes.
-fn expand(template: &[Piece], caps: &Captures<'_>, limit: usize) -> Vec<u8> {
+fn expand(template: &[Piece], caps: &Found<'_>, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for piece in template {
         let bytes: &[u8] = match piece {
             Piece::Text(t) => t,
-            Piece::Index(i) => caps.get(*i).map_or(&[], |m| m.as_bytes()),
-            Piece::Name(n) => caps.name(n).map_or(&[], |m| m.as_bytes()),
+            Piece::Index(i) => caps.group(*i).unwrap_or_default(),
+            Piece::Name(n) => caps.name(n).unwrap_or_default(),
         };
         let room = limit - out.len();
         out.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -376,14 +320,6 @@ fn hex_prefix(text: &str) -> Result<Vec<u8>> {
             .ok_or(e.clone())?;
         parse_hex(shorter).map_err(|_| e)
     })
-}
-
-fn first_line(text: &str) -> String {
-    text.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(text)
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]
@@ -565,7 +501,8 @@ mod tests {
         );
         // In hex mode the limit is on the hex text: 3 characters a byte.
         let r = rules(&["/^(..)/=>$1"], Encoding::Hex);
-        assert!(r.answer(&[1; 171]).is_some() && r.answer(&[1; 172]).is_none());
+        let n = (REGEX_MAX_INPUT + 1) / 3;
+        assert!(r.answer(&vec![1; n]).is_some() && r.answer(&vec![1; n + 1]).is_none());
     }
 
     /// `/(.*)/=>$1$1…` (5 000 × `$1`) built 321 MB per 65 KB request before cutting it to
@@ -574,8 +511,8 @@ mod tests {
     fn a_rule_reply_is_built_only_up_to_the_allowed_length() {
         let text = format!("/(.*)/=>{}", "$1".repeat(5000));
         let r = rules(&[&text], Encoding::Utf8).limit_replies(2.0);
-        let request = vec![b'z'; 500];
-        assert_eq!(r.answer(&request).unwrap().1.len(), 1000);
+        let request = vec![b'z'; 200];
+        assert_eq!(r.answer(&request).unwrap().1.len(), 400);
         let r = rules(&["/^(.. ..)/=>$1 $1 $1 $1"], Encoding::Hex).limit_replies(1.5);
         assert_eq!(r.answer(&[0xab, 0xcd]).unwrap().1.as_ref(), [0xab, 0xcd, 0xab]);
         let r = rules(&["/^(.. ..)/=>$1 $1 $1 $1"], Encoding::Hex);
@@ -585,15 +522,17 @@ mod tests {
     /// The template is read as the regex crate reads it.
     #[test]
     fn templates_expand_as_the_regex_crate_expands_them() {
-        let re = Regex::new("(?<word>[a-z]+)=(\\d+)").unwrap();
+        let re = regex::bytes::Regex::new("(?<word>[a-z]+)=(\\d+)").unwrap();
         let caps = re.captures(b"x temp=23 y").unwrap();
+        let pattern = Pattern::parse("/(?<word>[a-z]+)=(\\d+)/", Encoding::Utf8, false).unwrap();
+        let found = pattern.find(b"x temp=23 y").unwrap();
         for template in [
             "$1", "${1}x", "$2$1", "$$1", "$word!", "${word}s", "$", "a$", "$1a", "${", "${9}", "$}", "é$1",
         ] {
             let mut want = Vec::new();
             caps.expand(template.as_bytes(), &mut want);
             assert_eq!(
-                expand(&pieces(template.as_bytes()), &caps, usize::MAX),
+                expand(&pieces(template.as_bytes()), &found, usize::MAX),
                 want,
                 "{template}"
             );
