@@ -56,6 +56,9 @@ pub struct Datagram<'a> {
     pub check: Option<&'a crate::checksum::Check>,
     /// The rule that answered it (`udp-server --rule`): `[rule …]` in text, `"rule"` in JSON.
     pub rule: Option<&'a str>,
+    /// What `udp-client --expect` said of it: `Ok(())` is `[expect ok]`, `Err(why)`
+    /// `[expect FAILED: why]`; `"expect_ok"` (and `"expect_failed"`, the why) in JSON.
+    pub expect: Option<Result<(), &'a str>>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
     /// The same field with or without the `receive` feature, so code that builds a
     /// `Datagram` compiles either way.
@@ -74,6 +77,7 @@ impl<'a> Datagram<'a> {
             note: None,
             check: None,
             rule: None,
+            expect: None,
             header: None,
         }
     }
@@ -474,9 +478,14 @@ impl Output {
         let rule = d
             .rule
             .map_or(String::new(), |r| format!("  [rule {}]", crate::error::echo(r)));
+        let expect = match d.expect {
+            None => String::new(),
+            Some(Ok(())) => "  [expect ok]".to_string(),
+            Some(Err(why)) => format!("  [expect FAILED: {why}]"),
+        };
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{header}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{expect}{rule}{header}",
             crate::addr::unmapped(d.peer),
             d.bytes.len()
         ))
@@ -513,6 +522,12 @@ impl Output {
         }
         if let Some(rule) = d.rule {
             obj["rule"] = rule.into();
+        }
+        if let Some(expect) = d.expect {
+            obj["expect_ok"] = expect.is_ok().into();
+            if let Err(why) = expect {
+                obj["expect_failed"] = why.into();
+            }
         }
         if let Some(header) = d.header {
             obj["udp_header"] = header.to_json();

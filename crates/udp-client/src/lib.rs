@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod errors;
+pub mod expect;
 mod modes;
 mod progress;
 mod session;
@@ -40,10 +41,11 @@ use common::shutdown::Shutdown;
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub use modes::script::MAX_STEPS;
 pub use modes::{
-    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Source,
+    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Script, Source,
 };
-pub use summary::{DiscoverySummary, FileSummary, PingSummary, RepeatSummary, Summary};
+pub use summary::{DiscoverySummary, FileSummary, PingSummary, RepeatSummary, ScriptSummary, Summary};
 pub use typing::Typing;
 
 /// Where the client sends when no TARGET is given: the default `udp-server`.
@@ -78,6 +80,8 @@ pub struct Config {
     pub save: Option<PathBuf>,
     /// Write every datagram sent and received to this pcap file (`--pcap`).
     pub pcap: Option<PathBuf>,
+    /// What every reply must look like (`--expect`): one-shot and `--repeat`.
+    pub expect: Option<expect::Expect>,
     /// Hear replies from any address, not only the target (`--any-source`): the socket is
     /// not connected. `None`: connected to the target (the default).
     pub any_source: Option<AnySource>,
@@ -103,6 +107,7 @@ impl Default for Config {
             output: OutputOptions::default(),
             save: None,
             pcap: None,
+            expect: None,
             any_source: None,
         }
     }

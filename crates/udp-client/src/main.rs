@@ -59,7 +59,11 @@ Examples:
                                           a file in 1472-byte datagrams (udp-server --save on the other side)
   udp-client --pcap talk.pcap hello       also write what was sent and received for Wireshark
   udp-client --replay device.pcap --filter-port 8888 9000
-                                          what was sent to port 8888 in the capture, again, to 9000"
+                                          what was sent to port 8888 in the capture, again, to 9000
+  udp-client --expect /OK/ -C 9999 AT     exit 0 only if the reply says OK (the server's rule syntax)
+  udp-client --script scripts/at-session.script -C 9999
+                                          a test: send, expect, delay, repeat; one line a step
+  udp-client --any-source 9999 hi         hear a reply from any address or port, with its sender"
 )]
 struct Cli {
     /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
@@ -162,6 +166,14 @@ struct Cli {
     #[arg(long, value_name = "PACE", conflicts_with = "interval", value_parser = ["recorded"])]
     pace: Option<String>,
 
+    /// Every reply must match PATTERN (exact, PREFIX* or /REGEX/, as udp-server's rules; with -e hex a regex reads the hex text): each is marked [expect ok] or [expect FAILED: …], and the exit code is 0 only if all matched.
+    #[arg(long, value_name = "PATTERN")]
+    expect: Option<String>,
+
+    /// Run the test in FILE (- for stdin): send TEXT, expect PATTERN [within DUR], delay DUR, repeat N { … }, # comments; {seq} and {time} in a send; one result line a step, exit 0 only if all passed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["count", "repeat", "file", "broadcast", "replay", "no_reply"])]
+    script: Option<std::path::PathBuf>,
+
     /// Leave the socket unconnected and hear replies from any address and port, each shown with its sender (a device that answers from another port, unsolicited pushes).
     #[arg(long, conflicts_with = "broadcast")]
     any_source: bool,
@@ -209,8 +221,15 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
     };
     let (target, message) = target_and_message(&cli, message_only, typing)?;
     let given = given_flags(&cli);
+    let expect = cli
+        .expect
+        .as_deref()
+        .map(|text| udp_client::expect::Expect::parse(text, cli.output.encoding, cli.escapes))
+        .transpose()
+        .map_err(|why| common::Error::Usage(format!("--expect: {why}")))?;
     let config = Config {
         target,
+        expect,
         bind: cli.bind,
         timeout: cli.timeout,
         no_reply: cli.no_reply,
@@ -243,6 +262,7 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
         ("--filter-src", cli.filter_src.is_some()),
         ("--pace", cli.pace.is_some()),
         ("--any-source", cli.any_source),
+        ("--expect", cli.expect.is_some()),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
@@ -255,7 +275,14 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
     let (what, honoured): (&str, &[&str]) = match mode {
         Mode::OneShot(_) => (
             "a one-shot MESSAGE",
-            &["--retries", "--checksum", "--escapes", "--crlf", "--any-source"],
+            &[
+                "--retries",
+                "--checksum",
+                "--escapes",
+                "--crlf",
+                "--any-source",
+                "--expect",
+            ],
         ),
         Mode::Interactive => (
             "interactive mode",
@@ -272,7 +299,14 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
         ),
         Mode::Repeat(_) => (
             "--repeat",
-            &["--interval", "--checksum", "--escapes", "--crlf", "--any-source"],
+            &[
+                "--interval",
+                "--checksum",
+                "--escapes",
+                "--crlf",
+                "--any-source",
+                "--expect",
+            ],
         ),
         Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
         Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
@@ -282,6 +316,7 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
         ),
         Mode::Discover(_) => ("--broadcast", &TYPED),
         Mode::Replay(_) => ("--replay", &["--interval", "--filter-port", "--filter-src", "--pace"]),
+        Mode::Script(_) => ("--script", &["--checksum", "--escapes", "--crlf", "--any-source"]),
     };
     match given.iter().find(|flag| !honoured.contains(flag)) {
         Some(flag) => Err(common::Error::Usage(format!(
@@ -302,7 +337,8 @@ fn where_it_applies(flag: &str) -> &'static str {
         "--report-every" => "--count",
         "--graph" => "a paced ping (--count with an --interval above 0)",
         "--filter-port" | "--filter-src" | "--pace" => "--replay FILE",
-        "--any-source" => "a one-shot MESSAGE, typed lines and --repeat",
+        "--any-source" => "a one-shot MESSAGE, typed lines, --repeat and --script",
+        "--expect" => "a one-shot MESSAGE and --repeat; a script has expect lines",
         _ => "a MESSAGE or typed lines",
     }
 }
@@ -340,6 +376,9 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
     let report_every = cli.report_every.filter(|d| !d.is_zero());
     if let Some(path) = &cli.replay {
         return replay(path, &cli, message.is_some());
+    }
+    if let Some(path) = &cli.script {
+        return script(path, &cli, message.is_some());
     }
     if cli.broadcast {
         return Ok(Mode::Discover(udp_client::Discover {
@@ -393,6 +432,22 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
         }),
         (None, None, None, None) => Mode::Interactive,
     })
+}
+
+/// `--script FILE`: read and checked whole now, so a bad line is a usage error before any
+/// socket is made.
+fn script(path: &std::path::Path, cli: &Cli, message: bool) -> common::Result<Mode> {
+    if message {
+        return Err(common::Error::Usage(
+            "--script sends what the script says: leave out MESSAGE (or write it as a send line)".into(),
+        ));
+    }
+    let typing = udp_client::Typing {
+        escapes: cli.escapes,
+        crlf: cli.crlf,
+        checksum: cli.checksum,
+    };
+    udp_client::Script::load(path, typing, cli.output.encoding).map(Mode::Script)
 }
 
 /// `--replay FILE`: the capture is read now, so a file that cannot be read or holds nothing

@@ -16,6 +16,7 @@ use common::{Error, Result};
 
 use crate::Config;
 use crate::errors::{nobody_listening, send_error};
+use crate::expect::Verdict;
 
 /// Receive buffer: larger than any UDP payload, so a reply is never cut.
 const RECV_BUFFER: usize = common::DEFAULT_BUFFER_SIZE;
@@ -214,6 +215,25 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A datagram already waiting in the socket's queue, without waiting for one: what
+    /// arrived before now (a script's next send makes such replies stale). `Ok(None)`: the
+    /// queue is empty.
+    pub(crate) fn ready(&mut self) -> Result<Option<Arrival>> {
+        let io = |e: io::Error| Error::io("cannot switch the socket between waiting and not", &e);
+        self.socket.set_nonblocking(true).map_err(io)?;
+        let got = loop {
+            let got = self.socket.recv_from(&mut self.buf);
+            match self.received(got.map(|(len, peer)| Arrival { peer, len })) {
+                Ok(Received::Refused | Received::Ignored) => {}
+                Ok(Received::Datagram(arrival)) => break Ok(Some(arrival)),
+                Ok(Received::WakeUp) => break Ok(None),
+                Err(e) => break Err(e),
+            }
+        };
+        self.socket.set_nonblocking(false).map_err(io)?;
+        got
+    }
+
     /// One short wait for a datagram on the connected socket, for the loops that must wake
     /// often (floods). `recv` is the chapter's `sock.recv(1024)`: on a connected socket the
     /// sender can only be the target, so its address is not asked for.
@@ -326,16 +346,34 @@ impl<'a> Session<'a> {
         rtt: Option<Duration>,
         note: Option<&str>,
     ) -> Result<()> {
+        self.show_judged(arrival, rtt, note, None)
+    }
+
+    /// [`Session::show_reply_noted`] with what `--expect` said of it (`[expect ok]`).
+    pub(crate) fn show_judged(
+        &mut self,
+        arrival: Arrival,
+        rtt: Option<Duration>,
+        note: Option<&str>,
+        verdict: Option<&Verdict>,
+    ) -> Result<()> {
         let data = &self.buf[..arrival.len];
         let check = self.config.typing.checksum.map(|c| c.check(data));
         let reply = Datagram {
             rtt,
             note,
             check: check.as_ref(),
+            expect: verdict.map(Verdict::shown),
             ..Datagram::new(arrival.peer, data)
         };
         self.out.reply(&reply).map_err(Error::stdout)?;
         self.save(arrival)
+    }
+
+    /// What `--expect` says of the datagram that arrived last; `None` without `--expect`.
+    pub(crate) fn judge(&self, arrival: Arrival) -> Option<Verdict> {
+        let expect = self.config.expect.as_ref()?;
+        Some(expect.judge(self.data(arrival), self.config.typing.checksum))
     }
 
     /// Prints a datagram that arrived in the interactive mode (an event `recv`, not `reply`).

@@ -13,6 +13,7 @@ pub use crate::modes::discover::DiscoverySummary;
 pub use crate::modes::file::FileSummary;
 pub use crate::modes::ping::summary::PingSummary;
 pub use crate::modes::repeat::RepeatSummary;
+pub use crate::modes::script::ScriptSummary;
 
 /// What a run did, by mode.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,8 @@ pub enum Summary {
     File(FileSummary),
     /// Probes to many (`--broadcast`), and who answered.
     Discovery(DiscoverySummary),
+    /// A script's steps, passed and failed.
+    Script(ScriptSummary),
 }
 
 impl Summary {
@@ -58,6 +61,7 @@ impl Summary {
             Summary::Repeat(r) => r.report(),
             Summary::File(f) => (f.to_text(), f.to_json()),
             Summary::Discovery(d) => d.report(),
+            Summary::Script(s) => s.report(),
         })
     }
 
@@ -70,6 +74,7 @@ impl Summary {
         match self {
             Summary::Ping(p) => p.check(),
             Summary::Repeat(r) => r.check(target),
+            Summary::Script(s) => s.check(),
             Summary::Discovery(d) if d.replies == 0 && d.expect_replies && !d.stopped => {
                 Err(no_reply(target, ": no responder answered", TRY_LONGER))
             }
@@ -180,6 +185,7 @@ mod tests {
                     expect_replies: true,
                     connected: true,
                     stopped: false,
+                    expect: None,
                 }),
                 r#"{"lost":2,"received":1,"sent":3}"#,
             ),

@@ -10,6 +10,7 @@ pub(crate) mod one_shot;
 pub(crate) mod ping;
 pub(crate) mod repeat;
 pub(crate) mod replay;
+pub(crate) mod script;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub use one_shot::OneShot;
 pub use ping::{Flood, Ping, Requests};
 pub use repeat::Repeat;
 pub use replay::{Filter, Pace, Recorded, Replay, Source};
+pub use script::Script;
 
 /// What the client does once its socket is connected, decided once from the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,8 @@ pub enum Mode {
     Discover(Discover),
     /// The UDP payloads of a capture, sent again (`--replay FILE.pcap`).
     Replay(Replay),
+    /// A test of a device, step by step (`--script FILE`).
+    Script(Script),
 }
 
 impl Mode {
@@ -89,6 +93,7 @@ impl Mode {
             Mode::Flood(m) => m.requests.check(target),
             Mode::File(m) => m.check(target),
             Mode::Replay(m) => m.check(target),
+            Mode::Script(m) => m.check(target),
             Mode::Interactive => Ok(()),
         }
     }
@@ -104,6 +109,7 @@ impl Mode {
             Mode::File(m) => file::run(session, m).map(Summary::File),
             Mode::Discover(m) => discover::run(session, m),
             Mode::Replay(m) => replay::run(session, m),
+            Mode::Script(m) => script::run(session, m),
         }
     }
 }
