@@ -94,7 +94,10 @@ impl Runner<'_, '_> {
                     // Stopped while waiting: the step did not run to its end.
                     None => return Ok(()),
                 },
-                Step::Delay { line, wait } => self.delay(*line, *wait)?,
+                Step::Delay { line, wait } => match self.delay(*line, *wait)? {
+                    Some(outcome) => outcome,
+                    None => return Ok(()),
+                },
             };
             self.report(step_line(step), outcome)?;
         }
@@ -195,7 +198,8 @@ impl Runner<'_, '_> {
     }
 
     /// `delay DUR`: replies that arrive meanwhile are printed and kept for an expect.
-    fn delay(&mut self, line: usize, wait: Duration) -> Result<Outcome> {
+    /// `None` when a stop cut it short.
+    fn delay(&mut self, line: usize, wait: Duration) -> Result<Option<Outcome>> {
         let until = later(Instant::now(), wait);
         while let Some(arrival) = self.session.recv(until)? {
             self.show(arrival, None)?;
@@ -205,13 +209,16 @@ impl Runner<'_, '_> {
             }
             self.kept.push_back(self.session.data(arrival).to_vec());
         }
+        if self.session.stopped() && Instant::now() < until {
+            return Ok(None);
+        }
         let mut json = StepJson::new(line, "delay");
         json.ms = Some(wait.as_secs_f64() * 1e3);
-        Ok(Outcome {
+        Ok(Some(Outcome {
             what: format!("delay {}", display(wait)),
             verdict: Verdict::Ok,
             json,
-        })
+        }))
     }
 
     /// Replies kept, and any waiting in the socket, answered something older than what
