@@ -848,6 +848,43 @@ mod tests {
         assert_eq!(next(), json!({"event": "summary", "received": 1}));
     }
 
+    /// `udp-client --expect`: the verdict after the check bytes, and in JSON `expect_ok`
+    /// with, for a failure, why.
+    #[test]
+    fn an_expect_verdict_is_marked_on_the_line_and_in_json() {
+        let (out, lines) = capture(OutputOptions::default());
+        out.reply(&Datagram {
+            expect: Some(Ok(())),
+            ..Datagram::new(peer(), b"OK")
+        })
+        .unwrap();
+        out.reply(&Datagram {
+            expect: Some(Err("got \"NO\", want OK")),
+            ..Datagram::new(peer(), b"NO")
+        })
+        .unwrap();
+        let within = Duration::from_secs(1);
+        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  2 B  OK  [expect ok]");
+        assert_eq!(
+            lines.next(within).unwrap(),
+            "127.0.0.1:54321  2 B  NO  [expect FAILED: got \"NO\", want OK]"
+        );
+        let (out, lines) = capture(OutputOptions {
+            json: true,
+            ..Default::default()
+        });
+        out.reply(&Datagram {
+            expect: Some(Err("why")),
+            ..Datagram::new(peer(), b"NO")
+        })
+        .unwrap();
+        let line: Value = serde_json::from_str(&lines.next(within).unwrap()).unwrap();
+        assert_eq!(
+            (line["expect_ok"].as_bool(), line["expect_failed"].as_str()),
+            (Some(false), Some("why"))
+        );
+    }
+
     /// An IPv4 peer of a server on `[::]` was shown as `[::ffff:127.0.0.1]:…`.
     #[test]
     fn ipv4_peers_of_a_dual_stack_socket_are_shown_as_ipv4() {
