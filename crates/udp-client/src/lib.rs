@@ -13,7 +13,8 @@
 //!   `connect()` (which sends nothing for UDP) so that the kernel reports an ICMP "port
 //!   unreachable" as an error, and says "no one is listening" at once instead of waiting.
 //! - A connected socket also drops datagrams from any other address, so a reply from a
-//!   multi-homed server that answers from another of its addresses is never seen.
+//!   multi-homed server that answers from another of its addresses, or a device that
+//!   answers from another port, is never seen: `--any-source` leaves the socket unconnected.
 //! - The mode is decided once, in `main`, as a [`Mode`]; each lives in `src/modes/`.
 
 // No unsafe code: nix and jiff make the system calls std lacks.

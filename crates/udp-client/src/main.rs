@@ -114,7 +114,7 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     checksum: Option<common::checksum::Checksum>,
 
-    /// Send the exact MESSAGE N times, every --interval, with no sequence number (NetAssist's loop send).
+    /// Send the exact MESSAGE N times, every --interval, with no sequence number (NetAssist's loop send); with --broadcast, N probes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "count")]
     repeat: Option<u64>,
 
