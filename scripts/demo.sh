@@ -95,6 +95,16 @@ start slave timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 -e hex --checksum cr
 addr=$(listening slave)
 timeout 10 "$bin/udp-client" "$addr" -e hex --checksum crc16-modbus "01 03 00 00 00 01" 2>/dev/null
 
+step "Test a device: a script of sends and expectations, every reply checked" \
+    "udp-server --rules scripts/rules/at.rules & udp-client --script scripts/at-session.script"
+start atdev timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 --escapes --max-reply-ratio 8 --rules "$root/scripts/rules/at.rules" -q
+addr=$(listening atdev)
+timeout 20 "$bin/udp-client" --script "$root/scripts/at-session.script" --escapes "$addr" 2>&1 | grep -v "sending to" | tail -6 || true
+echo "-- and a Modbus poll (each request with its CRC; the patterns are written without one):"
+start mbdev timeout 20 "$bin/udp-server" --bind 127.0.0.1:0 -e hex --checksum crc16-modbus --rules "$root/scripts/rules/modbus.rules" -q
+addr=$(listening mbdev)
+timeout 20 "$bin/udp-client" --script "$root/scripts/modbus-poll.script" -e hex --checksum crc16-modbus "$addr" 2>&1 | grep -v "sending to" | tail -4 || true
+
 step "Find devices: one probe, every responder" \
     "udp-server --reuse --answer-broadcasts --rule 'who=>…' (twice) & udp-client --broadcast 127.255.255.255:PORT who"
 start dev1 timeout 20 "$bin/udp-server" --bind 0.0.0.0:0 --reuse --answer-broadcasts --max-reply-ratio 4 --rule "who=>sensor 1" -q

@@ -116,6 +116,9 @@ pub struct Datagram<'a> {
     pub check: Option<&'a crate::checksum::Check>,
     /// The rule that answered it (`udp-server --rule`): `[rule …]` in text, `"rule"` in JSON.
     pub rule: Option<&'a str>,
+    /// What `udp-client --expect` said of it: `Ok(())` is `[expect ok]`, `Err(why)`
+    /// `[expect FAILED: why]`; `"expect_ok"` (and `"expect_failed"`, the why) in JSON.
+    pub expect: Option<Result<(), &'a str>>,
     /// The UDP header it crossed the wire with (`--show-header`): `"udp_header"` in JSON.
     /// The same field with or without the `receive` feature, so code that builds a
     /// `Datagram` compiles either way.
@@ -135,6 +138,7 @@ impl<'a> Datagram<'a> {
             reply_cut: None,
             check: None,
             rule: None,
+            expect: None,
             header: None,
         }
     }
@@ -536,9 +540,14 @@ impl Output {
         let rule = d
             .rule
             .map_or(String::new(), |r| format!("  [rule {}]", crate::error::echo(r)));
+        let expect = match d.expect {
+            None => String::new(),
+            Some(Ok(())) => "  [expect ok]".to_string(),
+            Some(Err(why)) => format!("  [expect FAILED: {why}]"),
+        };
         let header = d.header.map_or(String::new(), |h| format!("  | {}", h.to_text()));
         self.line(&format!(
-            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{rule}{cut}{header}",
+            "{time}{}  {} B{truncated}  {payload}{rtt}{note}{check}{expect}{rule}{cut}{header}",
             crate::addr::unmapped(d.peer),
             d.bytes.len()
         ))
@@ -578,6 +587,12 @@ impl Output {
         }
         if let Some(rule) = d.rule {
             obj["rule"] = rule.into();
+        }
+        if let Some(expect) = d.expect {
+            obj["expect_ok"] = expect.is_ok().into();
+            if let Err(why) = expect {
+                obj["expect_failed"] = why.into();
+            }
         }
         if let Some(header) = d.header {
             obj["udp_header"] = header.to_json();
@@ -896,6 +911,43 @@ mod tests {
             (Some("reply"), Some(1), Some(0.25))
         );
         assert_eq!(next(), json!({"event": "summary", "received": 1}));
+    }
+
+    /// `udp-client --expect`: the verdict after the check bytes, and in JSON `expect_ok`
+    /// with, for a failure, why.
+    #[test]
+    fn an_expect_verdict_is_marked_on_the_line_and_in_json() {
+        let (out, lines) = capture(OutputOptions::default());
+        out.reply(&Datagram {
+            expect: Some(Ok(())),
+            ..Datagram::new(peer(), b"OK")
+        })
+        .unwrap();
+        out.reply(&Datagram {
+            expect: Some(Err("got \"NO\", want OK")),
+            ..Datagram::new(peer(), b"NO")
+        })
+        .unwrap();
+        let within = Duration::from_secs(1);
+        assert_eq!(lines.next(within).unwrap(), "127.0.0.1:54321  2 B  OK  [expect ok]");
+        assert_eq!(
+            lines.next(within).unwrap(),
+            "127.0.0.1:54321  2 B  NO  [expect FAILED: got \"NO\", want OK]"
+        );
+        let (out, lines) = capture(OutputOptions {
+            json: true,
+            ..Default::default()
+        });
+        out.reply(&Datagram {
+            expect: Some(Err("why")),
+            ..Datagram::new(peer(), b"NO")
+        })
+        .unwrap();
+        let line: Value = serde_json::from_str(&lines.next(within).unwrap()).unwrap();
+        assert_eq!(
+            (line["expect_ok"].as_bool(), line["expect_failed"].as_str()),
+            (Some(false), Some("why"))
+        );
     }
 
     /// An IPv4 peer of a server on `[::]` was shown as `[::ffff:127.0.0.1]:…`.

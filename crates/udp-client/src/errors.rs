@@ -20,6 +20,19 @@ pub(crate) const TRY_ONE_SHOT: &str = "--timeout 5s, --retries 3, or --no-reply"
 /// What may help any other mode (`--retries` resends a one-shot only).
 pub(crate) const TRY_LONGER: &str = "--timeout 5s or --no-reply";
 
+/// `try_flags`, and for a connected socket what it cannot hear: connect() makes the OS drop
+/// every datagram not from the target's address and port, so a device that answers from
+/// another port (many do: a reply socket of their own) looks exactly like silence.
+pub(crate) fn what_to_try(try_flags: &str, connected: bool) -> String {
+    if connected {
+        format!(
+            "{try_flags}; a device that answers from another port is not heard by a connected client: try --any-source"
+        )
+    } else {
+        try_flags.to_string()
+    }
+}
+
 /// ` to its 1 request` / ` to any of 3 requests`.
 pub(crate) fn to_any_of(n: u64, noun: &str) -> String {
     if n == 1 {

@@ -13,7 +13,8 @@
 //!   `connect()` (which sends nothing for UDP) so that the kernel reports an ICMP "port
 //!   unreachable" as an error, and says "no one is listening" at once instead of waiting.
 //! - A connected socket also drops datagrams from any other address, so a reply from a
-//!   multi-homed server that answers from another of its addresses is never seen.
+//!   multi-homed server that answers from another of its addresses, or a device that
+//!   answers from another port, is never seen: `--any-source` leaves the socket unconnected.
 //! - The mode is decided once, in `main`, as a [`Mode`]; each lives in `src/modes/`.
 
 // No unsafe code: nix and jiff make the system calls std lacks.
@@ -22,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod errors;
+pub mod expect;
 mod modes;
 mod progress;
 mod session;
@@ -40,10 +42,11 @@ use common::shutdown::Shutdown;
 use common::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub use modes::script::MAX_STEPS;
 pub use modes::{
-    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Source,
+    Discover, FileSend, Filter, Flood, Mode, OneShot, Pace, Ping, Recorded, Repeat, Replay, Requests, Script, Source,
 };
-pub use summary::{DiscoverySummary, FileSummary, PingSummary, Summary};
+pub use summary::{DiscoverySummary, FileSummary, PingSummary, RepeatSummary, ScriptSummary, Summary};
 pub use typing::Typing;
 
 /// Where the client sends when no TARGET is given: the default `udp-server`.
@@ -78,6 +81,20 @@ pub struct Config {
     pub save: Option<PathBuf>,
     /// Write every datagram sent and received to this pcap file (`--pcap`).
     pub pcap: Option<PathBuf>,
+    /// What every reply must look like (`--expect`): one-shot and `--repeat`.
+    pub expect: Option<expect::Expect>,
+    /// Hear replies from any address, not only the target (`--any-source`): the socket is
+    /// not connected. `None`: connected to the target (the default).
+    pub any_source: Option<AnySource>,
+}
+
+/// `--any-source`: the socket is left unconnected, so a reply from any address and port is
+/// heard (a device that answers from another port, an unsolicited push); `--only-from`
+/// narrows that to one sender again, counting the others as ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnySource {
+    /// Only datagrams from this address (any port) or address and port count.
+    pub only_from: Option<Source>,
 }
 
 impl Default for Config {
@@ -91,6 +108,8 @@ impl Default for Config {
             output: OutputOptions::default(),
             save: None,
             pcap: None,
+            expect: None,
+            any_source: None,
         }
     }
 }
@@ -145,9 +164,11 @@ pub fn run(
             .map_err(|e| common::error::bind_error(local, &e))?;
     }
 
-    // Discovery sends to many and hears from many: sendto() and recvfrom() with no connect.
+    // Discovery sends to many and hears from many: sendto() and recvfrom() with no connect;
+    // so does --any-source, to hear a device that answers from another address or port.
     let (socket, local) = match mode {
         Mode::Discover(_) => modes::discover::to_many(socket, target)?,
+        _ if config.any_source.is_some() => unconnected(socket, target, config.bind)?,
         _ => connect(socket, target, config.bind.is_some())?,
     };
     // Step 2, sendto() and recvfrom(): Python's `sock.sendto(data, addr)` and
@@ -172,6 +193,31 @@ fn prepare(config: &Config, mode: &Mode) -> Result<session::Files> {
         save: config.save.as_deref().map(Save::open).transpose()?,
         pcap: config.pcap.as_deref().map(common::pcap::Writer::create).transpose()?,
     })
+}
+
+/// `--any-source`: no connect(), as in the chapter's client. Without `--bind` the socket is
+/// bound to the wildcard address and port 0 here, which is what the first sendto() would do
+/// anyway, so the port the OS chose can be shown now. The price: no ICMP "port unreachable"
+/// reaches an unconnected socket, so "nobody is listening" becomes a silent timeout.
+fn unconnected(socket: Socket, target: SocketAddr, bind: Option<SocketAddr>) -> Result<(UdpSocket, SocketAddr)> {
+    if bind.is_none() {
+        let any = SocketAddr::new(
+            match target {
+                SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            },
+            0,
+        );
+        socket
+            .bind(&any.into())
+            .map_err(|e| common::error::bind_error(any, &e))?;
+    }
+    let socket = UdpSocket::from(socket);
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the local address", &e))?;
+    log::info!("sending to {target} from {local}, not connected: replies from any address are heard (--any-source)");
+    Ok((socket, local))
 }
 
 /// connect() is not in the chapter's client, and for UDP it sends nothing. It fixes the

@@ -53,11 +53,17 @@ Examples:
   udp-client --repeat 5 --interval 1s hi  the same message 5 times, no sequence number
   udp-client --broadcast 127.255.255.255:7799 who
                                           find devices: one probe, every reply with its sender
+  udp-client --broadcast --repeat 5 --interval 2s 127.255.255.255:7799 who
+                                          a probe every 2 s, each round's replies
   udp-client --file fw.bin --no-reply 9000
                                           a file in 1472-byte datagrams (udp-server --save on the other side)
   udp-client --pcap talk.pcap hello       also write what was sent and received for Wireshark
   udp-client --replay device.pcap --filter-port 8888 9000
-                                          what was sent to port 8888 in the capture, again, to 9000"
+                                          what was sent to port 8888 in the capture, again, to 9000
+  udp-client --expect /OK/ -C 9999 AT     exit 0 only if the reply says OK (the server's rule syntax)
+  udp-client --script scripts/at-session.script -C 9999
+                                          a test: send, expect, delay, repeat; one line a step
+  udp-client --any-source 9999 hi         hear a reply from any address or port, with its sender"
 )]
 struct Cli {
     /// Where to send: IP:PORT, [IPv6]:PORT, HOST:PORT or PORT [default: 127.0.0.1:8888].
@@ -108,7 +114,7 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     checksum: Option<common::checksum::Checksum>,
 
-    /// Send the exact MESSAGE N times, every --interval, with no sequence number (NetAssist's loop send).
+    /// Send the exact MESSAGE N times, every --interval, with no sequence number (NetAssist's loop send); with --broadcast, N probes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "count")]
     repeat: Option<u64>,
 
@@ -140,8 +146,8 @@ struct Cli {
     #[arg(long)]
     graph: bool,
 
-    /// Send MESSAGE once to a broadcast address or multicast group and list every reply within --timeout (device discovery).
-    #[arg(long, conflicts_with_all = ["count", "repeat", "file"])]
+    /// Send MESSAGE to a broadcast address or multicast group and list every reply within --timeout (device discovery); with --repeat N, a probe every --interval and each round's replies.
+    #[arg(long, conflicts_with_all = ["count", "file"])]
     broadcast: bool,
 
     /// Send the UDP payloads of a pcap or pcapng capture (tcpdump, Wireshark, --pcap) to TARGET again, at the recorded pace or every --interval; replies are shown.
@@ -159,6 +165,22 @@ struct Cli {
     /// With --replay: "recorded" keeps the gaps the capture recorded between datagrams (the default); --interval DUR sends one every DUR instead.
     #[arg(long, value_name = "PACE", conflicts_with = "interval", value_parser = ["recorded"])]
     pace: Option<String>,
+
+    /// Every reply must match PATTERN (exact, PREFIX* or /REGEX/, as udp-server's rules; with -e hex a regex reads the hex text): each is marked [expect ok] or [expect FAILED: …], and the exit code is 0 only if all matched.
+    #[arg(long, value_name = "PATTERN")]
+    expect: Option<String>,
+
+    /// Run the test in FILE (- for stdin): send TEXT, expect PATTERN [within DUR], delay DUR, repeat N { … }, # comments; {seq} and {time} in a send; one result line a step, exit 0 only if all passed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["count", "repeat", "file", "broadcast", "replay", "no_reply"])]
+    script: Option<std::path::PathBuf>,
+
+    /// Leave the socket unconnected and hear replies from any address and port, each shown with its sender (a device that answers from another port, unsolicited pushes).
+    #[arg(long, conflicts_with = "broadcast")]
+    any_source: bool,
+
+    /// With --any-source: only datagrams from ADDR (IP, or IP:PORT) count; others are ignored (counted, each shown at -v).
+    #[arg(long, value_name = "ADDR", requires = "any_source")]
+    only_from: Option<udp_client::Source>,
 
     #[command(flatten)]
     output: common::cli::OutputArgs,
@@ -199,8 +221,15 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
     };
     let (target, message) = target_and_message(&cli, message_only, typing)?;
     let given = given_flags(&cli);
+    let expect = cli
+        .expect
+        .as_deref()
+        .map(|text| udp_client::expect::Expect::parse(text, cli.output.encoding, cli.escapes))
+        .transpose()
+        .map_err(|why| common::Error::Usage(format!("--expect: {why}")))?;
     let config = Config {
         target,
+        expect,
         bind: cli.bind,
         timeout: cli.timeout,
         no_reply: cli.no_reply,
@@ -208,6 +237,9 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         output: cli.output.options(),
         save: cli.save.clone(),
         pcap: cli.pcap.clone(),
+        any_source: cli.any_source.then_some(udp_client::AnySource {
+            only_from: cli.only_from,
+        }),
     };
     let mode = mode(cli, message)?;
     refuse_unused(&given, &mode, config.no_reply)?;
@@ -229,6 +261,8 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
         ("--filter-port", cli.filter_port.is_some()),
         ("--filter-src", cli.filter_src.is_some()),
         ("--pace", cli.pace.is_some()),
+        ("--any-source", cli.any_source),
+        ("--expect", cli.expect.is_some()),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
@@ -241,9 +275,19 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
     let (what, honoured): (&str, &[&str]) = match mode {
         Mode::OneShot(_) => (
             "a one-shot MESSAGE",
-            &["--retries", "--checksum", "--escapes", "--crlf"],
+            &[
+                "--retries",
+                "--checksum",
+                "--escapes",
+                "--crlf",
+                "--any-source",
+                "--expect",
+            ],
         ),
-        Mode::Interactive => ("interactive mode", &TYPED),
+        Mode::Interactive => (
+            "interactive mode",
+            &["--checksum", "--escapes", "--crlf", "--any-source"],
+        ),
         // The check bytes would sit before the `seq=N ` prefix, and replies are not checked.
         Mode::Ping(_) => (
             "a ping (--count)",
@@ -253,11 +297,26 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
             "a flood (--interval 0)",
             &["--interval", "--report-every", "--window", "--escapes", "--crlf"],
         ),
-        Mode::Repeat(_) => ("--repeat", &["--interval", "--checksum", "--escapes", "--crlf"]),
+        Mode::Repeat(_) => (
+            "--repeat",
+            &[
+                "--interval",
+                "--checksum",
+                "--escapes",
+                "--crlf",
+                "--any-source",
+                "--expect",
+            ],
+        ),
         Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
         Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
+        Mode::Discover(d) if d.probes > 1 => (
+            "--broadcast --repeat",
+            &["--interval", "--checksum", "--escapes", "--crlf"],
+        ),
         Mode::Discover(_) => ("--broadcast", &TYPED),
         Mode::Replay(_) => ("--replay", &["--interval", "--filter-port", "--filter-src", "--pace"]),
+        Mode::Script(_) => ("--script", &["--checksum", "--escapes", "--crlf", "--any-source"]),
     };
     match given.iter().find(|flag| !honoured.contains(flag)) {
         Some(flag) => Err(common::Error::Usage(format!(
@@ -272,12 +331,14 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
 fn where_it_applies(flag: &str) -> &'static str {
     match flag {
         "--retries" => "a one-shot MESSAGE",
-        "--interval" => "--count, --repeat, --file and --replay",
+        "--interval" => "--count, --repeat (also with --broadcast), --file and --replay",
         "--window" => "a flood (--interval 0) and --file with replies",
         "--chunk" => "--file",
         "--report-every" => "--count",
         "--graph" => "a paced ping (--count with an --interval above 0)",
         "--filter-port" | "--filter-src" | "--pace" => "--replay FILE",
+        "--any-source" => "a one-shot MESSAGE, typed lines, --repeat and --script",
+        "--expect" => "a one-shot MESSAGE and --repeat; a script has expect lines",
         _ => "a MESSAGE or typed lines",
     }
 }
@@ -315,6 +376,16 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
     let report_every = cli.report_every.filter(|d| !d.is_zero());
     if let Some(path) = &cli.replay {
         return replay(path, &cli, message.is_some());
+    }
+    if let Some(path) = &cli.script {
+        return script(path, &cli, message.is_some());
+    }
+    if cli.broadcast {
+        return Ok(Mode::Discover(udp_client::Discover {
+            message: message.unwrap_or_default(),
+            probes: cli.repeat.unwrap_or(1),
+            interval,
+        }));
     }
     Ok(match (cli.file, cli.repeat, cli.count, message) {
         (Some(_), _, _, Some(_)) => {
@@ -355,14 +426,28 @@ fn mode(cli: Cli, message: Option<Vec<u8>>) -> common::Result<Mode> {
                 })
             }
         }
-        (None, None, None, Some(message)) if cli.broadcast => Mode::Discover(udp_client::Discover { message }),
         (None, None, None, Some(message)) => Mode::OneShot(udp_client::OneShot {
             message,
             retries: cli.retries.unwrap_or(0),
         }),
-        (None, None, None, None) if cli.broadcast => Mode::Discover(udp_client::Discover { message: Vec::new() }),
         (None, None, None, None) => Mode::Interactive,
     })
+}
+
+/// `--script FILE`: read and checked whole now, so a bad line is a usage error before any
+/// socket is made.
+fn script(path: &std::path::Path, cli: &Cli, message: bool) -> common::Result<Mode> {
+    if message {
+        return Err(common::Error::Usage(
+            "--script sends what the script says: leave out MESSAGE (or write it as a send line)".into(),
+        ));
+    }
+    let typing = udp_client::Typing {
+        escapes: cli.escapes,
+        crlf: cli.crlf,
+        checksum: cli.checksum,
+    };
+    udp_client::Script::load(path, typing, cli.output.encoding).map(Mode::Script)
 }
 
 /// `--replay FILE`: the capture is read now, so a file that cannot be read or holds nothing

@@ -16,6 +16,7 @@ use common::{Error, Result};
 
 use crate::Config;
 use crate::errors::{nobody_listening, send_error};
+use crate::expect::Verdict;
 
 /// Receive buffer: larger than any UDP payload, so a reply is never cut.
 const RECV_BUFFER: usize = common::DEFAULT_BUFFER_SIZE;
@@ -124,8 +125,11 @@ pub(crate) struct Session<'a> {
     warned_refused: bool,
     /// How often the target refused (ICMP "port unreachable").
     refusals: u64,
-    /// Whether the socket is connected to the target (every mode but discovery).
+    /// Whether the socket is connected to the target (every mode but discovery and
+    /// `--any-source`).
     connected: bool,
+    /// Datagrams from senders other than `--only-from`: not shown, counted.
+    ignored: u64,
 }
 
 impl<'a> Session<'a> {
@@ -155,6 +159,7 @@ impl<'a> Session<'a> {
             warned_refused: false,
             refusals: 0,
             connected,
+            ignored: 0,
         }
     }
 
@@ -205,9 +210,28 @@ impl<'a> Session<'a> {
                 .and_then(|()| self.socket.recv_from(&mut self.buf));
             match self.received(got.map(|(len, peer)| Arrival { peer, len }))? {
                 Received::Datagram(arrival) => return Ok(Some(arrival)),
-                Received::Refused | Received::WakeUp => {}
+                Received::Refused | Received::WakeUp | Received::Ignored => {}
             }
         }
+    }
+
+    /// A datagram already waiting in the socket's queue, without waiting for one: what
+    /// arrived before now (a script's next send makes such replies stale). `Ok(None)`: the
+    /// queue is empty.
+    pub(crate) fn ready(&mut self) -> Result<Option<Arrival>> {
+        let io = |e: io::Error| Error::io("cannot switch the socket between waiting and not", &e);
+        self.socket.set_nonblocking(true).map_err(io)?;
+        let got = loop {
+            let got = self.socket.recv_from(&mut self.buf);
+            match self.received(got.map(|(len, peer)| Arrival { peer, len })) {
+                Ok(Received::Refused | Received::Ignored) => {}
+                Ok(Received::Datagram(arrival)) => break Ok(Some(arrival)),
+                Ok(Received::WakeUp) => break Ok(None),
+                Err(e) => break Err(e),
+            }
+        };
+        self.socket.set_nonblocking(false).map_err(io)?;
+        got
     }
 
     /// One short wait for a datagram on the connected socket, for the loops that must wake
@@ -220,7 +244,7 @@ impl<'a> Session<'a> {
             .and_then(|()| self.socket.recv(&mut self.buf));
         match self.received(got.map(|len| Arrival { peer: target, len }))? {
             Received::Datagram(arrival) => Ok(Some(arrival)),
-            Received::Refused | Received::WakeUp => Ok(None),
+            Received::Refused | Received::WakeUp | Received::Ignored => Ok(None),
         }
     }
 
@@ -229,7 +253,18 @@ impl<'a> Session<'a> {
         match got {
             Ok(arrival) => {
                 self.warned_refused = false;
+                // Recorded whoever sent it: the capture shows what crossed the wire.
                 self.pcap.received(arrival.peer, &self.buf[..arrival.len]);
+                let only = self.config.any_source.and_then(|a| a.only_from);
+                if let Some(only) = only.filter(|only| !only.matches(arrival.peer)) {
+                    self.ignored += 1;
+                    log::debug!(
+                        "ignored {} B from {} (not --only-from {only})",
+                        arrival.len,
+                        arrival.peer
+                    );
+                    return Ok(Received::Ignored);
+                }
                 Ok(Received::Datagram(arrival))
             }
             Err(e) if is_wake_up(&e) => Ok(Received::WakeUp),
@@ -244,7 +279,7 @@ impl<'a> Session<'a> {
     /// has not sent this one, so it is handled as [`OnRefused`] says and tried once more.
     /// `Ok(false)`: not sent, the target refused again.
     pub(crate) fn send(&mut self, payload: &[u8]) -> Result<bool> {
-        let to = if self.connected { None } else { Some(self.config.target) };
+        let to = self.destination();
         for _ in 0..2 {
             match send_once(&self.socket, to, payload) {
                 Ok(_) => {
@@ -257,6 +292,17 @@ impl<'a> Session<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Where `send_once` sends: `None` on a connected socket (the peer is fixed), the target
+    /// on an unconnected one (discovery, `--any-source`).
+    pub(crate) fn destination(&self) -> Option<SocketAddr> {
+        if self.connected { None } else { Some(self.config.target) }
+    }
+
+    /// Datagrams `--only-from` left out so far.
+    pub(crate) fn ignored(&self) -> u64 {
+        self.ignored
     }
 
     /// How often the target refused so far.
@@ -300,16 +346,34 @@ impl<'a> Session<'a> {
         rtt: Option<Duration>,
         note: Option<&str>,
     ) -> Result<()> {
+        self.show_judged(arrival, rtt, note, None)
+    }
+
+    /// [`Session::show_reply_noted`] with what `--expect` said of it (`[expect ok]`).
+    pub(crate) fn show_judged(
+        &mut self,
+        arrival: Arrival,
+        rtt: Option<Duration>,
+        note: Option<&str>,
+        verdict: Option<&Verdict>,
+    ) -> Result<()> {
         let data = &self.buf[..arrival.len];
         let check = self.config.typing.checksum.map(|c| c.check(data));
         let reply = Datagram {
             rtt,
             note,
             check: check.as_ref(),
+            expect: verdict.map(Verdict::shown),
             ..Datagram::new(arrival.peer, data)
         };
         self.out.reply(&reply).map_err(Error::stdout)?;
         self.save(arrival)
+    }
+
+    /// What `--expect` says of the datagram that arrived last; `None` without `--expect`.
+    pub(crate) fn judge(&self, arrival: Arrival) -> Option<Verdict> {
+        let expect = self.config.expect.as_ref()?;
+        Some(expect.judge(self.data(arrival), self.config.typing.checksum))
     }
 
     /// Prints a datagram that arrived in the interactive mode (an event `recv`, not `reply`).
@@ -335,6 +399,11 @@ impl<'a> Session<'a> {
     /// The end of the run: the `--save` file's total is logged; the socket closes when
     /// the session is dropped.
     pub(crate) fn close(self) -> Result<()> {
+        if self.ignored > 0 {
+            let only = self.config.any_source.and_then(|a| a.only_from);
+            let only = only.map_or(String::new(), |o| format!(" (not --only-from {o}; -v shows each)"));
+            log::info!("ignored {}{only}", common::output::plural(self.ignored, "datagram"));
+        }
         if let Some(wrote) = self.pcap.finish() {
             log::info!("{wrote}");
         }
@@ -367,4 +436,6 @@ enum Received {
     Refused,
     /// A timeout or a signal: time to check the clock and the stop flag.
     WakeUp,
+    /// From a sender `--only-from` leaves out: counted, not shown.
+    Ignored,
 }

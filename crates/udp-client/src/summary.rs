@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use common::Result;
 use serde::Serialize;
 
-use crate::errors::{TRY_LONGER, no_reply, to_any_of};
-use crate::modes::{interactive, one_shot, repeat};
+use crate::errors::{TRY_LONGER, no_reply};
+use crate::modes::{interactive, one_shot};
 
 pub use crate::modes::discover::DiscoverySummary;
 pub use crate::modes::file::FileSummary;
 pub use crate::modes::ping::summary::PingSummary;
+pub use crate::modes::repeat::RepeatSummary;
+pub use crate::modes::script::ScriptSummary;
 
 /// What a run did, by mode.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,19 +36,14 @@ pub enum Summary {
     },
     /// The ping statistics (paced or flood).
     Ping(PingSummary),
-    /// The same message sent again and again.
-    Repeat {
-        /// Datagrams sent.
-        sent: u64,
-        /// Replies received.
-        received: u64,
-        /// Whether replies were awaited (not with `--no-reply`).
-        expect_replies: bool,
-    },
+    /// The same message sent again and again (or a capture's payloads).
+    Repeat(RepeatSummary),
     /// A file sent in chunks.
     File(FileSummary),
-    /// One datagram to many (`--broadcast`), and who answered.
+    /// Probes to many (`--broadcast`), and who answered.
     Discovery(DiscoverySummary),
+    /// A script's steps, passed and failed.
+    Script(ScriptSummary),
 }
 
 impl Summary {
@@ -61,13 +58,10 @@ impl Summary {
             } => one_shot::report(*reply, *retries, *short_by),
             Summary::Interactive { sent, received } => interactive::report(*sent, *received),
             Summary::Ping(p) => (p.to_text(), p.to_json()),
-            Summary::Repeat {
-                sent,
-                received,
-                expect_replies,
-            } => repeat::report(*sent, *received, *expect_replies),
+            Summary::Repeat(r) => r.report(),
             Summary::File(f) => (f.to_text(), f.to_json()),
             Summary::Discovery(d) => d.report(),
+            Summary::Script(s) => s.report(),
         })
     }
 
@@ -79,11 +73,8 @@ impl Summary {
     pub fn check(&self, target: SocketAddr) -> Result<()> {
         match self {
             Summary::Ping(p) => p.check(),
-            Summary::Repeat {
-                sent,
-                received: 0,
-                expect_replies: true,
-            } if *sent > 0 => Err(no_reply(target, &to_any_of(*sent, "datagram"), TRY_LONGER)),
+            Summary::Repeat(r) => r.check(target),
+            Summary::Script(s) => s.check(),
             Summary::Discovery(d) if d.replies == 0 && d.expect_replies && !d.stopped => {
                 Err(no_reply(target, ": no responder answered", TRY_LONGER))
             }
@@ -188,11 +179,14 @@ mod tests {
                 r#"{"duplicates":2,"loss_percent":10.0,"lost":1,"received":9,"reordered":3,"rtt_ms":null,"sent":10,"unmatched":4}"#,
             ),
             (
-                Summary::Repeat {
+                Summary::Repeat(RepeatSummary {
                     sent: 3,
                     received: 1,
                     expect_replies: true,
-                },
+                    connected: true,
+                    stopped: false,
+                    expect: None,
+                }),
                 r#"{"lost":2,"received":1,"sent":3}"#,
             ),
             (
@@ -205,6 +199,7 @@ mod tests {
             ),
             (
                 Summary::Discovery(DiscoverySummary {
+                    probes: 1,
                     replies: 3,
                     responders: 2,
                     stopped: false,

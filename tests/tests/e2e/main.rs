@@ -2,6 +2,7 @@
 //! libraries and as real processes, asserting on what crossed the wire.
 
 mod chapter;
+mod device_scripts;
 mod discovery;
 mod examples;
 mod faults;

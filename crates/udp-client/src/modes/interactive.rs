@@ -100,6 +100,8 @@ struct Lines {
 struct Sender {
     socket: UdpSocket,
     target: SocketAddr,
+    /// `None` on a connected socket; the target with `--any-source` (`send_to`).
+    to: Option<SocketAddr>,
     encoding: Encoding,
     typing: Typing,
     out: Output,
@@ -116,6 +118,7 @@ impl Lines {
                 .try_clone()
                 .map_err(|e| Error::io("cannot share the socket", &e))?,
             target: session.target(),
+            to: session.destination(),
             encoding: session.config.output.encoding,
             typing: session.config.typing,
             out: session.out.clone(),
@@ -209,10 +212,10 @@ impl Sender {
             refused.fetch_add(u64::from(is), Ordering::SeqCst);
             is
         };
-        send_once(&self.socket, None, &bytes)
+        send_once(&self.socket, self.to, &bytes)
             .or_else(|e| {
                 if unreachable(&e) {
-                    send_once(&self.socket, None, &bytes)
+                    send_once(&self.socket, self.to, &bytes)
                 } else {
                     Err(e)
                 }

@@ -10,6 +10,7 @@ pub(crate) mod one_shot;
 pub(crate) mod ping;
 pub(crate) mod repeat;
 pub(crate) mod replay;
+pub(crate) mod script;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub use one_shot::OneShot;
 pub use ping::{Flood, Ping, Requests};
 pub use repeat::Repeat;
 pub use replay::{Filter, Pace, Recorded, Replay, Source};
+pub use script::Script;
 
 /// What the client does once its socket is connected, decided once from the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,10 +43,13 @@ pub enum Mode {
     Repeat(Repeat),
     /// A file in consecutive datagrams (`--file PATH`).
     File(FileSend),
-    /// One datagram to many, every reply listed (`--broadcast`).
+    /// One datagram to many, every reply listed (`--broadcast`); again every `--interval`
+    /// with `--repeat N`.
     Discover(Discover),
     /// The UDP payloads of a capture, sent again (`--replay FILE.pcap`).
     Replay(Replay),
+    /// A test of a device, step by step (`--script FILE`).
+    Script(Script),
 }
 
 impl Mode {
@@ -83,11 +88,12 @@ impl Mode {
         match self {
             Mode::OneShot(m) => crate::errors::check_size(m.message.len(), target),
             Mode::Repeat(m) => crate::errors::check_size(m.message.len(), target),
-            Mode::Discover(m) => crate::errors::check_size(m.message.len(), target),
+            Mode::Discover(m) => m.check(target),
             Mode::Ping(m) => m.requests.check(target),
             Mode::Flood(m) => m.requests.check(target),
             Mode::File(m) => m.check(target),
             Mode::Replay(m) => m.check(target),
+            Mode::Script(m) => m.check(target),
             Mode::Interactive => Ok(()),
         }
     }
@@ -103,6 +109,7 @@ impl Mode {
             Mode::File(m) => file::run(session, m).map(Summary::File),
             Mode::Discover(m) => discover::run(session, m),
             Mode::Replay(m) => replay::run(session, m),
+            Mode::Script(m) => script::run(session, m),
         }
     }
 }

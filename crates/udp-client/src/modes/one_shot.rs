@@ -10,7 +10,8 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
-use crate::errors::{TRY_ONE_SHOT, no_reply};
+use crate::errors::{TRY_ONE_SHOT, no_reply, what_to_try};
+use crate::expect::Verdict;
 use crate::session::{OnRefused, Session, later};
 use crate::summary::{Summary, fields};
 
@@ -51,8 +52,12 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
         if let Some(arrival) = session.recv(later(sent_at, timeout))? {
             let short_by = cut_echo(&mode.message, session.data(arrival));
             let note = short_by.map(|n| format!("echo {n} B shorter than the request: the peer's buffer cut it"));
-            session.show_reply_noted(arrival, Some(sent_at.elapsed()), note.as_deref())?;
-            return Ok(summary(true, short_by));
+            let verdict = session.judge(arrival);
+            session.show_judged(arrival, Some(sent_at.elapsed()), note.as_deref(), verdict.as_ref())?;
+            return match verdict {
+                Some(Verdict::Failed(why)) => Err(not_as_expected(arrival.peer, &why)),
+                _ => Ok(summary(true, short_by)),
+            };
         }
         if session.shutdown.is_triggered() {
             return Ok(summary(false, None));
@@ -63,7 +68,20 @@ pub(crate) fn run(session: &mut Session<'_>, mode: &OneShot) -> Result<Summary> 
     } else {
         format!(" within {}", display(timeout))
     };
-    Err(no_reply(target, &tries, TRY_ONE_SHOT))
+    if session.ignored() > 0 {
+        // What did arrive is worth knowing before the "no reply" line: the filter may be wrong.
+        log::warn!(
+            "{} from other senders ignored (--only-from; -v shows each)",
+            plural(session.ignored(), "datagram")
+        );
+    }
+    let connected = session.config.any_source.is_none();
+    Err(no_reply(target, &tries, &what_to_try(TRY_ONE_SHOT, connected)))
+}
+
+/// The reply was not what `--expect` asked for: exit 1, saying what arrived.
+fn not_as_expected(from: std::net::SocketAddr, why: &str) -> Error {
+    Error::Runtime(format!("the reply from {from} does not match --expect: {why}"))
 }
 
 /// How many bytes an echo lacks, when it is the start of the request and shorter: what a

@@ -9,6 +9,7 @@ use common::{Error, Result};
 use serde::Serialize;
 
 use crate::DEFAULT_TIMEOUT;
+use crate::expect::Tally;
 use crate::session::{Session, later};
 use crate::summary::{Summary, fields};
 
@@ -43,9 +44,10 @@ pub(crate) fn paced<'p>(
     sends: impl Iterator<Item = (Instant, &'p [u8])>,
 ) -> Result<Summary> {
     let target = session.target();
-    let (mut sent, mut received) = (0u64, 0u64);
+    let mut sent = 0u64;
+    let mut got = Got::default();
     for (due, payload) in sends {
-        received += replies_until(session, due)?;
+        replies_until(session, due, &mut got)?;
         if session.stopped() {
             break;
         }
@@ -56,25 +58,94 @@ pub(crate) fn paced<'p>(
     }
     if !session.config.no_reply {
         let deadline = later(Instant::now(), session.config.timeout.unwrap_or(DEFAULT_TIMEOUT));
-        while received < sent && !session.shutdown.is_triggered() && Instant::now() < deadline {
-            received += replies_until(session, deadline.min(later(Instant::now(), Duration::from_millis(100))))?;
+        while got.received < sent && !session.shutdown.is_triggered() && Instant::now() < deadline {
+            let until = deadline.min(later(Instant::now(), Duration::from_millis(100)));
+            replies_until(session, until, &mut got)?;
         }
     }
-    Ok(Summary::Repeat {
+    Ok(Summary::Repeat(RepeatSummary {
         sent,
-        received,
+        received: got.received,
+        expect: session.config.expect.is_some().then_some(got.tally),
         expect_replies: !session.config.no_reply,
-    })
+        connected: session.destination().is_none(),
+        stopped: session.shutdown.is_triggered(),
+    }))
 }
 
-/// Prints every reply that arrives until `until`; how many.
-pub(crate) fn replies_until(session: &mut Session<'_>, until: Instant) -> Result<u64> {
-    let mut received = 0;
+/// Replies received so far, and what `--expect` said of them.
+#[derive(Default)]
+struct Got {
+    received: u64,
+    tally: Tally,
+}
+
+/// Prints every reply that arrives until `until` (judged, with `--expect`), counting them.
+fn replies_until(session: &mut Session<'_>, until: Instant, got: &mut Got) -> Result<()> {
     while let Some(arrival) = session.recv(until)? {
-        received += 1;
-        session.show_reply(arrival, None)?;
+        got.received += 1;
+        let verdict = session.judge(arrival);
+        if let Some(verdict) = &verdict {
+            got.tally.add(verdict);
+        }
+        session.show_judged(arrival, None, None, verdict.as_ref())?;
     }
-    Ok(received)
+    Ok(())
+}
+
+/// What a repeat (or a replay) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatSummary {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Whether replies were awaited (not with `--no-reply`).
+    pub expect_replies: bool,
+    /// Whether the socket was connected (not `--any-source`): the no-reply hint says what
+    /// a connected client cannot hear.
+    pub connected: bool,
+    /// Whether Ctrl-C or SIGTERM stopped it.
+    pub stopped: bool,
+    /// With `--expect`: how many replies matched and failed.
+    pub expect: Option<Tally>,
+}
+
+impl RepeatSummary {
+    /// Waited for replies and got none (not stopped): exit 1, saying what may help. With
+    /// `--expect`, every reply must have matched and every request had its reply.
+    pub(crate) fn check(&self, target: std::net::SocketAddr) -> Result<()> {
+        if let Some(tally) = self.expect {
+            let lost = self.sent.saturating_sub(self.received);
+            let lost = if self.stopped { 0 } else { lost };
+            if tally.failed > 0 || (lost > 0 && self.received > 0) {
+                return Err(Error::Runtime(format!(
+                    "not every reply was what --expect asks for: {} matched, {} failed, {lost} lost (each reply's line says why)",
+                    tally.matched, tally.failed
+                )));
+            }
+        }
+        if self.sent > 0 && self.received == 0 && self.expect_replies && !self.stopped {
+            return Err(crate::errors::no_reply(
+                target,
+                &crate::errors::to_any_of(self.sent, "datagram"),
+                &crate::errors::what_to_try(crate::errors::TRY_LONGER, self.connected),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `udp-client: sent 3 datagrams, received 3, lost 0` (with `--expect`, `; expect:
+    /// 2 matched, 1 failed`), and the JSON fields (`matched`, `failed`).
+    pub(crate) fn report(&self) -> (String, serde_json::Value) {
+        let (mut text, mut json) = report(self.sent, self.received, self.expect_replies);
+        if let Some(tally) = self.expect {
+            text += &format!("; expect: {} matched, {} failed", tally.matched, tally.failed);
+            json["matched"] = tally.matched.into();
+            json["failed"] = tally.failed.into();
+        }
+        (text, json)
+    }
 }
 
 /// The summary's JSON fields; no `lost` when replies were not awaited.
@@ -88,7 +159,7 @@ struct Json {
 
 /// `udp-client: sent 3 datagrams, received 3, lost 0`; with `--no-reply` nothing was
 /// awaited, so nothing can be called lost.
-pub(crate) fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
+fn report(sent: u64, received: u64, expect_replies: bool) -> (String, serde_json::Value) {
     let sent_text = plural(sent, "datagram");
     if !expect_replies {
         let got = if received > 0 {

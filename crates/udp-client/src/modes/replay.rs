@@ -44,16 +44,31 @@ impl std::str::FromStr for Source {
     }
 }
 
+impl Source {
+    /// Whether a datagram from `src` is from this sender. An IPv6 socket (and a capture of
+    /// one) shows IPv4 senders as ::ffff:a.b.c.d: both sides are compared unmapped.
+    pub fn matches(&self, src: SocketAddr) -> bool {
+        let src = SocketAddr::new(src.ip().to_canonical(), src.port());
+        match *self {
+            Source::Host(ip) => src.ip() == ip.to_canonical(),
+            Source::Socket(addr) => src == SocketAddr::new(addr.ip().to_canonical(), addr.port()),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Host(ip) => ip.fmt(f),
+            Source::Socket(addr) => addr.fmt(f),
+        }
+    }
+}
+
 impl Filter {
     /// Whether `datagram` is one to send.
     pub fn matches(&self, datagram: &Captured) -> bool {
-        // A capture of an IPv6 socket shows IPv4 senders as ::ffff:a.b.c.d.
-        let src = SocketAddr::new(datagram.src.ip().to_canonical(), datagram.src.port());
-        let from = match self.src {
-            None => true,
-            Some(Source::Host(ip)) => src.ip() == ip.to_canonical(),
-            Some(Source::Socket(addr)) => src == SocketAddr::new(addr.ip().to_canonical(), addr.port()),
-        };
+        let from = self.src.is_none_or(|src| src.matches(datagram.src));
         from && self.port.is_none_or(|port| datagram.dst.port() == port)
     }
 }

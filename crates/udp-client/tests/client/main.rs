@@ -2,10 +2,13 @@
 //! what the peer saw and what the client printed.
 
 mod devices;
+mod expect;
 mod hostile;
 mod modes;
 mod pcap;
 mod replay;
+mod script;
+mod sources;
 mod truth;
 mod usage;
 
