@@ -295,12 +295,18 @@ fn no_loop_guard_answers_a_peer_repeating_itself_fast() {
     // Guarded, a refused repeat is simply not answered: a short deadline finds it.
     peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let (answers, s) = ping_pong(on("127.0.0.1:0"));
-    assert!(answers >= LOOP_REPEATS - 1 && answers < 2 * LOOP_REPEATS, "{answers} answers");
+    assert!(
+        answers >= LOOP_REPEATS - 1 && answers < 2 * LOOP_REPEATS,
+        "{answers} answers"
+    );
     assert_eq!((s.received, s.refused, s.loops_broken), (u64::from(answers) + 1, 1, 1));
     peer.set_read_timeout(Some(WAIT)).unwrap();
     let (answers, s) = ping_pong(Config {
         no_loop_guard: true,
         ..on("127.0.0.1:0")
     });
-    assert_eq!((answers, s.received, s.refused), (2 * LOOP_REPEATS, u64::from(2 * LOOP_REPEATS), 0));
+    assert_eq!(
+        (answers, s.received, s.refused),
+        (2 * LOOP_REPEATS, u64::from(2 * LOOP_REPEATS), 0)
+    );
 }
