@@ -159,7 +159,14 @@ pub fn local_socket(within: Duration) -> io::Result<UdpSocket> {
 /// `WouldBlock`/`TimedOut` when nothing arrived in time.
 pub fn recv(socket: &UdpSocket) -> io::Result<(Vec<u8>, SocketAddr)> {
     let mut buf = vec![0u8; 65_536];
-    let (len, peer) = socket.recv_from(&mut buf)?;
+    // A signal meant for a program under test in this process (a stop request to an
+    // in-process server) can land on this thread and cut the wait short: wait again.
+    let (len, peer) = loop {
+        match socket.recv_from(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => break other?,
+        }
+    };
     buf.truncate(len);
     Ok((buf, peer))
 }
