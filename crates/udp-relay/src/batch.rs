@@ -5,7 +5,8 @@
 //!
 //! Why it matters: on loopback a datagram costs little to copy, so most of a relay's time
 //! goes into entering and leaving the kernel; four system calls per echo (recvfrom and
-//! sendto each way) become a few per batch.
+//! sendto each way) become a few per batch. On Linux a run of equal-size datagrams to one
+//! address goes further, in one `sendmsg` with GSO ([`crate::gso`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -65,6 +66,12 @@ impl Batch {
         &mut self.bufs[i * SLOT..i * SLOT + self.lens[i]]
     }
 
+    /// Sends runs of equal-size datagrams with GSO from now on, if the OS has it (see
+    /// [`crate::gso`]; asked once, on `socket`).
+    pub(crate) fn probe_gso(&mut self, socket: &UdpSocket) {
+        self.sys.probe_gso(socket);
+    }
+
     /// recvfrom(), up to `want` times in one call: the number of datagrams received (at least
     /// one), or the error the first receive met (`WouldBlock`: nothing is waiting).
     pub(crate) fn recv(&mut self, socket: &UdpSocket, want: usize) -> io::Result<usize> {
@@ -102,14 +109,17 @@ mod sys {
 
     use super::{Out, SLOT};
 
-    /// No more per call than this: the relay's budget per socket and wait.
+    /// The largest batch made (the relay asks for its budget per socket and wait, 64).
     pub(super) const MOST: usize = 1024;
 
-    /// The message headers the kernel reads and fills, made once, and the send addresses.
+    /// The message headers the kernel reads and fills, made once; the lengths and addresses
+    /// of what is being sent; whether runs go out with GSO.
     pub(super) struct Headers {
         recv: MultiHeaders<SockaddrStorage>,
         send: MultiHeaders<SockaddrStorage>,
         to: Vec<Option<SockaddrStorage>>,
+        lens: Vec<usize>,
+        gso: bool,
     }
 
     impl Headers {
@@ -118,7 +128,29 @@ mod sys {
                 recv: MultiHeaders::preallocate(size, None),
                 send: MultiHeaders::preallocate(size, None),
                 to: Vec::with_capacity(size),
+                lens: Vec::with_capacity(size),
+                gso: false,
             }
+        }
+
+        /// GSO from now on, if the kernel has it (Linux only).
+        pub(super) fn probe_gso(&mut self, socket: &UdpSocket) {
+            #[cfg(target_os = "linux")]
+            {
+                self.gso = crate::gso::supported(socket);
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = socket;
+        }
+
+        /// How many datagrams from `at` go in one GSO send (0 or 1: none, GSO is off).
+        fn gso_run(&self, at: usize) -> usize {
+            #[cfg(target_os = "linux")]
+            if self.gso {
+                return crate::gso::run_len(&self.lens, &self.to, at);
+            }
+            let _ = at;
+            0
         }
     }
 
@@ -158,7 +190,8 @@ mod sys {
         storage.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
     }
 
-    /// sendmmsg until every datagram has had its turn. It returns how many went out; when the
+    /// Sends every datagram of `outs`, each in its turn: runs GSO can carry in one sendmsg
+    /// each (Linux), the rest with sendmmsg. sendmmsg returns how many went out; when the
     /// first of the rest fails, it says why, and that one is lost (as `sendto` would lose
     /// it) while the others still go.
     pub(super) fn send<'a, T: AsRef<Out>>(
@@ -173,10 +206,21 @@ mod sys {
         headers
             .to
             .extend(outs.iter().map(|o| o.as_ref().to.map(SockaddrStorage::from)));
-        let no_control: [ControlMessage; 0] = [];
+        headers.lens.clear();
+        headers.lens.extend(outs.iter().map(|o| o.as_ref().len));
         while results.len() < outs.len() {
             let done = results.len();
-            let rest = (&slices[done..], &headers.to[done..]);
+            let run = headers.gso_run(done);
+            if run >= 2 {
+                gso_send(socket, headers, slices[done..done + run].as_flattened(), results);
+                continue;
+            }
+            // Up to where the next GSO run starts (with GSO off: all the rest).
+            let end = (done + 1..outs.len())
+                .find(|&at| headers.gso_run(at) >= 2)
+                .unwrap_or(outs.len());
+            let rest = (&slices[done..end], &headers.to[done..end]);
+            let no_control: [ControlMessage; 0] = [];
             match sendmmsg(
                 socket.as_raw_fd(),
                 &mut headers.send,
@@ -196,6 +240,27 @@ mod sys {
             }
         }
         results.truncate(outs.len());
+    }
+
+    /// One run in one GSO send. When it fails, the first datagram is the one lost (the OS
+    /// reports an earlier send's ICMP error on the next send, whatever it carries), and the
+    /// rest get their turn again, as with one `sendto` each.
+    #[cfg(target_os = "linux")]
+    fn gso_send(socket: &UdpSocket, headers: &mut Headers, run: &[IoSlice<'_>], results: &mut Vec<io::Result<()>>) {
+        let done = results.len();
+        match crate::gso::send(socket, run, headers.to[done].as_ref()) {
+            crate::gso::Sent::All => results.extend(run.iter().map(|_| Ok(()))),
+            crate::gso::Sent::Failed(e) => results.push(Err(e)),
+            crate::gso::Sent::Refused => {
+                log::debug!("the OS refused a GSO send; sendmmsg only from now on");
+                headers.gso = false;
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn gso_send(_: &UdpSocket, headers: &mut Headers, _: &[IoSlice<'_>], _: &mut Vec<io::Result<()>>) {
+        headers.gso = false;
     }
 }
 
@@ -217,6 +282,9 @@ mod sys {
         pub(super) fn new(_: usize) -> Self {
             Headers
         }
+
+        /// No GSO here.
+        pub(super) fn probe_gso(&mut self, _: &UdpSocket) {}
     }
 
     pub(super) fn recv(
@@ -309,5 +377,95 @@ mod tests {
         for want in ["d0", "d2", "d3", "d4"] {
             assert_eq!(testkit::recv(&peer).unwrap(), (want.as_bytes().to_vec(), to));
         }
+    }
+
+    /// A run of equal-size datagrams to one peer, the last shorter, leaves as those
+    /// datagrams, in order: in one GSO send where the kernel has it, else in one sendmmsg.
+    #[test]
+    fn a_run_of_equal_size_datagrams_arrives_as_those_datagrams() {
+        let mut receiver = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let peer = testkit::local_socket(testkit::WAIT).unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sent: Vec<Vec<u8>> = (0..6)
+            .map(|i| if i < 5 { format!("run {i}") } else { "end".into() }.into_bytes())
+            .collect();
+        for datagram in &sent {
+            peer.send_to(datagram, to).unwrap();
+        }
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut receiver, Token(0), Interest::READABLE)
+            .unwrap();
+        poll.poll(&mut Events::with_capacity(4), Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut batch = Batch::new(64);
+        #[cfg(target_os = "linux")]
+        assert!(crate::gso::supported(&receiver), "Linux has had UDP_SEGMENT since 4.18");
+        batch.probe_gso(&receiver);
+        let mut back = 0;
+        while back < sent.len() {
+            let n = batch.recv(&receiver, 64).unwrap();
+            let outs: Vec<Out> = (0..n)
+                .map(|i| Out {
+                    index: i,
+                    len: batch.get(i).0.len(),
+                    to: Some(batch.get(i).1),
+                })
+                .collect();
+            let mut results = Vec::new();
+            batch.send(&receiver, &outs, &mut results);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            back += n;
+        }
+        for datagram in sent {
+            assert_eq!(testkit::recv(&peer).unwrap(), (datagram, to));
+        }
+    }
+
+    /// When a run's send fails (here on the ICMP "port unreachable" an earlier datagram
+    /// brought back), only its first datagram is lost, as with one `sendto` each.
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_run_loses_only_its_first_datagram() {
+        let mut receiver = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let peer = testkit::local_socket(testkit::WAIT).unwrap();
+        for i in 0..3 {
+            peer.send_to(format!("same {i}").as_bytes(), receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        let connected = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        connected.connect(testkit::closed_port()).unwrap();
+        connected.set_nonblocking(true).unwrap();
+        let mut sender = UdpSocket::from_std(connected);
+        sender.send(b"nobody listens").unwrap();
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut receiver, Token(0), Interest::READABLE)
+            .unwrap();
+        poll.registry()
+            .register(&mut sender, Token(1), Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        let (mut batch, mut errored) = (Batch::new(64), false);
+        batch.probe_gso(&receiver);
+        while !errored || batch.lens.len() < 3 {
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            assert!(!events.is_empty(), "no ICMP error or datagrams within 5 s");
+            errored |= events.iter().any(|e| e.token() == Token(1));
+            if batch.lens.len() < 3 {
+                let _ = batch.recv(&receiver, 64);
+            }
+        }
+        let outs: Vec<Out> = (0..3)
+            .map(|i| Out {
+                index: i,
+                len: 6,
+                to: None,
+            })
+            .collect();
+        let mut results = Vec::new();
+        batch.send(&sender, &outs, &mut results);
+        let kinds: Vec<Option<io::ErrorKind>> = results.iter().map(|r| r.as_ref().err().map(io::Error::kind)).collect();
+        assert_eq!(kinds, [Some(io::ErrorKind::ConnectionRefused), None, None]);
     }
 }

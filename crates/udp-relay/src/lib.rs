@@ -27,6 +27,8 @@ mod batch;
 pub mod cli;
 mod clients;
 pub mod flow;
+#[cfg(target_os = "linux")]
+mod gso;
 mod guard;
 mod record;
 mod relay;

@@ -109,6 +109,8 @@ impl<'c> Relay<'c> {
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", &e))?;
         room_for_sockets(config.max_clients);
+        let mut batch = Batch::new(BUDGET);
+        batch.probe_gso(&listener);
         Ok(Relay {
             config,
             poll,
@@ -119,7 +121,7 @@ impl<'c> Relay<'c> {
             up: Network::new(config.up),
             down: Network::new(config.down),
             loops: LoopGuard::default(),
-            batch: Batch::new(BUDGET),
+            batch,
             now: Instant::now(),
             queued: Vec::with_capacity(BUDGET),
             results: Vec::with_capacity(BUDGET),
