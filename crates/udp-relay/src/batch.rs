@@ -67,9 +67,9 @@ impl Batch {
     }
 
     /// Sends runs of equal-size datagrams with GSO from now on, if the OS has it (see
-    /// [`crate::gso`]; asked once, on `socket`).
-    pub(crate) fn probe_gso(&mut self, socket: &UdpSocket) {
-        self.sys.probe_gso(socket);
+    /// [`crate::gso`]; asked once).
+    pub(crate) fn probe_gso(&mut self) {
+        self.sys.probe_gso();
     }
 
     /// recvfrom(), up to `want` times in one call: the number of datagrams received (at least
@@ -134,13 +134,8 @@ mod sys {
         }
 
         /// GSO from now on, if the kernel has it (Linux only).
-        pub(super) fn probe_gso(&mut self, socket: &UdpSocket) {
-            #[cfg(target_os = "linux")]
-            {
-                self.gso = crate::gso::supported(socket);
-            }
-            #[cfg(not(target_os = "linux"))]
-            let _ = socket;
+        pub(super) fn probe_gso(&mut self) {
+            self.gso = cfg!(target_os = "linux") && gso_supported();
         }
 
         /// How many datagrams from `at` go in one GSO send (0 or 1: none, GSO is off).
@@ -246,6 +241,16 @@ mod sys {
     /// reports an earlier send's ICMP error on the next send, whatever it carries), and the
     /// rest get their turn again, as with one `sendto` each.
     #[cfg(target_os = "linux")]
+    fn gso_supported() -> bool {
+        crate::gso::supported()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn gso_supported() -> bool {
+        false
+    }
+
+    #[cfg(target_os = "linux")]
     fn gso_send(socket: &UdpSocket, headers: &mut Headers, run: &[IoSlice<'_>], results: &mut Vec<io::Result<()>>) {
         let done = results.len();
         match crate::gso::send(socket, run, headers.to[done].as_ref()) {
@@ -284,7 +289,7 @@ mod sys {
         }
 
         /// No GSO here.
-        pub(super) fn probe_gso(&mut self, _: &UdpSocket) {}
+        pub(super) fn probe_gso(&mut self) {}
     }
 
     pub(super) fn recv(
@@ -400,8 +405,8 @@ mod tests {
             .unwrap();
         let mut batch = Batch::new(64);
         #[cfg(target_os = "linux")]
-        assert!(crate::gso::supported(&receiver), "Linux has had UDP_SEGMENT since 4.18");
-        batch.probe_gso(&receiver);
+        assert!(crate::gso::supported(), "Linux has had UDP_SEGMENT since 4.18");
+        batch.probe_gso();
         let mut back = 0;
         while back < sent.len() {
             let n = batch.recv(&receiver, 64).unwrap();
@@ -447,7 +452,7 @@ mod tests {
             .unwrap();
         let mut events = Events::with_capacity(4);
         let (mut batch, mut errored) = (Batch::new(64), false);
-        batch.probe_gso(&receiver);
+        batch.probe_gso();
         while !errored || batch.lens.len() < 3 {
             poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
             assert!(!events.is_empty(), "no ICMP error or datagrams within 5 s");

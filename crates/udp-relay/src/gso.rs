@@ -13,7 +13,9 @@ use std::os::fd::AsRawFd;
 
 use mio::net::UdpSocket;
 use nix::errno::Errno;
-use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg, setsockopt, sockopt};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, SockaddrStorage, sendmsg, setsockopt, socket, sockopt,
+};
 
 /// The most datagrams one send carries: `UDP_MAX_SEGMENTS` (64 on every kernel with GSO).
 const MAX_SEGMENTS: usize = 64;
@@ -22,11 +24,13 @@ const MAX_SEGMENTS: usize = 64;
 const MAX_TOTAL: usize = common::MAX_UDP_PAYLOAD_V4;
 
 /// Whether the kernel takes `UDP_SEGMENT`. An old kernel that does not know the control
-/// message would send the run as one long datagram, so it is asked once, by setting the
-/// option on `socket` and clearing it again (quinn-udp's probe).
-pub(crate) fn supported(socket: &UdpSocket) -> bool {
-    match setsockopt(socket, sockopt::UdpGsoSegment, &1400) {
-        Ok(()) => setsockopt(socket, sockopt::UdpGsoSegment, &0).is_ok(),
+/// message would send a run as one long datagram, so it is asked once, by setting the
+/// option (quinn-udp's probe) on a socket of its own: no socket the relay sends from is
+/// ever left with a segment size set.
+pub(crate) fn supported() -> bool {
+    let probe = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::empty(), None);
+    match probe.and_then(|fd| setsockopt(&fd, sockopt::UdpGsoSegment, &1400)) {
+        Ok(()) => true,
         Err(e) => {
             log::debug!("no GSO (UDP_SEGMENT): {e}; sendmmsg only");
             false
