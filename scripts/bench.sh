@@ -105,7 +105,8 @@ printf '%s\n' "${checks[@]}"
 
 # The relay's cost, as ratios of the rows above: through it against straight to the server,
 # and against socat as the relay.
-row() { local r; for r in "${rows[@]}"; do [ "${r%% *}" = "$1" ] && { echo "$r"; return; }; done; }
+# row NAME: that row of the table, or nothing (and still success, as the script runs under set -e).
+row() { local r; for r in "${rows[@]}"; do [ "${r%% *}" = "$1" ] && { echo "$r"; return; }; done; return 0; }
 direct=$(row udp-server) relayed=$(row udp-relay) socat_relayed=$(row socat-relay) before=$(row udp-relay-before)
 if [ -n "$relayed" ]; then
     read -r _ dp dr _ _ _ <<<"$direct"
