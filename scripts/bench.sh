@@ -8,6 +8,9 @@
 # Every run is bounded by a count and a timeout; servers are stopped by PID.
 #   scripts/bench.sh            (FLOOD_N=200000 PING_N=2000 to change the sizes;
 #                                REL_DIR=target/debug for a quick smoke run without a release build)
+#   ONLY=relay scripts/bench.sh             only the direct row and the relay rows
+#   RELAY_BEFORE=DIR/udp-relay scripts/bench.sh   also an older relay binary, in the same run
+#                                (built from another commit), to quote before/after
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 if [ -z "${REL_DIR:-}" ]; then
@@ -32,6 +35,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measure NAME FLOOD_COUNT CMD… ({port} in CMD): one row of the table.
 measure() {
     local name=$1 n=$2; shift 2
+    # ONLY=relay: the relay rows and the direct row they are compared with.
+    if [ "${ONLY:-}" = relay ] && [ "$name" != udp-server ] && [[ "$name" != *relay* ]]; then
+        return
+    fi
     local port; port=$(free_port)
     local cmd=("${@//\{port\}/$port}")
     # Not wrapped in `timeout`: its PID must be the server's, for CPU and memory. It is
@@ -72,6 +79,9 @@ fi
 # The relay rows: the same echo server behind udp-relay, and behind socat as a relay.
 start upstream "$rel/udp-server" --bind 127.0.0.1:0 -q
 upstream=$(listening upstream)
+if [ -n "${RELAY_BEFORE:-}" ]; then
+    measure udp-relay-before "$flood_n" "$RELAY_BEFORE" --bind "127.0.0.1:{port}" --to "$upstream" -q
+fi
 measure udp-relay "$flood_n" "$rel/udp-relay" --bind "127.0.0.1:{port}" --to "$upstream" -q
 if command -v socat >/dev/null 2>&1; then
     # socat forks a process per datagram (each lives -T 1 s): fewer datagrams, or hundreds
@@ -95,19 +105,27 @@ printf '%s\n' "${checks[@]}"
 
 # The relay's cost, as ratios of the rows above: through it against straight to the server,
 # and against socat as the relay.
-row() { local r; for r in "${rows[@]}"; do [ "${r%% *}" = "$1" ] && { echo "$r"; return; }; done; }
-direct=$(row udp-server) relayed=$(row udp-relay) socat_relayed=$(row socat-relay)
+# row NAME: that row of the table, or nothing (and still success, as the script runs under set -e).
+row() { local r; for r in "${rows[@]}"; do [ "${r%% *}" = "$1" ] && { echo "$r"; return; }; done; return 0; }
+direct=$(row udp-server) relayed=$(row udp-relay) socat_relayed=$(row socat-relay) before=$(row udp-relay-before)
 if [ -n "$relayed" ]; then
     read -r _ dp dr _ _ _ <<<"$direct"
-    read -r _ rp rr _ _ _ <<<"$relayed"
+    read -r _ rp rr ru _ _ <<<"$relayed"
     awk -v dp="$dp" -v dr="$dr" -v rp="$rp" -v rr="$rr" \
         'BEGIN { printf "relay: through udp-relay %d echoes/s = x%.2f of straight to the server (%d/s); ping p50 x%.2f\n", rr, rr / dr, dr, rp / dp }'
+    if [ -n "$before" ]; then
+        read -r _ _ br bu _ _ <<<"$before"
+        awk -v dr="$dr" -v br="$br" -v rr="$rr" -v bu="$bu" -v ru="$ru" -v b="$RELAY_BEFORE" \
+            'BEGIN { printf "relay: before (%s) %d echoes/s = x%.2f of straight; now x%.2f the echoes/s of before, relay cpu us/reply %s before, %s now\n", b, br, br / dr, rr / br, bu, ru }'
+    fi
     if [ -n "$socat_relayed" ]; then
         read -r _ sp sr _ _ _ <<<"$socat_relayed"
         awk -v rr="$rr" -v sr="$sr" -v rp="$rp" -v sp="$sp" \
             'BEGIN { printf "relay: udp-relay x%.1f the echoes/s of socat fork-per-datagram (%d/s); ping p50 x%.2f of socat'"'"'s\n", (sr > 0 ? rr / sr : 0), sr, (sp > 0 ? rp / sp : 0) }'
     fi
 fi
+
+[ "${ONLY:-}" = relay ] && exit 0
 
 # udp-client as a load tool: its flood against the C echo loop, next to the C load client's.
 bench=${BENCH_DIR:-$root/../shared/bench}

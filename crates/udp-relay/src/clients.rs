@@ -20,6 +20,9 @@ pub(crate) const LISTENER: Token = Token(0);
 pub(crate) struct Mapping {
     pub(crate) client: SocketAddr,
     pub(crate) socket: UdpSocket,
+    /// The socket's own address (the port the OS picked), kept so `--pcap` need not ask
+    /// the OS for it per datagram.
+    pub(crate) local: SocketAddr,
     last_seen: Instant,
 }
 
@@ -83,10 +86,9 @@ impl Clients {
             .map_err(|e| Error::io(format!("cannot reach {to}"), &e))?;
         std.set_nonblocking(true)
             .map_err(|e| Error::io("cannot make a socket non-blocking", &e))?;
-        let port = std
+        let local = std
             .local_addr()
-            .map_err(|e| Error::io("cannot read a local address", &e))?
-            .port();
+            .map_err(|e| Error::io("cannot read a local address", &e))?;
         let mut socket = UdpSocket::from_std(std);
         let slot = self.free.pop().unwrap_or(self.slots.len());
         registry
@@ -95,6 +97,7 @@ impl Clients {
         let mapping = Mapping {
             client,
             socket,
+            local,
             last_seen: Instant::now(),
         };
         if slot == self.slots.len() {
@@ -103,7 +106,7 @@ impl Clients {
             self.slots[slot] = Some(mapping);
         }
         self.by_addr.insert(client, slot);
-        self.own_ports.insert(port);
+        self.own_ports.insert(local.port());
         Ok(slot)
     }
 
@@ -144,9 +147,7 @@ impl Clients {
             }
             if let Some(mut m) = self.slots[slot].take() {
                 let _ = registry.deregister(&mut m.socket);
-                if let Ok(local) = m.socket.local_addr() {
-                    self.own_ports.remove(&local.port());
-                }
+                self.own_ports.remove(&m.local.port());
                 self.by_addr.remove(&m.client);
                 self.free.push(slot);
                 log::debug!("{} idle for {:?}: its upstream socket is closed", m.client, self.idle);

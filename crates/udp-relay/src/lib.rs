@@ -23,10 +23,14 @@
 // Example code gets copied: no unwrap, expect or panic outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod batch;
 pub mod cli;
 mod clients;
 pub mod flow;
+#[cfg(target_os = "linux")]
+mod gso;
 mod guard;
+mod record;
 mod relay;
 mod show;
 
@@ -141,24 +145,36 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
         // due; never longer than the shutdown poll, so Ctrl-C is seen within 250 ms.
         for ready in relay.wait()? {
             match ready {
-                // Step 3, recvfrom() a client: `data, client = sock.recvfrom(65535)`.
+                // Step 3, recvfrom() clients: `data, client = sock.recvfrom(65535)`, for all
+                // the datagrams waiting, as many per system call as the OS allows.
                 Ready::Client => {
-                    while let Some(client) = relay.recv_from_client()? {
-                        // Step 4, that client's own upstream socket, made on first sight:
-                        // from here the relay is a client (socket, then sendto; no bind,
-                        // the OS picks the port), so the server's replies come back to it.
-                        let Some(slot) = relay.upstream_for(client)? else {
-                            continue;
-                        };
-                        // sendto() the server: `up.sendto(data, server)`.
-                        relay.send_up(slot)?;
+                    while let Some(received) = relay.recv_from_clients()? {
+                        for i in 0..received {
+                            let Some(client) = relay.admitted(i) else {
+                                continue;
+                            };
+                            // Step 4, that client's own upstream socket, made on first
+                            // sight: from here the relay is a client (socket, then sendto;
+                            // no bind, the OS picks the port), so the server's replies come
+                            // back to it.
+                            let Some(slot) = relay.upstream_for(client, i)? else {
+                                continue;
+                            };
+                            // sendto() the server: `up.sendto(data, server)`, queued...
+                            relay.send_up(i, slot)?;
+                        }
+                        // ...and sent together, in order.
+                        relay.send_queued()?;
                     }
                 }
-                // Step 5, recvfrom() the server's reply on a client's upstream socket, and
+                // Step 5, recvfrom() the server's replies on a client's upstream socket, and
                 // sendto() that client from the bound socket: `sock.sendto(reply, client)`.
                 Ready::Upstream(slot) => {
-                    while relay.recv_from_server(slot)? {
-                        relay.send_down(slot)?;
+                    while let Some(received) = relay.recv_from_server(slot)? {
+                        for i in 0..received {
+                            relay.send_down(i, slot)?;
+                        }
+                        relay.send_queued()?;
                     }
                 }
             }

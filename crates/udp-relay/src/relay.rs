@@ -1,25 +1,27 @@
 //! The relay's state between datagrams and the calls `run` is made of: one wait over every
-//! socket (mio: epoll, kqueue or IOCP), then each datagram received into one buffer, passed
-//! through its direction's simulated network and sent on from that same buffer.
+//! socket (mio: epoll, kqueue or IOCP), then the datagrams a socket holds received into one
+//! batch, each passed through its direction's simulated network, and sent on from that same
+//! batch, together.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdSocket};
+use std::ops::Range;
 use std::time::Instant;
 
 use common::faults::Delivery;
 use common::output::Output;
-use common::pcap::{self, Packet};
-use common::save::Save;
 use common::shutdown::{POLL_INTERVAL, is_earlier_send_error, is_wake_up};
 use common::{Error, Result};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::batch::{Batch, Out};
 use crate::clients::{Clients, LISTENER};
 use crate::flow::{Fate, Network};
 use crate::guard::{self, LoopGuard};
-use crate::show::{self, Crossing, Direction};
+use crate::record::{Record, Sent};
+use crate::show::Direction;
 use crate::{Config, Summary};
 
 /// A socket with datagrams waiting.
@@ -33,7 +35,8 @@ pub(crate) enum Ready {
 
 /// The most datagrams read from one socket per wait, so that a flood on one socket cannot
 /// starve the others (clients flooding cannot hold back the server's replies) or keep a stop
-/// request waiting; what is left is read right after, in turn with the rest.
+/// request waiting; what is left is read right after, in turn with the rest. It is also the
+/// largest batch one system call moves.
 const BUDGET: usize = 64;
 
 /// Sources remembered for "warned once".
@@ -51,10 +54,24 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     Ok(UdpSocket::from_std(socket))
 }
 
+/// A datagram the networks let through, waiting in the batch to be sent with the others.
+struct Queued {
+    out: Out,
+    client: SocketAddr,
+    /// Up on this client's socket; `None`: down, from the bound socket.
+    slot: Option<usize>,
+    note: Option<&'static str>,
+}
+
+impl AsRef<Out> for Queued {
+    fn as_ref(&self) -> &Out {
+        &self.out
+    }
+}
+
 /// Everything the relay keeps while it runs.
 pub(crate) struct Relay<'c> {
     config: &'c Config,
-    out: &'c Output,
     poll: Poll,
     events: Events,
     listener: UdpSocket,
@@ -63,31 +80,27 @@ pub(crate) struct Relay<'c> {
     up: Network,
     down: Network,
     loops: LoopGuard,
-    /// The one buffer every datagram passes through, and the current datagram's length.
-    buf: Vec<u8>,
-    len: usize,
+    /// The datagrams of the socket being read: every datagram passes through it.
+    batch: Batch,
+    /// When the batch arrived: one clock read per batch, not per datagram.
+    now: Instant,
+    /// What goes out once the batch is through the networks, and what the OS said to each.
+    queued: Vec<Queued>,
+    results: Vec<io::Result<()>>,
     /// Sockets left with datagrams when their budget ran out.
     pending: Vec<Ready>,
     /// The socket being read, and how many datagrams it gave in this wait.
     current: Option<Ready>,
     handled: usize,
     due: Vec<Delivery>,
-    started: Instant,
     summary: Summary,
     warned: HashSet<SocketAddr>,
-    save_up: Option<Save>,
-    save_down: Option<Save>,
-    /// `--pcap`: every datagram as it crossed the wire, on both sides.
-    pcap: Option<pcap::Writer>,
-    told_unreachable: bool,
+    record: Record<'c>,
 }
 
 impl<'c> Relay<'c> {
     pub(crate) fn new(config: &'c Config, out: &'c Output, mut listener: UdpSocket) -> Result<Self> {
-        // --save files that cannot be written fail now, before anything is relayed.
-        let save_up = config.save_up.as_deref().map(Save::open).transpose()?;
-        let save_down = config.save_down.as_deref().map(Save::open).transpose()?;
-        let pcap = config.pcap.as_deref().map(pcap::Writer::create).transpose()?;
+        let record = Record::open(config, out)?;
         let poll = Poll::new().map_err(|e| Error::io("cannot create a poll instance", &e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -96,9 +109,10 @@ impl<'c> Relay<'c> {
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", &e))?;
         room_for_sockets(config.max_clients);
+        let mut batch = Batch::new(BUDGET);
+        batch.probe_gso();
         Ok(Relay {
             config,
-            out,
             poll,
             events: Events::with_capacity(256),
             listener,
@@ -107,23 +121,20 @@ impl<'c> Relay<'c> {
             up: Network::new(config.up),
             down: Network::new(config.down),
             loops: LoopGuard::default(),
-            // Room for the largest UDP payload, so nothing a client sends is ever cut on the way in.
-            buf: vec![0; common::DEFAULT_BUFFER_SIZE],
-            len: 0,
+            batch,
+            now: Instant::now(),
+            queued: Vec::with_capacity(BUDGET),
+            results: Vec::with_capacity(BUDGET),
             pending: Vec::new(),
             current: None,
             handled: 0,
             due: Vec::new(),
-            started: Instant::now(),
             summary: Summary {
                 local: Some(local),
                 ..Summary::default()
             },
             warned: HashSet::new(),
-            save_up,
-            save_down,
-            pcap,
-            told_unreachable: false,
+            record,
         })
     }
 
@@ -159,43 +170,52 @@ impl<'c> Relay<'c> {
         Ok(ready)
     }
 
-    /// Whether `ready`'s budget for this wait is spent; if so it is read again right after.
-    fn spent(&mut self, ready: Ready) -> bool {
+    /// How many more datagrams `ready` may give in this wait; none: its budget is spent, and
+    /// it is read again right after the others.
+    fn room(&mut self, ready: Ready) -> usize {
         if self.current != Some(ready) {
             self.current = Some(ready);
             self.handled = 0;
         }
-        self.handled += 1;
-        let spent = self.handled > BUDGET;
-        if spent {
+        let room = BUDGET.saturating_sub(self.handled);
+        if room == 0 {
             self.pending.push(ready);
         }
-        spent
+        room
     }
 
-    /// The next datagram a client sent, if any waits: `recvfrom()`. Datagrams the relay must
-    /// not forward (outside `--allow`, from a port that could loop) are counted and skipped.
-    pub(crate) fn recv_from_client(&mut self) -> Result<Option<SocketAddr>> {
+    /// The next datagrams clients sent, if any wait: `recvfrom()`, as many per call as the OS
+    /// moves (see [`crate::batch`]); how many.
+    pub(crate) fn recv_from_clients(&mut self) -> Result<Option<usize>> {
         loop {
-            if self.spent(Ready::Client) {
+            let want = self.room(Ready::Client);
+            if want == 0 {
                 return Ok(None);
             }
-            let (len, client) = match self.listener.recv_from(&mut self.buf) {
-                Ok(received) => received,
+            match self.batch.recv(&self.listener, want) {
+                Ok(received) => {
+                    self.handled += received;
+                    self.now = Instant::now();
+                    for i in 0..received {
+                        let (data, client) = self.batch.get(i);
+                        self.record.arrived(client, self.local, data);
+                    }
+                    return Ok(Some(received));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 // An ICMP error about an earlier send (Windows reports it here): not ours to stop for.
-                Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => continue,
+                Err(e) if is_wake_up(&e) || is_earlier_send_error(&e) => self.handled += 1,
                 Err(e) => return Err(Error::io(format!("receiving on {} failed", self.local), &e)),
-            };
-            self.len = len;
-            // Recorded as it arrived, also when it is then refused: what crossed the wire.
-            if let Some(pcap) = &mut self.pcap {
-                pcap.record(&Packet::new(client, self.local, &self.buf[..len]));
-            }
-            if self.admit(client) {
-                return Ok(Some(client));
             }
         }
+    }
+
+    /// The sender of datagram `i` of the batch, if it may send through the relay. Datagrams
+    /// the relay must not forward (outside `--allow`, from a port that could loop) are
+    /// counted and skipped.
+    pub(crate) fn admitted(&mut self, i: usize) -> Option<SocketAddr> {
+        let client = self.batch.get(i).1;
+        self.admit(client).then_some(client)
     }
 
     /// Whether `client` may send through the relay; counts and warns (once) if not.
@@ -222,10 +242,10 @@ impl<'c> Relay<'c> {
         }
     }
 
-    /// The client's upstream socket, made on first sight (`None`: refused, and counted).
-    pub(crate) fn upstream_for(&mut self, client: SocketAddr) -> Result<Option<usize>> {
-        let now = Instant::now();
-        if let Some(slot) = self.clients.find(client, now) {
+    /// The client's upstream socket, made on first sight (`None`: refused, and counted);
+    /// `i` is the client's datagram in the batch.
+    pub(crate) fn upstream_for(&mut self, client: SocketAddr, i: usize) -> Result<Option<usize>> {
+        if let Some(slot) = self.clients.find(client, self.now) {
             return Ok(Some(slot));
         }
         if self.clients.len() >= self.config.max_clients {
@@ -235,7 +255,7 @@ impl<'c> Relay<'c> {
             return Ok(None);
         }
         // Only clients that would be mapped count towards a loop: refused ones get nowhere.
-        if self.loops.is_loop(&self.buf[..self.len], now) {
+        if self.loops.is_loop(self.batch.get(i).0, self.now) {
             self.summary.looped += 1;
             return Ok(None);
         }
@@ -256,81 +276,155 @@ impl<'c> Relay<'c> {
         }
     }
 
-    /// sendto() the server, through the up direction's network.
-    pub(crate) fn send_up(&mut self, slot: usize) -> Result<()> {
+    /// sendto() the server, through the up direction's network: datagram `i` of the batch.
+    pub(crate) fn send_up(&mut self, i: usize, slot: usize) -> Result<()> {
         let Some(client) = self.clients.get(slot).map(|m| m.client) else {
             return Ok(());
         };
-        let fate = self.up.enter(&mut self.buf[..self.len], client, Instant::now());
-        self.follow(Direction::Up, client, Some(slot), fate)
+        let fate = self.up.enter(self.batch.get_mut(i), client, self.now);
+        let out = Out {
+            index: i,
+            len: 0,
+            to: None,
+        };
+        self.follow(
+            Direction::Up,
+            Queued {
+                out,
+                client,
+                slot: Some(slot),
+                note: None,
+            },
+            fate,
+        )
     }
 
-    /// The next reply the server sent to `slot`'s socket, if any waits: `recvfrom()`.
-    pub(crate) fn recv_from_server(&mut self, slot: usize) -> Result<bool> {
+    /// The next replies the server sent to `slot`'s socket, if any wait: `recvfrom()`, as
+    /// many per call as the OS moves; how many.
+    pub(crate) fn recv_from_server(&mut self, slot: usize) -> Result<Option<usize>> {
         loop {
-            if self.spent(Ready::Upstream(slot)) {
-                return Ok(false);
+            let want = self.room(Ready::Upstream(slot));
+            if want == 0 {
+                return Ok(None);
             }
             let Some(mapping) = self.clients.get(slot) else {
-                return Ok(false);
+                return Ok(None);
             };
-            match mapping.socket.recv(&mut self.buf) {
-                Ok(len) => {
-                    self.len = len;
-                    if let Some(pcap) = &mut self.pcap {
-                        let upstream = mapping.socket.local_addr().unwrap_or(self.local);
-                        pcap.record(&Packet::new(self.config.to, upstream, &self.buf[..len]));
+            match self.batch.recv(&mapping.socket, want) {
+                Ok(received) => {
+                    self.handled += received;
+                    self.now = Instant::now();
+                    for i in 0..received {
+                        self.record.arrived(self.config.to, mapping.local, self.batch.get(i).0);
                     }
-                    self.clients.touch(slot, Instant::now());
-                    return Ok(true);
+                    self.clients.touch(slot, self.now);
+                    return Ok(Some(received));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if is_wake_up(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if is_wake_up(&e) => self.handled += 1,
                 // The upstream socket is connected, so the server's ICMP "port unreachable"
                 // comes back here: nobody listens at --to (yet). Said once; the relay goes on.
-                Err(e) if is_earlier_send_error(&e) => self.tell_unreachable(&e),
+                Err(e) if is_earlier_send_error(&e) => {
+                    self.handled += 1;
+                    self.record.tell_unreachable(&e);
+                }
                 Err(e) => return Err(Error::io(format!("receiving from {} failed", self.config.to), &e)),
             }
         }
     }
 
-    fn tell_unreachable(&mut self, e: &io::Error) {
-        if !self.told_unreachable {
-            self.told_unreachable = true;
-            log::warn!(
-                "no one is listening at {} ({}); is the server running?",
-                self.config.to,
-                common::error::describe(e)
-            );
-        }
-    }
-
-    /// sendto() the client, from the bound socket, through the down direction's network.
-    pub(crate) fn send_down(&mut self, slot: usize) -> Result<()> {
+    /// sendto() the client, from the bound socket, through the down direction's network:
+    /// reply `i` of the batch.
+    pub(crate) fn send_down(&mut self, i: usize, slot: usize) -> Result<()> {
         let Some(client) = self.clients.get(slot).map(|m| m.client) else {
             return Ok(());
         };
-        let fate = self.down.enter(&mut self.buf[..self.len], client, Instant::now());
-        self.follow(Direction::Down, client, None, fate)
+        let fate = self.down.enter(self.batch.get_mut(i), client, self.now);
+        let out = Out {
+            index: i,
+            len: 0,
+            to: Some(client),
+        };
+        self.follow(
+            Direction::Down,
+            Queued {
+                out,
+                client,
+                slot: None,
+                note: None,
+            },
+            fate,
+        )
     }
 
-    /// Sends now what the network let through at once, or says it was lost.
-    fn follow(&mut self, direction: Direction, client: SocketAddr, slot: Option<usize>, fate: Fate) -> Result<()> {
+    /// Queues what the network let through at once, or says it was lost (after what was
+    /// queued before it, so the lines keep the datagrams' order).
+    fn follow(&mut self, direction: Direction, mut queued: Queued, fate: Fate) -> Result<()> {
         match fate {
             Fate::Now { len, note } => {
-                let data = std::mem::take(&mut self.buf);
-                let result = self.send(direction, client, slot, &data[..len], note);
-                self.buf = data;
-                result
+                queued.out.len = len;
+                queued.note = note;
+                self.queued.push(queued);
+                Ok(())
             }
             Fate::Held { dropped: true } => {
-                let data = std::mem::take(&mut self.buf);
-                let result = self.print(direction, client, &data[..self.len], Some("dropped"));
-                self.buf = data;
-                result
+                self.send_queued()?;
+                let data = self.batch.get(queued.out.index).0;
+                self.record.print(direction, queued.client, data, Some("dropped"))
             }
             Fate::Held { dropped: false } => Ok(()),
         }
+    }
+
+    /// Sends what the batch queued: each run for one socket in as few calls as the OS allows.
+    pub(crate) fn send_queued(&mut self) -> Result<()> {
+        let mut start = 0;
+        while start < self.queued.len() {
+            let slot = self.queued[start].slot;
+            let end = self.queued[start..]
+                .iter()
+                .position(|q| q.slot != slot)
+                .map_or(self.queued.len(), |n| start + n);
+            self.send_run(start..end)?;
+            start = end;
+        }
+        self.queued.clear();
+        Ok(())
+    }
+
+    /// One run of queued datagrams for one socket: up on a client's socket, or down from
+    /// the bound one; then each one counted, recorded and shown, in order.
+    fn send_run(&mut self, run: Range<usize>) -> Result<()> {
+        let queued = &self.queued[run];
+        let (direction, socket, from) = match queued[0].slot {
+            // The socket it leaves from, for --pcap.
+            Some(slot) => match self.clients.get(slot) {
+                Some(m) => (Direction::Up, Some(&m.socket), m.local),
+                None => (Direction::Up, None, self.local),
+            },
+            None => (Direction::Down, Some(&self.listener), self.local),
+        };
+        match socket {
+            Some(socket) => self.batch.send(socket, queued, &mut self.results),
+            None => self.results.clear(),
+        }
+        let (net, to) = match direction {
+            Direction::Up => (&mut self.up, Some(self.config.to)),
+            Direction::Down => (&mut self.down, None),
+        };
+        let mut results = self.results.drain(..);
+        for q in queued {
+            let sent = Sent {
+                direction,
+                client: q.client,
+                ends: (from, to.unwrap_or(q.client)),
+                data: self.batch.get(q.out.index).0.get(..q.out.len).unwrap_or_default(),
+                note: q.note,
+                result: results.next(),
+            };
+            self.record.sent(net, sent)?;
+        }
+        Ok(())
     }
 
     /// What the simulated networks release now goes out, in the order they release it.
@@ -346,87 +440,49 @@ impl<'c> Relay<'c> {
                 // A datagram cut by --truncate travels through the faults with the mark
                 // the receivers use for a cut datagram.
                 let note = d.note.or(d.truncated.then_some("truncated"));
-                self.send(direction, d.peer, None, &d.data, note)?;
+                self.send_held(direction, d.peer, &d.data, note)?;
             }
         }
         self.due = due;
         Ok(())
     }
 
-    /// One datagram out: up on the client's socket (its `slot`, when known: no lookup per
-    /// datagram), down from the bound socket.
-    fn send(
+    /// One held datagram out: up on its client's socket, down from the bound socket.
+    fn send_held(
         &mut self,
         direction: Direction,
         client: SocketAddr,
-        slot: Option<usize>,
         data: &[u8],
-        note: Option<&str>,
+        note: Option<&'static str>,
     ) -> Result<()> {
-        // The socket it leaves from and the address it goes to, for --pcap.
-        let mut ends = (self.local, client);
-        let sent = match direction {
-            Direction::Up => match slot.or_else(|| self.clients.find(client, Instant::now())) {
-                // A client that expired while its datagram was held back has no socket left.
-                Some(slot) => self.clients.get(slot).map(|m| {
-                    if self.pcap.is_some() {
-                        ends = (m.socket.local_addr().unwrap_or(self.local), self.config.to);
-                    }
-                    m.socket.send(data)
-                }),
-                None => None,
+        let (result, ends, net) = match direction {
+            // A client that expired while its datagram was held back has no socket left.
+            Direction::Up => match self
+                .clients
+                .find(client, Instant::now())
+                .and_then(|s| self.clients.get(s))
+            {
+                Some(m) => (
+                    Some(m.socket.send(data).map(|_| ())),
+                    (m.local, self.config.to),
+                    &mut self.up,
+                ),
+                None => (None, (self.local, client), &mut self.up),
             },
-            Direction::Down => Some(self.listener.send_to(data, client)),
+            Direction::Down => {
+                let sent = self.listener.send_to(data, client).map(|_| ());
+                (Some(sent), (self.local, client), &mut self.down)
+            }
         };
-        let ok = match sent {
-            Some(Ok(_)) => true,
-            Some(Err(e)) if is_earlier_send_error(&e) => {
-                self.tell_unreachable(&e);
-                false
-            }
-            // A datagram that cannot go out (a full send buffer) is lost, as UDP may lose any.
-            Some(Err(e)) => {
-                log::debug!(
-                    "{direction:?} datagram for {client} not sent: {}",
-                    common::error::describe(&e)
-                );
-                false
-            }
-            None => false,
-        };
-        match direction {
-            Direction::Up => self.up.sent(data.len(), ok),
-            Direction::Down => self.down.sent(data.len(), ok),
-        }
-        if ok {
-            if let Some(pcap) = &mut self.pcap {
-                pcap.record(&Packet::new(ends.0, ends.1, data));
-            }
-            let save = match direction {
-                Direction::Up => &mut self.save_up,
-                Direction::Down => &mut self.save_down,
-            };
-            if let Some(save) = save {
-                save.write(data)?;
-            }
-        }
-        self.print(direction, client, data, if ok { note } else { Some("not sent") })
-    }
-
-    fn print(&mut self, direction: Direction, client: SocketAddr, data: &[u8], note: Option<&str>) -> Result<()> {
-        let check = self.config.checksum.map(|c| c.check(data));
-        if check.as_ref().is_some_and(|c| !c.is_ok()) {
-            *self.summary.checksum_bad.get_or_insert(0) += 1;
-        }
-        let crossing = Crossing {
+        let sent = Sent {
             direction,
             client,
-            server: self.config.to,
+            ends,
             data,
             note,
-            check: check.as_ref(),
+            result,
         };
-        show::crossing(self.out, self.config.output, self.started, &crossing).map_err(Error::stdout)
+        self.record.sent(net, sent)
     }
 
     /// Closes the upstream sockets of clients idle for `--idle`.
@@ -436,22 +492,14 @@ impl<'c> Relay<'c> {
 
     /// The summary, once the `--save` files are written out.
     pub(crate) fn finish(self) -> Result<Summary> {
-        if let Some(pcap) = &self.pcap {
-            log::info!("{}", pcap.finish());
-        }
-        let mut saved = [None, None];
-        for (i, save) in [self.save_up, self.save_down].into_iter().enumerate() {
-            if let Some(save) = save {
-                saved[i] = Some(save.bytes());
-                log::info!("{}", save.finish()?);
-            }
-        }
+        let checksum_bad = self.config.checksum.map(|_| self.record.checksum_bad);
+        let [saved_up, saved_down] = self.record.finish()?;
         Ok(Summary {
             up: self.up.flow(),
             down: self.down.flow(),
-            saved_up: saved[0],
-            saved_down: saved[1],
-            checksum_bad: self.config.checksum.map(|_| self.summary.checksum_bad.unwrap_or(0)),
+            saved_up,
+            saved_down,
+            checksum_bad,
             ..self.summary
         })
     }

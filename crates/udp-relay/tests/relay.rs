@@ -122,6 +122,49 @@ fn sixty_four_clients_at_once_each_get_their_own_replies() {
     );
 }
 
+/// Three clients send interleaved bursts (a, b, c, a, b, c…) faster than the relay reads:
+/// one read takes datagrams of several clients at once (recvmmsg), and each must still go up
+/// on its own client's socket, in that client's order, and each reply reach its own client.
+#[test]
+fn interleaved_bursts_keep_each_clients_socket_and_order() {
+    let server = echo();
+    let r = relay(to(&server));
+    let clients: Vec<UdpSocket> = (0..3).map(|_| testkit::local_socket(WAIT).unwrap()).collect();
+    for c in &clients {
+        assert!(ask(c, r.addr, b"hello").is_some(), "mapped before the burst");
+    }
+    let text = |i: usize, n: usize| format!("client {i} datagram {n}").into_bytes();
+    for n in 0..50 {
+        for (i, c) in clients.iter().enumerate() {
+            c.send_to(&text(i, n), r.addr).unwrap();
+        }
+    }
+    for (i, c) in clients.iter().enumerate() {
+        for n in 0..50 {
+            assert_eq!(testkit::recv(c).unwrap(), (text(i, n), r.addr));
+        }
+    }
+    let seen = server.seen.lock().unwrap().clone();
+    let mut upstreams = HashSet::new();
+    for i in 0..3 {
+        let theirs: Vec<&(SocketAddr, Vec<u8>)> = seen
+            .iter()
+            .filter(|(_, d)| d.starts_with(format!("client {i} ").as_bytes()))
+            .collect();
+        let data: Vec<Vec<u8>> = theirs.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(
+            data,
+            (0..50).map(|n| text(i, n)).collect::<Vec<_>>(),
+            "client {i}'s order"
+        );
+        assert!(theirs.iter().all(|(p, _)| *p == theirs[0].0), "client {i}: one socket");
+        upstreams.insert(theirs[0].0);
+    }
+    assert_eq!(upstreams.len(), 3, "a socket per client");
+    let s = r.stop();
+    assert_eq!((s.up.forwarded, s.down.forwarded, s.up.unsent), (153, 153, 0));
+}
+
 #[test]
 fn an_idle_client_gets_a_new_upstream_socket() {
     let server = echo();
