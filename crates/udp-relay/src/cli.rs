@@ -84,6 +84,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
+    /// Send every datagram with its own send call: no GSO runs (Linux sends a run of equal-size datagrams in one call; a capture on lo then shows one long packet per run).
+    #[arg(long)]
+    pub no_offload: bool,
+
     /// Append every datagram sent up to the server to PATH.
     #[arg(long, value_name = "PATH")]
     pub save_up: Option<PathBuf>,
@@ -226,6 +230,7 @@ pub fn config(cli: &Cli) -> common::Result<Config> {
         save_up: cli.save_up.clone(),
         save_down: cli.save_down.clone(),
         pcap: cli.pcap.clone(),
+        no_offload: cli.no_offload,
         output: cli.output.options(),
     })
 }

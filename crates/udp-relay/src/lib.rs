@@ -82,6 +82,8 @@ pub struct Config {
     pub save_down: Option<PathBuf>,
     /// Write every datagram received and sent, on both sides, to this pcap file (`--pcap`).
     pub pcap: Option<PathBuf>,
+    /// `--no-offload`: one send call per datagram, never a GSO run.
+    pub no_offload: bool,
     /// How datagrams are printed.
     pub output: OutputOptions,
 }
@@ -101,6 +103,7 @@ impl Default for Config {
             save_up: None,
             save_down: None,
             pcap: None,
+            no_offload: false,
             output: OutputOptions::default(),
         }
     }

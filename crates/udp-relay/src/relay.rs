@@ -110,7 +110,9 @@ impl<'c> Relay<'c> {
             .map_err(|e| Error::io("cannot read the bound address", &e))?;
         room_for_sockets(config.max_clients);
         let mut batch = Batch::new(BUDGET);
-        batch.probe_gso();
+        if !config.no_offload {
+            batch.probe_gso();
+        }
         Ok(Relay {
             config,
             poll,

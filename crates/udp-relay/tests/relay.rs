@@ -15,6 +15,9 @@ use udp_relay::{Config, FlowFaults, Summary};
 
 // The crate root is this file: its modules sit in tests/relay/ so cargo does not take them
 // for test binaries of their own.
+#[cfg(target_os = "linux")]
+#[path = "relay/offload.rs"]
+mod offload;
 #[path = "relay/pcap.rs"]
 mod pcap;
 
