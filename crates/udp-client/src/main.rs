@@ -76,6 +76,10 @@ struct Cli {
     #[arg(long)]
     no_reply: bool,
 
+    /// Send --file and --no-reply floods one datagram per system call (Linux otherwise sends runs of up to 64 with GSO: the same datagrams).
+    #[arg(long)]
+    no_offload: bool,
+
     /// Ping mode: send N numbered datagrams and report loss and round-trip times.
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -204,6 +208,7 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         bind: cli.bind,
         timeout: cli.timeout,
         no_reply: cli.no_reply,
+        no_offload: cli.no_offload,
         typing,
         output: cli.output.options(),
         save: cli.save.clone(),
@@ -229,6 +234,7 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
         ("--filter-port", cli.filter_port.is_some()),
         ("--filter-src", cli.filter_src.is_some()),
         ("--pace", cli.pace.is_some()),
+        ("--no-offload", cli.no_offload),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
@@ -249,12 +255,23 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
             "a ping (--count)",
             &["--interval", "--report-every", "--graph", "--escapes", "--crlf"],
         ),
+        Mode::Flood(_) if no_reply => (
+            "a flood with --no-reply",
+            &[
+                "--interval",
+                "--report-every",
+                "--window",
+                "--escapes",
+                "--crlf",
+                "--no-offload",
+            ],
+        ),
         Mode::Flood(_) => (
             "a flood (--interval 0)",
             &["--interval", "--report-every", "--window", "--escapes", "--crlf"],
         ),
         Mode::Repeat(_) => ("--repeat", &["--interval", "--checksum", "--escapes", "--crlf"]),
-        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
+        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk", "--no-offload"]),
         Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
         Mode::Discover(_) => ("--broadcast", &TYPED),
         Mode::Replay(_) => ("--replay", &["--interval", "--filter-port", "--filter-src", "--pace"]),
@@ -278,6 +295,7 @@ fn where_it_applies(flag: &str) -> &'static str {
         "--report-every" => "--count",
         "--graph" => "a paced ping (--count with an --interval above 0)",
         "--filter-port" | "--filter-src" | "--pace" => "--replay FILE",
+        "--no-offload" => "--file and floods (--interval 0) with --no-reply",
         _ => "a MESSAGE or typed lines",
     }
 }

@@ -4,6 +4,8 @@
 mod devices;
 mod hostile;
 mod modes;
+#[cfg(target_os = "linux")]
+mod offload;
 mod pcap;
 mod replay;
 mod truth;
