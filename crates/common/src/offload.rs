@@ -271,6 +271,43 @@ mod tests {
         assert_eq!(run_len(&d(&[65_507, 1]), &V4), 1);
     }
 
+    /// A run sent in one call arrives at a plain socket as its datagrams, each with its own
+    /// bytes, in order; at a GRO socket the same call arrives glued, which shows it was one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_gso_run_arrives_as_separate_datagrams_with_their_bytes() {
+        let run: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'a' + i; 100]).chain([vec![b'z'; 7]]).collect();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut gso = Gso::new(&tx, true);
+        assert!(gso.is_on(), "this kernel has UDP_SEGMENT (Linux 4.18+)");
+        assert_eq!(run_len(&run, &V4), 11);
+        let plain = testkit::local_socket(testkit::WAIT).unwrap();
+        assert!(gso.send(&tx, Some(plain.local_addr().unwrap()), &run).unwrap());
+        for expected in &run {
+            let (got, from) = testkit::recv(&plain).unwrap();
+            assert_eq!((&got, from), (expected, tx.local_addr().unwrap()));
+        }
+        let glued = testkit::offload::gro_socket();
+        assert!(gso.send(&tx, Some(glued.local_addr().unwrap()), &run).unwrap());
+        let (bytes, segment) = testkit::offload::recv_gro(&glued).unwrap();
+        assert_eq!((bytes, segment), (run.concat(), Some(100)));
+    }
+
+    #[test]
+    fn gso_off_sends_nothing_and_says_so() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = testkit::local_socket(std::time::Duration::from_millis(50)).unwrap();
+        let run = [b"one".to_vec(), b"two".to_vec()];
+        for mut gso in [Gso::off(), Gso::new(&tx, false)] {
+            assert!(!gso.is_on());
+            assert!(!gso.send(&tx, Some(rx.local_addr().unwrap()), &run).unwrap());
+        }
+        assert!(testkit::recv(&rx).is_err(), "nothing was sent");
+        assert_eq!(Offloads::from_flags(false, false), Offloads { gso: true, gro: false });
+        assert_eq!(Offloads::from_flags(true, false), Offloads { gso: true, gro: true });
+        assert_eq!(Offloads::from_flags(false, true), Offloads { gso: false, gro: false });
+    }
+
     #[test]
     fn a_buffer_is_cut_back_into_its_datagrams() {
         let cut = |len, seg| segments(len, seg).collect::<Vec<_>>();

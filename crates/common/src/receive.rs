@@ -595,6 +595,71 @@ mod tests {
         }
     }
 
+    /// What the handler of a GRO test saw: each datagram's bytes and whether it was cut.
+    #[cfg(target_os = "linux")]
+    struct Cut(Vec<(Vec<u8>, bool)>);
+
+    #[cfg(target_os = "linux")]
+    impl Handler for Cut {
+        fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
+            self.0.push((d.data.to_vec(), d.truncated));
+            Ok(())
+        }
+    }
+
+    /// Two GSO bursts to a socket with GRO on and `--buffer-size 100`: 5 × 50 B, then
+    /// 3 × 150 B closed by 20 B. The kernel glues each burst into one buffer (seen here), and
+    /// the receive path hands over 9 datagrams, each cut on its own: the three of 150 B to
+    /// 100, the others whole; with `--count 7`, the last two are counted unread.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_gro_buffer_is_cut_into_datagrams_each_counted_and_truncated_alone() {
+        let small: Vec<&[u8]> = vec![&[b'a'; 50][..]; 5];
+        let long = [[b'b'; 150], [b'c'; 150], [b'd'; 150]];
+        let mut bursts: Vec<&[u8]> = long.iter().map(|d| &d[..]).collect();
+        bursts.push(&[b'e'; 20]);
+        for (count, destination) in [(9, false), (9, true), (7, false)] {
+            let options = ReceiveOptions {
+                buffer_size: 100,
+                count: Some(count),
+                destination,
+                gro: true,
+                ..ReceiveOptions::default()
+            };
+            let mut receiver = bind(socket(&options).unwrap(), &options).unwrap();
+            assert!(receiver.gro(), "this kernel has UDP_GRO (Linux 5.0+)");
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            testkit::offload::send_gso(&client, receiver.local(), &small).unwrap();
+            testkit::offload::send_gso(&client, receiver.local(), &bursts).unwrap();
+            let mut seen = Cut(Vec::new());
+            let out = Output::new(Box::new(io::sink()), crate::output::OutputOptions::default());
+            receiver.each(&Shutdown::new(), &out, &mut seen).unwrap();
+            let mut expected: Vec<(Vec<u8>, bool)> = vec![(vec![b'a'; 50], false); 5];
+            expected.extend([b'b', b'c', b'd'].map(|c| (vec![c; 100], true)));
+            expected.push((vec![b'e'; 20], false));
+            expected.truncate(count as usize);
+            assert_eq!(seen.0, expected, "--count {count}, destination {destination}");
+            assert_eq!(receiver.count_unread(100), 9 - count);
+        }
+    }
+
+    /// Proof that the test above saw glued buffers: one receive gets a whole burst.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn gro_glues_a_gso_burst_into_one_buffer() {
+        let options = ReceiveOptions {
+            gro: true,
+            ..ReceiveOptions::default()
+        };
+        let receiver = bind(socket(&options).unwrap(), &options).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        testkit::offload::send_gso(&client, receiver.local(), &[&[1u8; 40][..], &[2u8; 40], &[3u8; 9]]).unwrap();
+        let (mut buf, mut control) = (vec![0u8; 70_000], gro_control());
+        let got = recv_gro(receiver.socket(), &mut buf, &mut control).unwrap();
+        assert_eq!((got.arrival.len, got.segment, got.overflowed), (89, Some(40), false));
+        assert_eq!(got.arrival.peer, client.local_addr().unwrap());
+    }
+
     #[test]
     fn a_port_in_use_names_a_free_one_of_the_same_family() {
         let err = io::Error::from(io::ErrorKind::AddrInUse);
