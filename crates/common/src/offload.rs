@@ -293,6 +293,23 @@ mod tests {
         assert_eq!((bytes, segment), (run.concat(), Some(100)));
     }
 
+    /// A run the kernel refuses with GSO (here: more than one IP packet can carry, EMSGSIZE;
+    /// on a network card that cannot checksum for GSO it is EIO) is reported as "send it
+    /// the plain way", and GSO stays off for the socket from then on.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_run_the_kernel_refuses_turns_gso_off_for_good() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = testkit::local_socket(std::time::Duration::from_millis(50)).unwrap();
+        let mut gso = Gso::new(&tx, true);
+        let too_long = [vec![1u8; 40_000], vec![2u8; 40_000]];
+        assert!(!gso.send(&tx, Some(rx.local_addr().unwrap()), &too_long).unwrap());
+        assert!(!gso.is_on());
+        let fine = [b"one".to_vec(), b"two".to_vec()];
+        assert!(!gso.send(&tx, Some(rx.local_addr().unwrap()), &fine).unwrap());
+        assert!(testkit::recv(&rx).is_err(), "nothing was sent");
+    }
+
     #[test]
     fn gso_off_sends_nothing_and_says_so() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
