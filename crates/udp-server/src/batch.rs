@@ -51,7 +51,7 @@ pub(crate) fn serve(
         control.get_or_insert_with(Vec::new).extend(offload::gro_control());
     }
     let mut headers = Headers {
-        recv: MultiHeaders::preallocate(batch, control),
+        recv: MultiHeaders::preallocate(batch, control.clone()),
         send: MultiHeaders::preallocate(batch, None),
     };
     let mut gso = Gso::new(receiver.socket(), gso);
@@ -62,6 +62,13 @@ pub(crate) fn serve(
             break;
         }
         let want = room.map_or(batch, |r| batch.min(usize::try_from(r).unwrap_or(batch)));
+        if control.is_some() {
+            // The kernel shortens each message's control length to what it wrote (nothing,
+            // for a datagram that came alone), and nix's recvmmsg does not restore it: a
+            // GRO buffer landing in that slot next would lose its note and be taken for one
+            // datagram. Fresh headers give every slot its whole control buffer again.
+            headers.recv = MultiHeaders::preallocate(batch, control.clone());
+        }
         let got = Slots {
             bufs: &mut bufs[..want * slot],
             slot,

@@ -313,7 +313,9 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // none at all when answering would be unsafe.
     let mut server = ServerState::new(config, out, local, save).with_pcap(pcap);
     match config.batch {
-        None => receiver.each(shutdown, out, &mut server)?,
+        // A batch of one is the plain loop: recvmmsg/sendmmsg for one datagram would only
+        // add the cost of their bookkeeping.
+        None | Some(1) => receiver.each(shutdown, out, &mut server)?,
         Some(n) => batched(&mut receiver, (n, config.offloads.gso), shutdown, out, &mut server)?,
     }
 

@@ -123,3 +123,24 @@ fn offload_and_no_offload_together_are_a_usage_error() {
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
     assert!(ran.stderr.contains("--no-offload"), "{}", ran.stderr);
 }
+
+/// A receive slot that last held a datagram without a GRO note must still read the note of
+/// the buffer that lands in it next (nix leaves the kernel's shortened control length in
+/// place between recvmmsg calls): single datagrams and bursts, each waited for in turn.
+#[test]
+fn single_datagrams_between_gro_buffers_leave_the_next_buffer_whole() {
+    let server = server(Some(64), 3 * 6, Offloads::from_flags(true, false));
+    let client = testkit::local_socket(WAIT).unwrap();
+    let burst: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'k' + i; 30]).collect();
+    let run: Vec<&[u8]> = burst.iter().map(Vec::as_slice).collect();
+    for _ in 0..3 {
+        client.send_to(b"alone", server.addr).unwrap();
+        assert_eq!(testkit::recv(&client).unwrap().0, b"alone");
+        send_gso(&client, server.addr, &run).unwrap();
+        for datagram in &burst {
+            assert_eq!(&testkit::recv(&client).unwrap().0, datagram);
+        }
+    }
+    let s = server.finish().unwrap();
+    assert_eq!((s.received, s.replied, s.bytes), (18, 18, 3 * (5 + 5 * 30)));
+}
