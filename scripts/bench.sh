@@ -5,12 +5,19 @@
 # flood against the C load tool of ../shared/bench (when gcc and that folder are there).
 # Then the relay: echo through udp-relay against straight to the server and through socat's
 # fork-per-datagram relay (when installed), in the same run.
+# Last, throughput one way: udp-client flooding udp-server (no replies) with and without
+# the kernel's offloads (GSO, GRO), against iperf3 -u in the same run (skipped, loudly,
+# when iperf3 is not installed: apt-get install iperf3).
 # Every run is bounded by a count and a timeout; servers are stopped by PID.
 #   scripts/bench.sh            (FLOOD_N=200000 PING_N=2000 to change the sizes;
 #                                REL_DIR=target/debug for a quick smoke run without a release build)
 #   ONLY=relay scripts/bench.sh             only the direct row and the relay rows
 #   RELAY_BEFORE=DIR/udp-relay scripts/bench.sh   also an older relay binary, in the same run
 #                                (built from another commit), to quote before/after
+#   THROUGHPUT_ONLY=1 scripts/bench.sh   only the throughput section (TP_SECS=5 per run,
+#                                TP_REPS=3 runs of each, order rotated; medians)
+#   BATCH_ONLY=1 scripts/bench.sh        only udp-server --batch 64 against the C recvmmsg
+#                                echo loop (C_REPS=5 rounds; needs gcc and BENCH_DIR's C tools)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 if [ -z "${REL_DIR:-}" ]; then
@@ -31,6 +38,16 @@ ready() {
 }
 json() { grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# --batch against the C recvmmsg loop, and throughput against iperf3: at the end, or alone.
+. "$(dirname "$0")/bench-speed.sh"
+if [ -n "${THROUGHPUT_ONLY:-}" ]; then
+    throughput
+    exit 0
+fi
+if [ -n "${BATCH_ONLY:-}" ]; then
+    against_c_mmsg
+    exit 0
+fi
 
 # measure NAME FLOOD_COUNT CMD… ({port} in CMD): one row of the table.
 measure() {
@@ -151,3 +168,6 @@ sleep 10
 after=$(cpu_ticks "$pid")
 awk -v t=$((after - before)) -v hz="$ticks" -v m="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" \
     'BEGIN { printf "idle udp-server: %.2f%% of a core over 10 s, peak RSS %d kB\n", t / hz / 10 * 100, m }'
+
+against_c_mmsg
+throughput

@@ -22,6 +22,9 @@
 //! - `faults`: loss, duplication, delay and reordering injected on the receiving side;
 //! - `kernel`: datagrams the kernel dropped (Linux).
 //!
+//! Behind the `offload` feature (the receive path, and a client's bulk sends):
+//! - `offload`: GSO and GRO, many datagrams per system call (Linux), with the fallback.
+//!
 //! Behind the `loopguard` feature (the server turns it on):
 //! - `loopguard`: echo loops (CVE-2024-2169) found and broken: our own addresses in every
 //!   form, and peers that keep sending back what they sent.
@@ -61,6 +64,8 @@ pub mod faults;
 pub mod kernel;
 #[cfg(feature = "pattern")]
 pub mod pattern;
+#[cfg(feature = "offload")]
+pub mod offload;
 #[cfg(feature = "pcap")]
 pub mod pcap;
 #[cfg(feature = "receive")]

@@ -411,8 +411,11 @@ impl Output {
     /// Any stdout error other than a closed pipe.
     pub fn received(&self, d: &Datagram<'_>) -> io::Result<()> {
         // Chinese Windows (NetAssist's default) sends GBK: shown as UTF-8 it is a row of
-        // \xNN escapes, so say once what would show it as text.
-        crate::codec::hint_gbk_once(self.options.encoding, d.bytes);
+        // \xNN escapes, so say once what would show it as text. With -q nothing is shown,
+        // and the look at every datagram's bytes would be a flood's largest cost here.
+        if !self.options.quiet {
+            crate::codec::hint_gbk_once(self.options.encoding, d.bytes);
+        }
         self.datagram("recv", d)
     }
 

@@ -5,9 +5,13 @@
 //! What a real tool needs around those steps sits here once: the receive-queue size
 //! (SO_RCVBUF), sharing a port, bind errors with a hint, the read timeout that lets Ctrl-C
 //! through, truncation, errors that are not failures, the destination of each datagram
-//! (see [`crate::dest`]) and the simulated network of [`crate::faults`].
+//! (see [`crate::dest`]), the simulated network of [`crate::faults`], and the kernel's
+//! receive offload (GRO, see [`crate::offload`]), whose buffers are cut back into datagrams
+//! before anything else sees them.
 
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -35,6 +39,10 @@ pub struct ReceiveOptions {
     pub count: Option<u64>,
     /// Loss, duplication, delay and reordering to inject (`--drop` …).
     pub faults: FaultConfig,
+    /// Let the kernel glue datagrams of one sender into one buffer (GRO, Linux; `--offload`).
+    /// Each is still handed over, counted and cut on its own; the kernel's drop count then
+    /// counts lost buffers, not datagrams, which is why it is asked for, never assumed.
+    pub gro: bool,
 }
 
 impl Default for ReceiveOptions {
@@ -47,6 +55,7 @@ impl Default for ReceiveOptions {
             destination: false,
             count: None,
             faults: FaultConfig::default(),
+            gro: false,
         }
     }
 }
@@ -142,22 +151,39 @@ pub fn bind(socket: Socket, options: &ReceiveOptions) -> Result<Receiver> {
     }
     no_reports_of_earlier_sends(&socket);
     say_what_this_os_cannot_do(options);
+    let gro = options.gro && crate::offload::enable_gro(&socket);
+    let mut control = if options.destination {
+        dest::control_buffer()
+    } else {
+        Vec::new()
+    };
+    if gro {
+        control.extend(gro_control());
+    }
     Ok(Receiver {
         socket,
         local,
-        // One extra byte tells a datagram that fits exactly from one that was cut: like
-        // Python's recvfrom, std's recv_from drops the rest of a long datagram silently.
-        buf: vec![0u8; options.buffer_size + 1],
-        control: if options.destination {
-            dest::control_buffer()
-        } else {
-            Vec::new()
-        },
+        buf: vec![0u8; slot_size(options.buffer_size, gro)],
+        control,
         options: *options,
         faults: options.faults.is_active().then(|| Faults::new(options.faults)),
         arrivals: 0,
         short_wait: false,
+        gro,
+        left_unread: 0,
     })
+}
+
+/// The bytes one receive needs: one more than `--buffer-size`, so a datagram that fits
+/// exactly is told from one that was cut (like Python's recvfrom, std's recv_from drops the
+/// rest of a long datagram silently); with GRO, room for a whole glued buffer
+/// ([`crate::offload::GRO_BUFFER`]), which is then cut per datagram.
+pub fn slot_size(buffer_size: usize, gro: bool) -> usize {
+    if gro {
+        (buffer_size + 1).max(crate::offload::GRO_BUFFER)
+    } else {
+        buffer_size + 1
+    }
 }
 
 /// A bound socket and what its loop needs.
@@ -172,6 +198,45 @@ pub struct Receiver {
     arrivals: u64,
     /// The read timeout was shortened for something due soon: it is set back afterwards.
     short_wait: bool,
+    /// GRO is on (asked for, and the kernel agreed).
+    gro: bool,
+    /// Datagrams of a GRO buffer past `--count`: read, never handed over, so counted as
+    /// unread (as they would have stayed in the queue without GRO).
+    left_unread: u64,
+}
+
+/// What one receive call got: a datagram, or with GRO several from one sender in a row
+/// (`segment` bytes each, the last maybe shorter).
+#[derive(Debug, Clone, Copy)]
+pub struct Got {
+    /// The bytes written, the sender and the destination.
+    pub arrival: dest::Arrival,
+    /// With GRO: the length of each datagram in the buffer.
+    pub segment: Option<usize>,
+    /// The kernel had more than the buffer held (MSG_TRUNC on a GRO buffer): the last
+    /// datagram was cut.
+    pub overflowed: bool,
+}
+
+impl From<dest::Arrival> for Got {
+    fn from(arrival: dest::Arrival) -> Self {
+        Got {
+            arrival,
+            segment: None,
+            overflowed: false,
+        }
+    }
+}
+
+/// The datagrams in what one receive got, each with the bytes kept and whether it was cut:
+/// the one truncation rule ([`kept`]) applied to each datagram of a GRO buffer, exactly as
+/// to a datagram received alone.
+pub fn datagrams(got: Got, buffer_size: usize) -> impl Iterator<Item = (Range<usize>, bool)> {
+    let len = got.arrival.len;
+    crate::offload::segments(len, got.segment).map(move |r| {
+        let (keep, cut) = kept(r.len(), buffer_size);
+        (r.start..r.start + keep, cut || (got.overflowed && r.end == len))
+    })
 }
 
 impl Receiver {
@@ -201,35 +266,44 @@ impl Receiver {
         let count = self.options.count;
         while !shutdown.is_triggered() && !out.is_closed() && count.is_none_or(|n| self.arrivals < n) {
             self.deliver_due(handler)?;
-            let Some(arrival) = self.receive()? else { continue };
-            self.arrivals += 1;
-            let (len, truncated) = kept(arrival.len, self.options.buffer_size);
-            let datagram = Incoming {
-                data: &self.buf[..len],
-                peer: arrival.peer,
-                to: arrival.to,
-                truncated,
-                note: None,
-            };
-            handler.arrived(&datagram);
-            match &mut self.faults {
-                Some(faults) => faults.arrive(Instant::now(), datagram.data, datagram.peer, datagram.to, truncated),
-                None => handler.deliver(&self.socket, datagram)?,
+            let Some(got) = self.receive()? else { continue };
+            // One datagram, or (GRO) several: each goes on as if it had come alone.
+            for (range, truncated) in datagrams(got, self.options.buffer_size) {
+                if count.is_some_and(|n| self.arrivals >= n) || shutdown.is_triggered() {
+                    self.left_unread += 1;
+                    continue;
+                }
+                self.arrivals += 1;
+                let datagram = Incoming {
+                    data: &self.buf[range],
+                    peer: got.arrival.peer,
+                    to: got.arrival.to,
+                    truncated,
+                    note: None,
+                };
+                handler.arrived(&datagram);
+                match &mut self.faults {
+                    Some(faults) => faults.arrive(Instant::now(), datagram.data, datagram.peer, datagram.to, truncated),
+                    None => handler.deliver(&self.socket, datagram)?,
+                }
             }
         }
         self.drain(shutdown, out, handler)
     }
 
-    /// One `recvfrom` (or `recvmsg`, when the destination is wanted); `None` when the read
-    /// timeout expired or an error reported an earlier send, neither a reason to stop.
-    fn receive(&mut self) -> Result<Option<dest::Arrival>> {
-        let received = if self.options.destination {
-            dest::recv(&self.socket, &mut self.buf, &mut self.control)
+    /// One `recvfrom` (or `recvmsg`, when the destination or GRO's segment size is wanted);
+    /// `None` when the read timeout expired or an error reported an earlier send, neither a
+    /// reason to stop.
+    fn receive(&mut self) -> Result<Option<Got>> {
+        let received = if self.gro {
+            recv_gro(&self.socket, &mut self.buf, &mut self.control)
+        } else if self.options.destination {
+            dest::recv(&self.socket, &mut self.buf, &mut self.control).map(Got::from)
         } else {
             // The chapter's recvfrom: the data and who sent it.
             self.socket
                 .recv_from(&mut self.buf)
-                .map(|(len, peer)| dest::Arrival { len, peer, to: None })
+                .map(|(len, peer)| Got::from(dest::Arrival { len, peer, to: None }))
         };
         match received {
             Ok(arrival) => Ok(Some(arrival)),
@@ -296,6 +370,47 @@ impl Receiver {
         }
     }
 
+    /// Whether GRO is on for this socket (asked for, and the kernel agreed).
+    pub fn gro(&self) -> bool {
+        self.gro
+    }
+
+    /// Counts `n` datagrams that were read but not handed over (past `--count`, from a GRO
+    /// buffer): as if they had stayed in the queue.
+    pub fn leave_unread(&mut self, n: u64) {
+        self.left_unread += n;
+    }
+
+    /// Datagrams still in the receive queue (received by the kernel, never read, so neither
+    /// counted nor dropped), taken out without waiting and thrown away, up to `max` (a
+    /// bound on the time a stop takes, whatever the queue holds); with those of a GRO buffer
+    /// that were read but not handed over. A GRO buffer in the queue counts as the datagrams
+    /// it holds.
+    pub fn count_unread(&self, max: u64) -> u64 {
+        let mut unread = self.left_unread;
+        if self.socket.set_nonblocking(true).is_err() {
+            return unread.min(max);
+        }
+        while unread < max {
+            match self.take_one() {
+                Ok(n) => unread += n,
+                // An earlier reply's ICMP error (Windows) says nothing about the queue.
+                Err(e) if is_earlier_send_error(&e) => {}
+                Err(_) => break,
+            }
+        }
+        unread.min(max)
+    }
+
+    /// Takes one datagram (or GRO buffer) out of the queue; how many datagrams it held.
+    fn take_one(&self) -> io::Result<u64> {
+        if self.gro {
+            return unread_gro(&self.socket);
+        }
+        let mut scrap = [0u8; 1];
+        self.socket.recv_from(&mut scrap).map(|_| 1)
+    }
+
     /// Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped;
     /// first the kernel is asked how many datagrams it dropped.
     pub fn close(self) -> Closed {
@@ -306,6 +421,66 @@ impl Receiver {
         drop(self.socket);
         closed
     }
+}
+
+/// `recvmsg` with GRO on: the buffer, its sender and destination, and the length of each
+/// datagram in it.
+#[cfg(target_os = "linux")]
+fn recv_gro(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Got> {
+    use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty())?;
+    let peer = msg
+        .address
+        .as_ref()
+        .and_then(dest::socket_addr)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no sender address"))?;
+    let cmsgs = msg.cmsgs().ok();
+    Ok(Got {
+        arrival: dest::Arrival {
+            len: msg.bytes,
+            peer,
+            to: cmsgs.and_then(dest::destination),
+        },
+        segment: cmsgs.and_then(crate::offload::gro_segment),
+        overflowed: msg.flags.contains(MsgFlags::MSG_TRUNC),
+    })
+}
+
+/// One GRO buffer taken from the queue unread: its length (MSG_TRUNC makes Linux say the
+/// real one) over the length of each datagram in it.
+#[cfg(target_os = "linux")]
+fn unread_gro(socket: &UdpSocket) -> io::Result<u64> {
+    use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut scrap = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut scrap)];
+    let mut control = gro_control();
+    let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_TRUNC)?;
+    let segment = msg.cmsgs().ok().and_then(crate::offload::gro_segment);
+    Ok(crate::offload::segments(msg.bytes, segment).count() as u64)
+}
+
+#[cfg(target_os = "linux")]
+fn gro_control() -> Vec<u8> {
+    crate::offload::gro_control()
+}
+
+// Elsewhere GRO is never on (`offload::enable_gro` says no): the plain receive.
+#[cfg(not(target_os = "linux"))]
+fn recv_gro(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Got> {
+    dest::recv(socket, buf, control).map(Got::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unread_gro(socket: &UdpSocket) -> io::Result<u64> {
+    socket.recv_from(&mut [0u8; 1]).map(|_| 1)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gro_control() -> Vec<u8> {
+    Vec::new()
 }
 
 /// Windows reports an ICMP error caused by an earlier reply (the client has gone) on the
@@ -456,6 +631,71 @@ mod tests {
                 "destination {destination}, faults {faults:?}"
             );
         }
+    }
+
+    /// What the handler of a GRO test saw: each datagram's bytes and whether it was cut.
+    #[cfg(target_os = "linux")]
+    struct Cut(Vec<(Vec<u8>, bool)>);
+
+    #[cfg(target_os = "linux")]
+    impl Handler for Cut {
+        fn deliver(&mut self, _: &UdpSocket, d: Incoming<'_>) -> Result<()> {
+            self.0.push((d.data.to_vec(), d.truncated));
+            Ok(())
+        }
+    }
+
+    /// Two GSO bursts to a socket with GRO on and `--buffer-size 100`: 5 × 50 B, then
+    /// 3 × 150 B closed by 20 B. The kernel glues each burst into one buffer (seen here), and
+    /// the receive path hands over 9 datagrams, each cut on its own: the three of 150 B to
+    /// 100, the others whole; with `--count 7`, the last two are counted unread.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_gro_buffer_is_cut_into_datagrams_each_counted_and_truncated_alone() {
+        let small: Vec<&[u8]> = vec![&[b'a'; 50][..]; 5];
+        let long = [[b'b'; 150], [b'c'; 150], [b'd'; 150]];
+        let mut bursts: Vec<&[u8]> = long.iter().map(|d| &d[..]).collect();
+        bursts.push(&[b'e'; 20]);
+        for (count, destination) in [(9, false), (9, true), (7, false)] {
+            let options = ReceiveOptions {
+                buffer_size: 100,
+                count: Some(count),
+                destination,
+                gro: true,
+                ..ReceiveOptions::default()
+            };
+            let mut receiver = bind(socket(&options).unwrap(), &options).unwrap();
+            assert!(receiver.gro(), "this kernel has UDP_GRO (Linux 5.0+)");
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            testkit::offload::send_gso(&client, receiver.local(), &small).unwrap();
+            testkit::offload::send_gso(&client, receiver.local(), &bursts).unwrap();
+            let mut seen = Cut(Vec::new());
+            let out = Output::new(Box::new(io::sink()), crate::output::OutputOptions::default());
+            receiver.each(&Shutdown::new(), &out, &mut seen).unwrap();
+            let mut expected: Vec<(Vec<u8>, bool)> = vec![(vec![b'a'; 50], false); 5];
+            expected.extend([b'b', b'c', b'd'].map(|c| (vec![c; 100], true)));
+            expected.push((vec![b'e'; 20], false));
+            expected.truncate(count as usize);
+            assert_eq!(seen.0, expected, "--count {count}, destination {destination}");
+            assert_eq!(receiver.count_unread(100), 9 - count);
+        }
+    }
+
+    /// Proof that the test above saw glued buffers: one receive gets a whole burst.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn gro_glues_a_gso_burst_into_one_buffer() {
+        let options = ReceiveOptions {
+            gro: true,
+            ..ReceiveOptions::default()
+        };
+        let receiver = bind(socket(&options).unwrap(), &options).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        testkit::offload::send_gso(&client, receiver.local(), &[&[1u8; 40][..], &[2u8; 40], &[3u8; 9]]).unwrap();
+        let (mut buf, mut control) = (vec![0u8; 70_000], gro_control());
+        let got = recv_gro(receiver.socket(), &mut buf, &mut control).unwrap();
+        assert_eq!((got.arrival.len, got.segment, got.overflowed), (89, Some(40), false));
+        assert_eq!(got.arrival.peer, client.local_addr().unwrap());
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! - [`InProcess`]: a program's `run` on a thread, its stdout captured line by line;
 //! - [`Process`]: a program's binary as a real process ([`bin`] finds it);
 //! - [`closed_port`], [`local_socket`], [`recv`]: the peer side of a test;
-//! - [`assert_help_and_version`]: what every program's `--help` and `--version` owe.
+//! - [`assert_help_and_version`]: what every program's `--help` and `--version` owe;
+//! - `offload` (Linux): GSO bursts and GRO receives, to see how datagrams were sent.
 
 // Test helpers fail the test that calls them, the way assertions do.
 #![allow(clippy::expect_used, clippy::panic)]
 
+#[cfg(target_os = "linux")]
+pub mod offload;
 pub mod tshark;
 
 use std::io::{self, BufRead, BufReader, Read, Write};

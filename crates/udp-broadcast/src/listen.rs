@@ -49,6 +49,9 @@ pub struct ListenConfig {
     /// The largest datagram kept whole (`--buffer-size`); 65 535 when `None`. A longer
     /// one is cut, as Python's `recvfrom(8)` cuts it.
     pub buffer_size: Option<usize>,
+    /// Receive with GRO (`--offload`, Linux): several datagrams of one sender per receive,
+    /// each handed over on its own (see `common::offload`).
+    pub offload: bool,
 }
 
 /// What a listener heard. Its JSON (the `summary` event) is this struct serialized: the
@@ -159,6 +162,7 @@ pub fn listen(config: &ListenConfig, shutdown: &Shutdown, out: &Output) -> Resul
         destination: config.show_header || config.pcap.is_some(),
         count: config.count,
         faults: config.faults,
+        gro: config.offload,
     };
 
     // Step 1, socket(): Python's `socket.socket(socket.AF_INET, socket.SOCK_DGRAM)`, with

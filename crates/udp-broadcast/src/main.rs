@@ -138,6 +138,10 @@ struct ListenArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u16).range(1..))]
     buffer_size: u16,
 
+    /// Linux: receive with GRO (a GSO sender's datagrams, several per receive, each still shown and counted on its own; kernel drops then count lost buffers).
+    #[arg(long)]
+    offload: bool,
+
     #[command(flatten)]
     faults: common::cli::FaultArgs,
 
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> common::Result<()> {
                 save: args.save,
                 pcap: args.pcap,
                 buffer_size: Some(usize::from(args.buffer_size)),
+                offload: args.offload,
             };
             let out = Output::stdout(config.output);
             let summary = udp_broadcast::listen(&config, &shutdown, &out)?;

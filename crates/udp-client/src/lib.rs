@@ -73,6 +73,8 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Send without waiting for any reply.
     pub no_reply: bool,
+    /// Send one datagram per call even where GSO could send a run (`--no-offload`).
+    pub no_offload: bool,
     /// How typed text becomes datagrams, and which check bytes replies must carry.
     pub typing: Typing,
     /// How replies are printed.
@@ -104,6 +106,7 @@ impl Default for Config {
             bind: None,
             timeout: None,
             no_reply: false,
+            no_offload: false,
             typing: Typing::default(),
             output: OutputOptions::default(),
             save: None,

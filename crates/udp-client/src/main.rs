@@ -82,6 +82,10 @@ struct Cli {
     #[arg(long)]
     no_reply: bool,
 
+    /// Send --file and --no-reply floods one datagram per system call (Linux otherwise sends runs of up to 64 with GSO: the same datagrams).
+    #[arg(long)]
+    no_offload: bool,
+
     /// Ping mode: send N numbered datagrams and report loss and round-trip times.
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -233,6 +237,7 @@ fn decide(cli: Cli, message_only: bool) -> common::Result<(Config, Mode)> {
         bind: cli.bind,
         timeout: cli.timeout,
         no_reply: cli.no_reply,
+        no_offload: cli.no_offload,
         typing,
         output: cli.output.options(),
         save: cli.save.clone(),
@@ -263,6 +268,7 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
         ("--pace", cli.pace.is_some()),
         ("--any-source", cli.any_source),
         ("--expect", cli.expect.is_some()),
+        ("--no-offload", cli.no_offload),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
@@ -293,6 +299,17 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
             "a ping (--count)",
             &["--interval", "--report-every", "--graph", "--escapes", "--crlf"],
         ),
+        Mode::Flood(_) if no_reply => (
+            "a flood with --no-reply",
+            &[
+                "--interval",
+                "--report-every",
+                "--window",
+                "--escapes",
+                "--crlf",
+                "--no-offload",
+            ],
+        ),
         Mode::Flood(_) => (
             "a flood (--interval 0)",
             &["--interval", "--report-every", "--window", "--escapes", "--crlf"],
@@ -308,7 +325,7 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
                 "--expect",
             ],
         ),
-        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk"]),
+        Mode::File(_) if no_reply => ("--file --no-reply", &["--interval", "--chunk", "--no-offload"]),
         Mode::File(_) => ("--file", &["--interval", "--chunk", "--window"]),
         Mode::Discover(d) if d.probes > 1 => (
             "--broadcast --repeat",
@@ -339,6 +356,7 @@ fn where_it_applies(flag: &str) -> &'static str {
         "--filter-port" | "--filter-src" | "--pace" => "--replay FILE",
         "--any-source" => "a one-shot MESSAGE, typed lines, --repeat and --script",
         "--expect" => "a one-shot MESSAGE and --repeat; a script has expect lines",
+        "--no-offload" => "--file and floods (--interval 0) with --no-reply",
         _ => "a MESSAGE or typed lines",
     }
 }

@@ -130,6 +130,8 @@ pub(crate) struct Session<'a> {
     connected: bool,
     /// Datagrams from senders other than `--only-from`: not shown, counted.
     ignored: u64,
+    /// GSO for [`Session::send_all`]: asked for with `--no-reply` unless `--no-offload`.
+    gso: common::offload::Gso,
 }
 
 impl<'a> Session<'a> {
@@ -141,6 +143,8 @@ impl<'a> Session<'a> {
         files: Files,
     ) -> Self {
         let connected = socket.peer_addr().is_ok();
+        // Only a sender that awaits no reply sends runs; the others never ask.
+        let gso = common::offload::Gso::new(&socket, config.no_reply && !config.no_offload);
         // Unbound and unconnected (discovery), the OS says 0.0.0.0: the address it sends
         // from is chosen per datagram, and not told.
         let local = socket
@@ -160,6 +164,7 @@ impl<'a> Session<'a> {
             refusals: 0,
             connected,
             ignored: 0,
+            gso,
         }
     }
 
@@ -303,6 +308,51 @@ impl<'a> Session<'a> {
     /// Datagrams `--only-from` left out so far.
     pub(crate) fn ignored(&self) -> u64 {
         self.ignored
+    }
+
+    /// Sends `payloads` in order, each as its own datagram, calling `sent(i)` for each one
+    /// that went out: runs of equal length in one call where GSO is on (`common::offload`),
+    /// one call per datagram otherwise, with the same handling of a refusal as [`Session::send`].
+    pub(crate) fn send_all<T: AsRef<[u8]>>(&mut self, payloads: &[T], mut sent: impl FnMut(usize)) -> Result<()> {
+        let mut i = 0;
+        while i < payloads.len() {
+            let n = common::offload::run_len(&payloads[i..], &self.config.target);
+            match self.send_run(&payloads[i..i + n])? {
+                Some(true) => (i..i + n).for_each(&mut sent),
+                Some(false) => {}
+                None => {
+                    for (k, payload) in payloads[i..i + n].iter().enumerate() {
+                        if self.send(payload.as_ref())? {
+                            sent(i + k);
+                        }
+                    }
+                }
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// One run in one GSO call: `Some(true)` sent, `Some(false)` refused twice (as
+    /// [`Session::send`] gives up), `None` when GSO cannot send it (off, a run of one, or
+    /// refused by the OS just now).
+    fn send_run<T: AsRef<[u8]>>(&mut self, run: &[T]) -> Result<Option<bool>> {
+        let to = if self.connected { None } else { Some(self.config.target) };
+        for _ in 0..2 {
+            match self.gso.send(&self.socket, to, run) {
+                Ok(true) => {
+                    self.pcap.learn_port(&self.socket);
+                    for payload in run {
+                        self.pcap.sent(self.config.target, payload.as_ref());
+                    }
+                    return Ok(Some(true));
+                }
+                Ok(false) => return Ok(None),
+                Err(e) if common::error::is_port_unreachable(&e) => self.refused()?,
+                Err(e) => return Err(send_error(&e, run[0].as_ref().len(), self.target())),
+            }
+        }
+        Ok(Some(false))
     }
 
     /// How often the target refused so far.

@@ -101,6 +101,9 @@ pub struct Config {
     /// Answer repeats however fast they come (`--no-loop-guard`): a client that sends the
     /// same bytes 1 000 times a second on purpose looks exactly like an echo loop.
     pub no_loop_guard: bool,
+    /// The kernel's offloads: GSO for `--batch` replies by default, GRO with `--offload`,
+    /// neither with `--no-offload` (see `common::offload`).
+    pub offloads: common::offload::Offloads,
 }
 
 impl Default for Config {
@@ -125,6 +128,7 @@ impl Default for Config {
             answer_broadcasts: false,
             reuse: false,
             no_loop_guard: false,
+            offloads: common::offload::Offloads::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl Config {
             destination: self.bind.ip().is_unspecified() || self.show_header || self.pcap.is_some(),
             count: self.count,
             faults: self.faults,
+            gro: self.offloads.gro,
         }
     }
 }
@@ -342,12 +347,15 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
     // none at all when answering would be unsafe.
     let mut server = ServerState::new(config, out, local, save).with_pcap(pcap);
     match config.batch {
-        None => receiver.each(shutdown, out, &mut server)?,
-        Some(n) => batched(&receiver, n, shutdown, out, &mut server)?,
+        // A batch of one is the plain loop: recvmmsg/sendmmsg for one datagram would only
+        // add the cost of their bookkeeping.
+        None | Some(1) => receiver.each(shutdown, out, &mut server)?,
+        Some(n) => batched(&mut receiver, (n, config.offloads.gso), shutdown, out, &mut server)?,
     }
 
-    // What arrived but was never read (the stop came first) is counted, not silently lost.
-    let unread = count_unread(receiver.socket());
+    // What arrived but was never read (the stop came first) is counted, not silently lost:
+    // taken out without waiting, up to MAX_UNREAD_COUNTED (a bound on the time a stop takes).
+    let unread = receiver.count_unread(MAX_UNREAD_COUNTED);
 
     // Step 4, close(): Python's `sock.close()`. In Rust the socket closes when dropped.
     let closed = receiver.close();
@@ -373,41 +381,21 @@ pub fn run(config: &Config, shutdown: &Shutdown, out: &Output) -> Result<Summary
 /// takes, whatever the receive buffer holds.
 pub const MAX_UNREAD_COUNTED: u64 = 65_536;
 
-/// Datagrams still in the socket's receive queue at stop: received by the kernel, never read
-/// by the program, so neither `received` nor `kernel_drops` counts them. They are taken
-/// out (and thrown away) without waiting, up to [`MAX_UNREAD_COUNTED`].
-fn count_unread(socket: &std::net::UdpSocket) -> u64 {
-    if socket.set_nonblocking(true).is_err() {
-        return 0;
-    }
-    let mut scrap = [0u8; 1];
-    let mut unread = 0;
-    while unread < MAX_UNREAD_COUNTED {
-        match socket.recv_from(&mut scrap) {
-            Ok(_) => unread += 1,
-            // An earlier reply's ICMP error (Windows) says nothing about the queue.
-            Err(e) if common::shutdown::is_earlier_send_error(&e) => {}
-            Err(_) => break,
-        }
-    }
-    unread
-}
-
 /// `--batch`: the same loop, N datagrams per system call (see the `batch` module).
 #[cfg(target_os = "linux")]
 fn batched(
-    receiver: &receive::Receiver,
-    n: usize,
+    receiver: &mut receive::Receiver,
+    (n, gso): (usize, bool),
     shutdown: &Shutdown,
     out: &Output,
     server: &mut ServerState,
 ) -> Result<()> {
     log::info!("batched: up to {n} datagrams per recvmmsg/sendmmsg call");
-    batch::serve(receiver, n, shutdown, out, server)
+    batch::serve(receiver, (n, gso), shutdown, out, server)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn batched(_: &receive::Receiver, _: usize, _: &Shutdown, _: &Output, _: &mut ServerState) -> Result<()> {
+fn batched(_: &mut receive::Receiver, _: (usize, bool), _: &Shutdown, _: &Output, _: &mut ServerState) -> Result<()> {
     Err(Error::Usage("--batch needs Linux (recvmmsg/sendmmsg)".into()))
 }
 

@@ -35,6 +35,7 @@ const PROGRAM: &str = "udp-server";
   udp-server --encoding gbk               show datagrams from a Chinese NetAssist
   udp-server --count 1                    stop after one datagram (for scripts)
   udp-server --batch 64 -q                up to 64 datagrams per system call (Linux), for floods
+  udp-server --batch 64 --offload -q      and GRO: a GSO sender's datagrams 64 per buffer (Linux)
   udp-server --drop 0.3 --seed 7          lose 30% of datagrams, the same ones every run
   udp-server --delay 50ms..150ms --reorder 0.1 --duplicate 0.05
                                           a bad network, on loopback
@@ -47,7 +48,7 @@ const PROGRAM: &str = "udp-server";
   udp-server --bind 0.0.0.0:7799 --reuse --answer-broadcasts
                                           answer discovery probes (several servers, one port)
 
-Not on every OS: --batch and kernel drop counts are Linux only. Refusing broadcast and
+Not on every OS: --batch, --offload and kernel drop counts are Linux only. Refusing broadcast and
 multicast datagrams on 0.0.0.0 needs packet info (Linux and macOS); elsewhere bind one
 address instead of 0.0.0.0. Each is said at start-up where it applies."
 )]
@@ -131,6 +132,13 @@ struct Cli {
     /// Answer a peer that repeats the same bytes more than 200 times a second (a client repeating itself on purpose); the echo-loop guard is on by default.
     #[arg(long)]
     no_loop_guard: bool,
+    /// Linux: also receive with GRO (several datagrams of one sender per receive, each still shown and counted on its own; kernel drops then count lost buffers).
+    #[arg(long, conflicts_with = "no_offload")]
+    offload: bool,
+
+    /// Use no kernel offload: no GSO for --batch replies (on by default: the same datagrams leave), no GRO.
+    #[arg(long)]
+    no_offload: bool,
 
     #[command(flatten)]
     faults: common::cli::FaultArgs,
@@ -197,6 +205,7 @@ fn config_from(cli: &Cli) -> common::Result<Config> {
         answer_broadcasts: cli.answer_broadcasts,
         reuse: cli.reuse,
         no_loop_guard: cli.no_loop_guard,
+        offloads: common::offload::Offloads::from_flags(cli.offload, cli.no_offload),
     })
 }
 

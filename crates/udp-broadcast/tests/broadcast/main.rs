@@ -2,6 +2,8 @@
 //! (127.255.255.255 broadcasts; multicast out `lo` with TTL 0).
 
 mod listener;
+#[cfg(target_os = "linux")]
+mod offload;
 mod pcap;
 mod sender;
 

@@ -270,18 +270,41 @@ impl Sending<'_, '_> {
         Ok(sent)
     }
 
-    /// `--no-reply`: every chunk, in bursts a millisecond apart (or one every `--interval`).
+    /// `--no-reply`: every chunk, in bursts of [`BURST`] a millisecond apart (or one every
+    /// `--interval`). The session sends a burst's chunks, all of one length but the file's
+    /// last, in one call where GSO is on (`common::offload`): the same datagrams, the
+    /// same pace, a sixteenth of the calls.
     fn back_to_back(&mut self) -> Result<()> {
+        if !self.mode.interval.is_zero() {
+            return self.paced();
+        }
+        let mut first = true;
+        loop {
+            let mut burst = Vec::with_capacity(BURST);
+            while burst.len() < BURST {
+                match self.reader.next(self.session)? {
+                    Some(chunk) => burst.push(chunk),
+                    None => break,
+                }
+            }
+            if burst.is_empty() || (!first && self.session.pause(Duration::from_millis(1))) {
+                return Ok(());
+            }
+            first = false;
+            let (summary, progress) = (&mut *self.summary, &mut *self.progress);
+            self.session.send_all(&burst, |i| {
+                summary.chunks += 1;
+                summary.bytes += burst[i].len() as u64;
+                progress.add(burst[i].len() as u64);
+            })?;
+        }
+    }
+
+    /// `--no-reply --interval DUR`: one chunk every DUR.
+    fn paced(&mut self) -> Result<()> {
         let mut i = 0usize;
         while let Some(chunk) = self.reader.next(self.session)? {
-            let pause = if !self.mode.interval.is_zero() {
-                self.mode.interval
-            } else if i > 0 && i % BURST == 0 {
-                Duration::from_millis(1)
-            } else {
-                Duration::ZERO
-            };
-            if !pause.is_zero() && i > 0 && self.session.pause(pause) {
+            if i > 0 && self.session.pause(self.mode.interval) {
                 break;
             }
             self.send(&chunk)?;

@@ -5,6 +5,8 @@ mod devices;
 mod expect;
 mod hostile;
 mod modes;
+#[cfg(target_os = "linux")]
+mod offload;
 mod pcap;
 mod replay;
 mod script;

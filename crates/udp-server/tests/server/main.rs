@@ -4,6 +4,8 @@
 mod hostile;
 mod in_process;
 mod loops;
+#[cfg(target_os = "linux")]
+mod offload;
 mod pcap;
 mod process;
 mod rules;
