@@ -62,10 +62,10 @@ pub mod dest;
 pub mod faults;
 #[cfg(feature = "receive")]
 pub mod kernel;
-#[cfg(feature = "pattern")]
-pub mod pattern;
 #[cfg(feature = "offload")]
 pub mod offload;
+#[cfg(feature = "pattern")]
+pub mod pattern;
 #[cfg(feature = "pcap")]
 pub mod pcap;
 #[cfg(feature = "receive")]

@@ -277,8 +277,20 @@ fn given_flags(cli: &Cli) -> Vec<&'static str> {
 
 /// A flag does what it says in the chosen mode, or it is a usage error: never ignored.
 fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<()> {
+    let (what, honoured) = honoured(mode, no_reply);
+    match given.iter().find(|flag| !honoured.contains(flag)) {
+        Some(flag) => Err(common::Error::Usage(format!(
+            "{flag} does nothing with {what}: leave it out (it applies to {})",
+            where_it_applies(flag)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The chosen mode's name, and the mode-specific flags it honours.
+fn honoured(mode: &Mode, no_reply: bool) -> (&'static str, &'static [&'static str]) {
     const TYPED: [&str; 3] = ["--checksum", "--escapes", "--crlf"];
-    let (what, honoured): (&str, &[&str]) = match mode {
+    match mode {
         Mode::OneShot(_) => (
             "a one-shot MESSAGE",
             &[
@@ -334,13 +346,6 @@ fn refuse_unused(given: &[&str], mode: &Mode, no_reply: bool) -> common::Result<
         Mode::Discover(_) => ("--broadcast", &TYPED),
         Mode::Replay(_) => ("--replay", &["--interval", "--filter-port", "--filter-src", "--pace"]),
         Mode::Script(_) => ("--script", &["--checksum", "--escapes", "--crlf", "--any-source"]),
-    };
-    match given.iter().find(|flag| !honoured.contains(flag)) {
-        Some(flag) => Err(common::Error::Usage(format!(
-            "{flag} does nothing with {what}: leave it out (it applies to {})",
-            where_it_applies(flag)
-        ))),
-        None => Ok(()),
     }
 }
 
