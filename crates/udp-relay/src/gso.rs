@@ -17,8 +17,8 @@ use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, SockaddrStorage, sendmsg, setsockopt, socket, sockopt,
 };
 
-/// The most datagrams one send carries: `UDP_MAX_SEGMENTS` (64 on every kernel with GSO).
-const MAX_SEGMENTS: usize = 64;
+// The most datagrams one send carries (`UDP_MAX_SEGMENTS`): the same bound as the client and server.
+use common::offload::MAX_SEGMENTS;
 
 /// What one send may carry in all: an IPv4 datagram's payload limit, the smaller of the two.
 const MAX_TOTAL: usize = common::MAX_UDP_PAYLOAD_V4;
