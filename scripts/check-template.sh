@@ -12,8 +12,8 @@
 # quarter larger. The lock file pins the versions the workspace was tested with (cargo drops
 # what the copy does not use).
 # Then a release build of the copy must be within 5% of the workspace's own binary, a copy of
-# udp-client must build `common` with no feature but `pcap` (--pcap and --replay; never the
-# receive path), and no program links testkit.
+# udp-client must build `common` with no feature but `pcap` (--pcap and --replay) and
+# `offload` (GSO for its bulk sends; never the receive path), and no program links testkit.
 #   scripts/check-template.sh [CRATE...]      (default: udp-client udp-server)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,12 +50,12 @@ for crate in "${crates[@]}"; do
         exit 1
     fi
     if [ "$crate" = udp-client ]; then
-        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"' || true)
+        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"\|"offload"' || true)
         if [ -n "$features" ]; then
             echo "check-template: FAIL: a copy of udp-client turns on $features"
             exit 1
         fi
-        echo "check-template: udp-client's copy builds common with no feature but pcap (no receive path)"
+        echo "check-template: udp-client's copy builds common with no feature but pcap and offload (no receive path)"
     fi
     (cd "$root" && cargo build --quiet --release -p "$crate")
     (cd "$tool/$crate" && CARGO_TARGET_DIR="$dest/target" cargo build --quiet --release)
