@@ -105,14 +105,17 @@ tp_ours() {
 tp_iperf() {
     local port n=${#pids[@]} i
     port=$(free_port)
-    start "tp-iperf3-$n" iperf3 -s -B 127.0.0.1 -p "$port" -1 -J
+    # One test (-1), and a deadline of its own: a server left waiting cannot hold the bench.
+    start "tp-iperf3-$n" timeout $((tp_secs + 30)) iperf3 -s -B 127.0.0.1 -p "$port" -1 -J
     local pid=${pids[-1]}
-    # iperf3 -J says nothing until the end: the client tries until the server answers.
+    # iperf3 -J says nothing until the end: the client starts once the port is listening
+    # (a client that connects too early can leave the one-test server waiting).
     for i in $(seq 50); do
-        timeout $((tp_secs + 10)) iperf3 -u -b 0 -l 1400 -c 127.0.0.1 -B 127.0.0.1 -p "$port" -t "$tp_secs" -J \
-            >"$work/tp-iperf3-$n.client" 2>&1 && break
+        ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
         sleep 0.1
     done
+    timeout $((tp_secs + 10)) iperf3 -u -b 0 -l 1400 -c 127.0.0.1 -B 127.0.0.1 -p "$port" -t "$tp_secs" -J \
+        >"$work/tp-iperf3-$n.client" 2>&1 || true
     wait "$pid" 2>/dev/null || true
     python3 - "$work/tp-iperf3-$n.client" <<'PY'
 import json, sys

@@ -12,7 +12,7 @@
 # quarter larger. The lock file pins the versions the workspace was tested with (cargo drops
 # what the copy does not use).
 # Then a copy of udp-client must build `common` with no feature but `pcap` (--pcap and
-# --replay) and `pattern` (--expect; never the receive path), no program may link testkit,
+# --replay) `pattern` (--expect) and `offload` (GSO for its bulk sends; never the receive path), no program may link testkit,
 # and a release build of the copy must be within 5% of the workspace's own binary. That last
 # check builds both with fat LTO (about 40 s each on 2 cores) and proves the same appended
 # profile for every crate, so it runs for the crates in SIZE_CHECK only (default:
@@ -54,12 +54,12 @@ for crate in "${crates[@]}"; do
         exit 1
     fi
     if [ "$crate" = udp-client ]; then
-        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"\|"pattern"' || true)
+        features=$(cd "$tool/$crate" && cargo tree --quiet -e normal,features -i common | grep -o 'common feature "[a-z0-9_-]*"' | grep -v '"default"\|"pcap"\|"pattern"\|"offload"' || true)
         if [ -n "$features" ]; then
             echo "check-template: FAIL: a copy of udp-client turns on $features"
             exit 1
         fi
-        echo "check-template: udp-client's copy builds common with no feature but pcap and pattern (no receive path)"
+        echo "check-template: udp-client's copy builds common with no feature but pcap, pattern and offload (no receive path)"
     fi
     if ! grep -qw -- "$crate" <<<"${SIZE_CHECK:-udp-client}"; then
         echo "check-template: $crate's release size not compared (not in SIZE_CHECK; the profile step is the same as udp-client's)"

@@ -111,3 +111,19 @@ fn no_offload_where_nothing_is_offloaded_is_a_usage_error() {
         assert!(ran.stderr.contains("--no-reply"), "{}", ran.stderr);
     }
 }
+
+/// `--pcap` records each datagram of a GSO run as its own record, with its own bytes.
+#[test]
+fn a_gso_run_is_recorded_one_datagram_per_record() {
+    let plain = testkit::local_socket(WAIT).unwrap();
+    let path = testkit::tshark::temp("udp-client", "gso");
+    let file = path.to_string_lossy().into_owned();
+    let target = plain.local_addr().unwrap().to_string();
+    let ran = run_to_end(BIN, &["--pcap", &file, &target, "-n", "50", "-i", "0", "--no-reply"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let records = common::pcap::read_udp(&path).unwrap();
+    let payloads: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+    let expected: Vec<Vec<u8>> = (1..=50).map(|seq| format!("seq={seq} ping").into_bytes()).collect();
+    assert_eq!(payloads, expected);
+    std::fs::remove_file(&path).ok();
+}

@@ -143,6 +143,32 @@ fn batched_servers_stop_too() {
     bounce(batched(), batched(), b"bounce");
 }
 
+/// The same over the offloads: replies leave in GSO runs and arrive glued (GRO), and the
+/// loop guard still sees every datagram on its own; 50 of one length in flight make runs.
+#[cfg(target_os = "linux")]
+#[test]
+fn batched_servers_with_offloads_stop_too() {
+    let offloaded = || Config {
+        batch: Some(64),
+        offloads: common::offload::Offloads::from_flags(true, false),
+        ..on("127.0.0.1:0")
+    };
+    bounce(offloaded(), offloaded(), b"bounce");
+    let Some(raw) = raw_socket() else { return };
+    let (a, b) = (start(offloaded()), start(offloaded()));
+    let t0 = Instant::now();
+    for i in 0..50 {
+        forge(&raw, a.addr, b.addr, format!("in flight {i:02}").as_bytes());
+    }
+    let (lines_a, took_a) = until_quiet(&a, t0);
+    let (lines_b, took_b) = until_quiet(&b, t0);
+    let (sa, sb) = (a.stop(), b.stop());
+    assert!(took_a.max(took_b) < Duration::from_secs(1), "{took_a:?} {took_b:?}");
+    assert!(sa.received <= 1000 && sb.received <= 1000, "{sa:?} {sb:?}");
+    assert_eq!((lines_a.len() as u64, lines_b.len() as u64), (sa.received, sb.received));
+    assert!(sa.loops_broken + sb.loops_broken >= 1, "{sa:?} {sb:?}");
+}
+
 #[test]
 fn a_loop_with_many_datagrams_in_flight_stops() {
     let Some(raw) = raw_socket() else { return };

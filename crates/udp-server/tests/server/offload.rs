@@ -144,3 +144,30 @@ fn single_datagrams_between_gro_buffers_leave_the_next_buffer_whole() {
     let s = server.finish().unwrap();
     assert_eq!((s.received, s.replied, s.bytes), (18, 18, 3 * (5 + 5 * 30)));
 }
+
+/// The simulated network works on each datagram of a GRO buffer: with `--duplicate 1` every
+/// datagram of a burst is delivered (and echoed) twice, and counted once as received.
+#[test]
+fn faults_apply_to_each_datagram_of_a_gro_buffer() {
+    let server = start(Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        count: Some(5),
+        offloads: Offloads::from_flags(true, false),
+        faults: common::faults::FaultConfig {
+            duplicate: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let client = testkit::local_socket(WAIT).unwrap();
+    let burst: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'f' + i; 40]).collect();
+    let run: Vec<&[u8]> = burst.iter().map(Vec::as_slice).collect();
+    send_gso(&client, server.addr, &run).unwrap();
+    let mut echoes: Vec<Vec<u8>> = (0..10).map(|_| testkit::recv(&client).unwrap().0).collect();
+    echoes.sort();
+    let mut expected: Vec<Vec<u8>> = burst.iter().flat_map(|d| [d.clone(), d.clone()]).collect();
+    expected.sort();
+    assert_eq!(echoes, expected);
+    let s = server.finish().unwrap();
+    assert_eq!((s.received, s.replied, s.faults.unwrap().duplicated), (5, 10, 5));
+}
