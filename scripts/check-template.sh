@@ -12,7 +12,7 @@
 # quarter larger. The lock file pins the versions the workspace was tested with (cargo drops
 # what the copy does not use).
 # Then a copy of udp-client must build `common` with no feature but `pcap` (--pcap and
-# --replay) `pattern` (--expect) and `offload` (GSO for its bulk sends; never the receive path), no program may link testkit,
+# --replay), `pattern` (--expect) and `offload` (GSO for its bulk sends; never the receive path), no program may link testkit,
 # and a release build of the copy must be within 5% of the workspace's own binary. That last
 # check builds both with fat LTO (about 40 s each on 2 cores) and proves the same appended
 # profile for every crate, so it runs for the crates in SIZE_CHECK only (default:
