@@ -329,17 +329,9 @@ impl Receiver {
             return Ok(());
         }
         let now = Instant::now();
-        if let Some(faults) = &mut self.faults {
-            for d in faults.take_due(now) {
-                handler.deliver(&self.socket, delivered(&d))?;
-            }
-        }
-        handler.send_due(&self.socket, now)?;
-        let due = [self.faults.as_ref().and_then(Faults::next_due), handler.next_due()];
-        let wait = due
-            .into_iter()
-            .flatten()
-            .min()
+        self.release(handler, now)?;
+        let wait = self
+            .next_due(handler)
             .map_or(POLL_INTERVAL, |due| due.saturating_duration_since(now))
             .clamp(std::time::Duration::from_micros(100), POLL_INTERVAL);
         self.short_wait = wait < POLL_INTERVAL;
@@ -352,22 +344,30 @@ impl Receiver {
     /// or held back) is delivered when due, and what the handler held back is sent when
     /// due, unless a stop was asked for.
     fn drain(&mut self, shutdown: &Shutdown, out: &Output, handler: &mut impl Handler) -> Result<()> {
-        loop {
-            let faults = self.faults.as_ref().and_then(Faults::next_due);
-            let Some(due) = [faults, handler.next_due()].into_iter().flatten().min() else {
-                return Ok(());
-            };
+        while let Some(due) = self.next_due(handler) {
             if shutdown.sleep(due.saturating_duration_since(Instant::now())) || out.is_closed() {
-                return Ok(());
+                break;
             }
-            let now = Instant::now();
-            if let Some(faults) = &mut self.faults {
-                for d in faults.take_due(now) {
-                    handler.deliver(&self.socket, delivered(&d))?;
-                }
-            }
-            handler.send_due(&self.socket, now)?;
+            self.release(handler, Instant::now())?;
         }
+        Ok(())
+    }
+
+    /// Hands over what the simulated network releases by `now`, and sends what the handler
+    /// held back until then.
+    fn release(&mut self, handler: &mut impl Handler, now: Instant) -> Result<()> {
+        if let Some(faults) = &mut self.faults {
+            for d in faults.take_due(now) {
+                handler.deliver(&self.socket, delivered(&d))?;
+            }
+        }
+        handler.send_due(&self.socket, now)
+    }
+
+    /// When the next held datagram or held reply is due, if any is.
+    fn next_due(&self, handler: &impl Handler) -> Option<Instant> {
+        let faults = self.faults.as_ref().and_then(Faults::next_due);
+        [faults, handler.next_due()].into_iter().flatten().min()
     }
 
     /// Whether GRO is on for this socket (asked for, and the kernel agreed).
