@@ -29,7 +29,7 @@ pub struct Discover {
     /// How many probes (`--repeat N`): devices that boot later, or lose a probe, are found
     /// by the next one. 1 without `--repeat`.
     pub probes: u64,
-    /// Time between probes (`--interval`, at least [`MIN_INTERVAL`]).
+    /// Time between probes (`--interval`, at least `MIN_INTERVAL`, 10 ms).
     pub interval: Duration,
 }
 

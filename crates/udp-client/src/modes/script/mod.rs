@@ -86,7 +86,7 @@ impl Script {
         parse::parse(name, text, parse::Reading { typing, encoding })
     }
 
-    /// Reads the script at `path` (`-`: standard input), at most [`MAX_FILE`] bytes of
+    /// Reads the script at `path` (`-`: standard input), at most `MAX_FILE` (4 MiB) bytes of
     /// UTF-8 text.
     ///
     /// # Errors
